@@ -1,0 +1,183 @@
+"""The RIC pipeline: encrypt (NAE + encoder + SRL + 8-bit rounding), classify, decrypt.
+
+Targets: the NAE target of an image is the classifier's own prediction on the plaintext,
+``t = C(x)``. It is stored, authenticated, in the ciphertext (``ric:target``); it reveals nothing the
+cloud does not already learn, since ``C(c) = t`` by construction.
+
+Determinism: the NAE is always computed in chunks of exactly ``nae_batch`` images (the last chunk is
+padded), so an image's NAE does not depend on how many images were encrypted with it; with the
+attack's per-image loss and fixed Adam arithmetic, CPU results are bit-identical across processes and
+thread counts (see tests/test_determinism.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import bundles
+from .attacks import make_attack
+from .classifiers import Classifier, load_classifier
+from .codec import make_codec, quantize, srl_mix, srl_unmix
+from .container import Ciphertext
+from .errors import CiphertextError, InputError
+from .keys import SecretKey, new_nonce, random_noise_images
+from .metrics import to_uint8
+
+
+@dataclass
+class EncryptResult:
+    ciphertext: Ciphertext | None
+    target: int
+    attempts: int
+    error: str = ""
+
+
+class RIC:
+    """A trained RIC model: codec + frozen classifier + NAE attack + α."""
+
+    def __init__(self, codec: torch.nn.Module, classifier: Classifier, alpha: float = 0.8, attack: dict | None = None,
+                 nae_batch: int = 8, model_id: str = "custom", max_retries: int = 3, batch_size: int = 64,
+                 device: str | torch.device = "cpu"):
+        if not 0 <= alpha < 1:
+            raise InputError(f"alpha must be in [0, 1), got {alpha} (0 means no SRL)")
+        self.device = torch.device(device)
+        self.codec = codec.to(self.device).eval().requires_grad_(False)
+        self.classifier = classifier.to(self.device).eval().requires_grad_(False)
+        self.alpha = float(alpha)
+        self.attack = make_attack(attack)
+        self.nae_batch = int(nae_batch)
+        self.model_id = model_id
+        self.max_retries = int(max_retries)
+        self.batch_size = int(batch_size)
+        self.config: dict = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, name_or_path: str | Path = "svhn-ric", device: str | torch.device = "cpu", **overrides) -> RIC:
+        """Load a RIC model bundle (shipped name or folder) and the classifier it names."""
+        folder = bundles.resolve(name_or_path, kind="ric")
+        cfg = bundles.read_config(folder)
+        classifier = load_classifier(cfg["classifier"], device)
+        want = cfg.get("classifier_sha256")
+        if want and classifier.weights_sha256 and want != classifier.weights_sha256:
+            raise InputError(f"model {cfg['name']} was trained with classifier weights {want[:12]}…, "
+                             f"but {cfg['classifier']} has {classifier.weights_sha256[:12]}…")
+        codec = make_codec(cfg["codec"])
+        codec.load_state_dict(bundles.load_weights(folder))
+        kw = {"alpha": cfg["alpha"], "attack": cfg["attack"], "nae_batch": cfg["nae_batch"], "model_id": cfg["name"]}
+        kw.update(overrides)
+        ric = cls(codec, classifier, device=device, **kw)
+        ric.config = cfg
+        return ric
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.classifier.input_shape
+
+    # ------------------------------------------------------------------ pieces
+    def _batches(self, n: int):
+        for i in range(0, n, self.batch_size):
+            yield slice(i, min(n, i + self.batch_size))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Classifier labels for images in [0,1] (this is all the cloud does)."""
+        return self.classifier.predict(x.to(self.device), self.batch_size).cpu()
+
+    def nae(self, key: SecretKey, nonces: list[bytes], targets: torch.Tensor, shape: tuple) -> torch.Tensor:
+        """Regenerate the NAEs for (key, nonce, target) in fixed-size chunks."""
+        z0 = random_noise_images(key, nonces, shape)
+        out = []
+        b = self.nae_batch
+        for i in range(0, len(nonces), b):
+            zc, tc = z0[i:i + b], targets[i:i + b]
+            k = len(zc)
+            if k < b:  # pad so every chunk has the same shape (results do not depend on the padding rows)
+                zc = torch.cat([zc, zc[-1:].expand(b - k, *zc.shape[1:])])
+                tc = torch.cat([tc, tc[-1:].expand(b - k)])
+            out.append(self.attack(self.classifier, zc.to(self.device), tc.to(self.device))[:k].cpu())
+        return torch.cat(out) if out else torch.empty(0, *shape)
+
+    @torch.no_grad()
+    def _encode(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        e = self.codec.encode(x.to(self.device), z.to(self.device))
+        return quantize(srl_mix(e, z.to(self.device), self.alpha), training=False).cpu()
+
+    @torch.no_grad()
+    def _decode(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        r = srl_unmix(c.to(self.device), z.to(self.device), self.alpha)
+        return self.codec.decode(r).clamp(0, 1).cpu()
+
+    # ------------------------------------------------------------------ public API
+    def check_shape(self, shape) -> None:
+        self.classifier.check_input(shape)
+
+    def encrypt(self, x: torch.Tensor, key: SecretKey, progress=None) -> list[EncryptResult]:
+        """Encrypt images (N×C×H×W in [0,1]). Every ciphertext is checked: C(c) must equal t = C(x);
+        a failure is retried with a fresh nonce up to ``max_retries`` times and reported if it persists."""
+        if x.ndim != 4:
+            raise InputError("expected a batch of images N×C×H×W")
+        self.check_shape(tuple(x.shape[1:]))
+        results: list[EncryptResult] = []
+        for sl in self._batches(len(x)):
+            xb = x[sl]
+            t = self.predict(xb)
+            nonces = [new_nonce() for _ in range(len(xb))]
+            cts: list[Ciphertext | None] = [None] * len(xb)
+            attempts = [0] * len(xb)
+            pending = list(range(len(xb)))
+            for _ in range(1 + self.max_retries):
+                if not pending:
+                    break
+                idx = torch.tensor(pending)
+                z = self.nae(key, [nonces[i] for i in pending], t[idx], tuple(xb.shape[1:]))
+                c = self._encode(xb[idx], z)
+                lab = self.predict(c)
+                still = []
+                for j, i in enumerate(pending):
+                    attempts[i] += 1
+                    if lab[j] == t[i]:
+                        px = to_uint8(c[j]).permute(1, 2, 0).numpy()
+                        cts[i] = Ciphertext(px, self.model_id, nonces[i], int(t[i]), key.key_id).sign(key)
+                    else:
+                        nonces[i] = new_nonce()
+                        still.append(i)
+                pending = still
+            for i in range(len(xb)):
+                err = "" if cts[i] else (f"classifier does not label the ciphertext as {int(t[i])} "
+                                         f"after {attempts[i]} attempts")
+                results.append(EncryptResult(cts[i], int(t[i]), attempts[i], err))
+            if progress:
+                progress(len(xb))
+        return results
+
+    def decrypt(self, cts: list[Ciphertext], key: SecretKey, verify: bool = True, progress=None) -> torch.Tensor:
+        """Recover plaintexts (N×C×H×W in [0,1]) from ciphertexts of one shape.
+
+        With ``verify`` (the default) every tag is checked first and nothing is decrypted if any fails.
+        ``verify=False`` is for experiments only (brute-force studies with wrong keys)."""
+        if not cts:
+            return torch.empty(0)
+        for ct in cts:
+            if ct.model != self.model_id:
+                raise CiphertextError(f"ciphertext was made with model {ct.model!r}, not {self.model_id!r}")
+            if ct.pixels.shape != cts[0].pixels.shape:
+                raise InputError("decrypt() takes ciphertexts of one shape per call")
+            if verify:
+                ct.verify(key)
+        shape = (cts[0].pixels.shape[2], *cts[0].pixels.shape[:2])
+        self.check_shape(shape)
+        out = []
+        for sl in self._batches(len(cts)):
+            part = cts[sl]
+            c = torch.stack([torch.from_numpy(ct.pixels).permute(2, 0, 1) for ct in part]).float() / 255
+            t = torch.tensor([ct.target for ct in part])
+            if int(t.max()) >= self.classifier.num_classes:
+                raise CiphertextError("ciphertext target label is out of range for this classifier")
+            z = self.nae(key, [ct.nonce for ct in part], t, shape)
+            out.append(self._decode(c, z))
+            if progress:
+                progress(len(part))
+        return torch.cat(out)

@@ -1,0 +1,360 @@
+"""Training: plaintext classifiers (for the zoo) and the RIC codec (classifier frozen).
+
+Both trainers checkpoint every epoch into a run folder and resume from it; both log one JSON line
+per epoch to ``log.jsonl``; both stop at ``epochs`` or after ``time_budget`` seconds, whichever is
+first, and then write a bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import bundles
+from .classifiers import ARCHITECTURES, Classifier, build
+from .datasets import ArrayDataset
+
+
+def _augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to ``pad`` pixels (reflect padding) and optional horizontal flip."""
+    n, _, h, w = x.shape
+    if pad:
+        xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+        idx_y = (dy.view(n, 1) + torch.arange(h).view(1, h)).to(x.device)
+        idx_x = (dx.view(n, 1) + torch.arange(w).view(1, w)).to(x.device)
+        xp = xp.gather(2, idx_y.view(n, 1, h, 1).expand(n, x.shape[1], h, xp.shape[3]))
+        x = xp.gather(3, idx_x.view(n, 1, 1, w).expand(n, x.shape[1], h, w))
+    if flip:
+        m = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+        x = torch.where(m.view(n, 1, 1, 1), x.flip(3), x)
+    return x
+
+
+@dataclass
+class ClassifierRecipe:
+    name: str
+    arch: str
+    dataset: str
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    pad: int = 2
+    flip: bool = False
+    seed: int = 0
+    arch_kwargs: dict = field(default_factory=dict)
+    mean: tuple = (0.5, 0.5, 0.5)
+    std: tuple = (0.25, 0.25, 0.25)
+
+
+def evaluate_classifier(clf: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    clf.eval()
+    dev = next(clf.parameters()).device
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            correct += (clf(x[i:i + batch_size].to(dev)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+    return correct / max(1, len(x))
+
+
+def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayDataset, run_dir: str | Path,
+                     out_dir: str | Path, device: str = "cpu", time_budget: float | None = None,
+                     command: str = "", log=print) -> dict:
+    """Train a zoo classifier with SGD + cosine schedule; resumable from ``run_dir/ckpt.pt``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    xtr, ytr = train.tensors()
+    xte, yte = test.tensors()
+    dev = torch.device(device)
+    amp = dev.type == "cuda"
+    if amp:
+        torch.backends.cudnn.benchmark = True
+        xtr, ytr = xtr.to(dev), ytr.to(dev)
+    cfg = {"kind": "classifier", "name": recipe.name, "arch": recipe.arch, "arch_kwargs": recipe.arch_kwargs,
+           "input_shape": [xtr.shape[1], xtr.shape[2], xtr.shape[3]], "mean": list(recipe.mean)[:xtr.shape[1]],
+           "std": list(recipe.std)[:xtr.shape[1]], "class_names": train.classes}
+    assert recipe.arch in ARCHITECTURES
+    torch.manual_seed(recipe.seed)
+    clf = build(cfg).to(device)
+    opt = torch.optim.SGD(clf.net.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay,
+                          nesterov=True)
+    steps_per_epoch = math.ceil(len(xtr) / recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    start_epoch = 0
+    ckpt = run_dir / "ckpt.pt"
+    if ckpt.is_file():
+        s = torch.load(ckpt, map_location=device, weights_only=False)
+        clf.net.load_state_dict(s["net"])
+        opt.load_state_dict(s["opt"])
+        sched.load_state_dict(s["sched"])
+        gen.set_state(s["gen"])
+        start_epoch = s["epoch"]
+        log(f"resumed from epoch {start_epoch}")
+    t0 = time.time()
+    acc = None
+    for epoch in range(start_epoch, recipe.epochs):
+        clf.train()
+        perm = torch.randperm(len(xtr), generator=gen)
+        tot, n = 0.0, 0
+        for i in range(0, len(xtr), recipe.batch_size):
+            idx = perm[i:i + recipe.batch_size]
+            xb = _augment(xtr[idx.to(xtr.device)], recipe.pad, recipe.flip, gen).to(device, non_blocking=True)
+            yb = ytr[idx.to(ytr.device)].to(device)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(clf(xb), yb, label_smoothing=recipe.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.detach() * len(idx)
+            n += len(idx)
+        acc = evaluate_classifier(clf, xte, yte)
+        rec = {"epoch": epoch + 1, "loss": float(tot) / n, "test_acc": acc, "elapsed_s": time.time() - t0}
+        log(json.dumps(rec))
+        with open(run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        torch.save({"net": clf.net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "gen": gen.get_state(), "epoch": epoch + 1}, run_dir / "ckpt.tmp")
+        Path(run_dir / "ckpt.tmp").replace(ckpt)
+        if time_budget and time.time() - t0 > time_budget:
+            log("time budget reached")
+            break
+    if acc is None:
+        acc = evaluate_classifier(clf, xte, yte)
+    done_epochs = epoch + 1 if recipe.epochs > start_epoch else start_epoch
+    cfg.update({"test_accuracy": acc, "train_data": train.name, "test_data": test.name,
+                "recipe": asdict(recipe), "epochs_done": done_epochs, "command": command})
+    card = _classifier_card(cfg)
+    bundles.save_bundle(out_dir, clf.net.state_dict(), cfg, card)
+    return cfg
+
+
+def _classifier_card(cfg: dict) -> str:
+    r = cfg["recipe"]
+    return f"""# {cfg['name']}
+
+Plaintext classifier of the RIC zoo.
+
+- Architecture: `{cfg['arch']}` {cfg.get('arch_kwargs') or ''}, input {cfg['input_shape']} in [0,1],
+  normalised inside with mean {cfg['mean']} / std {cfg['std']}.
+- Data: train `{cfg['train_data']}` ({r['dataset']}), test `{cfg['test_data']}` (splits: `ric.datasets.SPLITS`).
+- Recipe: SGD (Nesterov, momentum 0.9), one-cycle lr {r['lr']}, weight decay {r['weight_decay']},
+  batch {r['batch_size']}, {cfg['epochs_done']} of {r['epochs']} epochs, random shifts of ±{r['pad']} px,
+  flips: {r['flip']}, label smoothing {r['label_smoothing']}, seed {r['seed']}.
+- **Test accuracy: {100 * cfg['test_accuracy']:.2f} %** on `{cfg['test_data']}`.
+- Command: `{cfg['command']}`
+"""
+
+
+# ---------------------------------------------------------------------------------------------- codec
+@dataclass
+class CodecRecipe:
+    name: str
+    classifier: str
+    dataset: str
+    codec: dict = field(default_factory=lambda: {"name": "ric-paper", "width": 50, "depth": 3, "se_blocks": 2})
+    alpha: float = 0.8
+    attack: dict = field(default_factory=lambda: {"name": "cw-margin", "steps": 100, "lr": 0.01, "c": 10.0,
+                                                  "kappa": 5.0})
+    nae_batch: int = 8
+    beta: float = 10.0
+    kappa: float = 5.0
+    lr: float = 4e-4
+    lr_final_ratio: float = 0.02
+    batch_size: int = 128
+    epochs: int = 200
+    pool_per_class: int = 512
+    pad: int = 2
+    flip: bool = True
+    seed: int = 0
+    eval_images: int = 256
+    description: str = ""
+
+
+class NAEPool:
+    """Training NAEs grouped by target class.
+
+    An NAE depends only on (RNI, target, classifier), not on the image, so training pairs each image
+    with a random pool NAE of the image's predicted class. Training RNIs come from torch's generator
+    (training needs the distribution, not secrecy); products always derive them from the key."""
+
+    def __init__(self, classifier, attack, num_classes: int, shape, per_class: int, device, gen: torch.Generator,
+                 chunk: int = 1024, log=print):
+        self.per_class = per_class
+        zs = []
+        t_all = torch.arange(num_classes).repeat_interleave(per_class)
+        for i in range(0, len(t_all), chunk):
+            t = t_all[i:i + chunk]
+            z0 = torch.rand((len(t), *shape), generator=gen)
+            zs.append(attack(classifier, z0.to(device), t.to(device)))
+        self.z = torch.cat(zs).view(num_classes, per_class, *shape)
+        with torch.no_grad():
+            pred = torch.cat([classifier(self.z.flatten(0, 1)[i:i + 512]).argmax(1)
+                              for i in range(0, num_classes * per_class, 512)])
+        self.success = (pred.cpu() == t_all).float().mean().item()
+        log(f"NAE pool: {num_classes}x{per_class}, attack success {100 * self.success:.2f}%")
+
+    def sample(self, targets: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        j = torch.randint(0, self.per_class, (len(targets),), generator=gen).to(targets.device)
+        return self.z[targets, j]
+
+
+def _codec_step(codec, clf, x, z, t, alpha: float, beta: float, kappa: float, training: bool):
+    from .attacks import margin
+    from .codec import quantize, srl_mix, srl_unmix
+
+    c = quantize(srl_mix(codec.encode(x, z), z, alpha), training=training)
+    lm = margin(clf(c), t, kappa)
+    xh = codec.decode(srl_unmix(c, z, alpha))
+    mse = ((xh - x) ** 2).flatten(1).mean(1)
+    return c, xh, mse, lm
+
+
+def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset, test: ArrayDataset,
+                run_dir: str | Path, out_dir: str | Path, device: str = "cpu", time_budget: float | None = None,
+                command: str = "", log=print) -> dict:
+    """Train F, E, D jointly with the classifier frozen: ``β·MSE(x̂, x) + mean(margin(C(c), t, κ))``.
+
+    Resumable from ``run_dir/ckpt.pt``; writes ``log.jsonl`` and ``preview.png`` (rows: plaintext, NAE,
+    ciphertext, recovered) every epoch, and the bundle to ``out_dir`` at the end."""
+    from torchvision.utils import save_image
+
+    from .attacks import make_attack
+    from .codec import make_codec
+    from .metrics import psnr
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    clf = classifier.to(dev).eval().requires_grad_(False)
+    codec = make_codec(recipe.codec).to(dev)
+    opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
+    xtr, _ = train.tensors()
+    xte, _ = test.tensors(0, recipe.eval_images)
+    shape = tuple(xtr.shape[1:])
+    attack = make_attack(recipe.attack)
+    pool = NAEPool(clf, attack, clf.num_classes, shape, recipe.pool_per_class, dev, gen, log=log)
+    xtr_d = xtr.to(dev)
+    xte_d = xte.to(dev)
+    with torch.no_grad():
+        tte = clf.predict(xte_d)
+    eval_gen = torch.Generator().manual_seed(1234)
+    zte = pool.sample(tte.cpu(), eval_gen).to(dev)
+
+    start_epoch, elapsed_before = 0, 0.0
+    ckpt = run_dir / "ckpt.pt"
+    if ckpt.is_file():
+        s = torch.load(ckpt, map_location=dev, weights_only=False)
+        codec.load_state_dict(s["codec"])
+        opt.load_state_dict(s["opt"])
+        gen.set_state(s["gen"])
+        start_epoch, elapsed_before = s["epoch"], s["elapsed"]
+        log(f"resumed from epoch {start_epoch} ({elapsed_before:.0f}s trained)")
+    steps_per_epoch = math.ceil(len(xtr) / recipe.batch_size)
+    t0 = time.time()
+    rec: dict = {}
+    epoch = start_epoch
+    stop = False
+    for epoch in range(start_epoch, recipe.epochs):
+        codec.train()
+        perm = torch.randperm(len(xtr), generator=gen)
+        tot = {"mse": 0.0, "margin": 0.0, "n": 0}
+        for k, i in enumerate(range(0, len(xtr), recipe.batch_size)):
+            elapsed = elapsed_before + time.time() - t0
+            progress = (epoch + k / steps_per_epoch) / recipe.epochs
+            if time_budget:
+                progress = max(progress, elapsed / time_budget)
+            lr = recipe.lr * (recipe.lr_final_ratio + (1 - recipe.lr_final_ratio) * 0.5 *
+                              (1 + math.cos(math.pi * min(1.0, progress))))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = perm[i:i + recipe.batch_size].to(dev)
+            xb = _augment(xtr_d[idx], recipe.pad, recipe.flip, gen)
+            with torch.no_grad():
+                t = clf(xb).argmax(1)
+            z = pool.sample(t, gen)
+            _, _, mse, lm = _codec_step(codec, clf, xb, z, t, recipe.alpha, recipe.beta, recipe.kappa, True)
+            loss = recipe.beta * mse.mean() + lm.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot["mse"] += mse.sum().item()
+            tot["margin"] += lm.sum().item()
+            tot["n"] += len(idx)
+            if time_budget and elapsed > time_budget:
+                stop = True
+                break
+        codec.eval()
+        with torch.no_grad():
+            ps, agree = [], []
+            for j in range(0, len(xte_d), 128):
+                c, xh, _, _ = _codec_step(codec, clf, xte_d[j:j + 128], zte[j:j + 128], tte[j:j + 128],
+                                          recipe.alpha, recipe.beta, recipe.kappa, False)
+                ps.append(psnr(xh.clamp(0, 1), xte_d[j:j + 128]))
+                agree.append(clf(c).argmax(1) == tte[j:j + 128])
+            ps, agree = torch.cat(ps), torch.cat(agree)
+        rec = {"epoch": epoch + 1, "train_mse": tot["mse"] / max(1, tot["n"]),
+               "train_margin": tot["margin"] / max(1, tot["n"]), "lr": lr,
+               "eval_psnr": ps.mean().item(), "eval_agreement": agree.float().mean().item(),
+               "elapsed_s": elapsed_before + time.time() - t0}
+        log(json.dumps(rec))
+        with open(run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        torch.save({"codec": codec.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                    "epoch": epoch + 1, "elapsed": rec["elapsed_s"]}, run_dir / "ckpt.tmp")
+        (run_dir / "ckpt.tmp").replace(ckpt)
+        with torch.no_grad():
+            c, xh, _, _ = _codec_step(codec, clf, xte_d[:8], zte[:8], tte[:8], recipe.alpha, recipe.beta,
+                                      recipe.kappa, False)
+            save_image(torch.cat([xte_d[:8], zte[:8], c, xh.clamp(0, 1)]).cpu(), run_dir / "preview.png", nrow=8)
+        if stop:
+            log("time budget reached")
+            break
+    cfg = {"kind": "ric", "name": recipe.name, "codec": recipe.codec, "alpha": recipe.alpha,
+           "attack": attack.config(), "nae_batch": recipe.nae_batch, "classifier": recipe.classifier,
+           "classifier_sha256": classifier.weights_sha256, "image_shape": list(shape),
+           "training": {**asdict(recipe), "epochs_done": rec.get("epoch", start_epoch),
+                        "train_data": train.name, "eval_data": f"{test.name}[:{recipe.eval_images}]",
+                        "nae_pool_success": pool.success, "final_log": rec, "device": str(dev),
+                        "torch": torch.__version__, "command": command}}
+    card = _codec_card(cfg)
+    bundles.save_bundle(out_dir, codec.state_dict(), cfg, card)
+    return cfg
+
+
+def _codec_card(cfg: dict) -> str:
+    tr = cfg["training"]
+    fl = tr.get("final_log", {})
+    return f"""# {cfg['name']}
+
+RIC codec (feature extractor F, encoder E, decoder D) for classifier `{cfg['classifier']}`.
+
+- Codec: `{json.dumps(cfg['codec'])}`; α = {cfg['alpha']}; NAE attack `{json.dumps(cfg['attack'])}`,
+  computed in chunks of {cfg['nae_batch']}.
+- Data: trained on `{tr['train_data']}` ({tr['dataset']}), random shifts ±{tr['pad']} px, flips {tr['flip']}.
+- Recipe: loss β·MSE + mean C&W margin (β = {tr['beta']}, κ = {tr['kappa']}), Adam lr {tr['lr']} with cosine
+  decay to {tr['lr_final_ratio']}×, batch {tr['batch_size']}, {tr['epochs_done']} epochs (of {tr['epochs']} planned;
+  time budget may stop earlier), training NAE pool of {tr['pool_per_class']} per class
+  (attack success {100 * tr['nae_pool_success']:.2f} %), device {tr['device']}, torch {tr['torch']}.
+- Last training-time check on `{tr['eval_data']}` (pool NAEs, rounding): PSNR {fl.get('eval_psnr', float('nan')):.2f} dB,
+  label agreement {100 * fl.get('eval_agreement', float('nan')):.2f} %.
+- Command: `{tr['command']}`
+{tr.get('description', '')}
+"""
