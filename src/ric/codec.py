@@ -126,3 +126,20 @@ def quantize(c: torch.Tensor, training: bool) -> torch.Tensor:
     if training:
         return torch.clamp(255 * c + torch.rand_like(c) - 0.5, 0, 255) / 255
     return torch.round(torch.clamp(c, 0, 1) * 255) / 255
+
+
+@register_codec("ric-residual")
+class ResidualCodec(PaperCodec):
+    """The paper's networks with identity-initialised paths: ``E = sigmoid(logit(x) + Δ(F(x) ‖ z))``
+    and ``D(r) = r + Δ'(r)``, both Δ starting at zero. Training starts at the identity floor instead of
+    from scratch; E still conditions on the NAE through Δ."""
+
+    def __init__(self, channels: int = 3, width: int = 48, depth: int = 3, se_blocks: int = 2, feat: int = 32):
+        super().__init__(channels, width, depth, se_blocks, feat)
+        for m in (self.encoder.out, self.decoder.out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def encode(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        xc = x.clamp(1 / 512, 1 - 1 / 512)
+        return torch.sigmoid(torch.logit(xc) + self.encoder(torch.cat([self.features(x), z], 1)))

@@ -94,7 +94,7 @@ def read_ciphertext(path: str | Path) -> Ciphertext:
         raise CiphertextError(f"{path}: malformed ciphertext metadata (nonce, tag or target)")
     if img.mode not in ("L", "RGB"):
         raise CiphertextError(f"{path}: ciphertext must be 8-bit grey or RGB, got mode {img.mode}")
-    a = np.asarray(img, dtype=np.uint8)
+    a = np.array(img, dtype=np.uint8)
     a = a[:, :, None] if a.ndim == 2 else a
     return Ciphertext(pixels=a, model=text["ric:model"], nonce=nonce, target=target,
                       key_id=text["ric:key-id"], tag=tag)

@@ -55,7 +55,7 @@ def to_array(img: Image.Image, channels: int, convert: str = "strict", name: str
         img = img.convert("RGB" if channels == 3 else "L")
     elif img.mode not in ("L", "RGB"):
         img = img.convert("RGB" if channels == 3 else "L")
-    a = np.asarray(img, dtype=np.uint8)
+    a = np.array(img, dtype=np.uint8)  # a writable copy
     return a[:, :, None] if a.ndim == 2 else a
 
 

@@ -223,7 +223,7 @@ def _codec_step(codec, clf, x, z, t, alpha: float, beta: float, kappa: float, tr
 
 def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset, test: ArrayDataset,
                 run_dir: str | Path, out_dir: str | Path, device: str = "cpu", time_budget: float | None = None,
-                command: str = "", log=print) -> dict:
+                command: str = "", log=print, init: str | Path | None = None) -> dict:
     """Train F, E, D jointly with the classifier frozen: ``β·MSE(x̂, x) + mean(margin(C(c), t, κ))``.
 
     Resumable from ``run_dir/ckpt.pt``; writes ``log.jsonl`` and ``preview.png`` (rows: plaintext, NAE,
@@ -244,7 +244,11 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     clf = classifier.to(dev).eval().requires_grad_(False)
-    codec = make_codec(recipe.codec).to(dev)
+    codec = make_codec(recipe.codec)
+    if init:
+        codec.load_state_dict(bundles.load_weights(bundles.resolve(init, kind="ric")))
+        log(f"initialised from {init}")
+    codec = codec.to(dev)
     opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
     xtr, _ = train.tensors()
     xte, _ = test.tensors(0, recipe.eval_images)
@@ -333,7 +337,7 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
            "training": {**asdict(recipe), "epochs_done": rec.get("epoch", start_epoch),
                         "train_data": train.name, "eval_data": f"{test.name}[:{recipe.eval_images}]",
                         "nae_pool_success": pool.success, "final_log": rec, "device": str(dev),
-                        "torch": torch.__version__, "command": command}}
+                        "torch": torch.__version__, "command": command, "init": str(init or "")}}
     card = _codec_card(cfg)
     bundles.save_bundle(out_dir, codec.state_dict(), cfg, card)
     return cfg
@@ -353,7 +357,8 @@ RIC codec (feature extractor F, encoder E, decoder D) for classifier `{cfg['clas
   decay to {tr['lr_final_ratio']}×, batch {tr['batch_size']}, {tr['epochs_done']} epochs (of {tr['epochs']} planned;
   time budget may stop earlier), training NAE pool of {tr['pool_per_class']} per class
   (attack success {100 * tr['nae_pool_success']:.2f} %), device {tr['device']}, torch {tr['torch']}.
-- Last training-time check on `{tr['eval_data']}` (pool NAEs, rounding): PSNR {fl.get('eval_psnr', float('nan')):.2f} dB,
+- Last training-time check on `{tr['eval_data']}` (pool NAEs, rounding):
+  PSNR {fl.get('eval_psnr', float('nan')):.2f} dB,
   label agreement {100 * fl.get('eval_agreement', float('nan')):.2f} %.
 - Command: `{tr['command']}`
 {tr.get('description', '')}

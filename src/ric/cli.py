@@ -1,0 +1,263 @@
+"""Command-line interface: a thin layer over :mod:`ric.api`.
+
+Exit codes: 0 success; 1 some images could not be encrypted (reported, nothing silent);
+2 bad input or usage (unreadable/truncated file, wrong size or channels, unknown model, missing key);
+3 authentication failed (wrong key, or a ciphertext's pixels or metadata were modified).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import RICError
+
+
+def _progress(args, total: int, desc: str):
+    """A tqdm counter on stderr (only when stderr is a terminal and --json/--quiet are off)."""
+    if getattr(args, "json", False) or getattr(args, "quiet", False) or not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr)
+    return bar.update, bar.close
+
+
+def _count(inputs) -> int:
+    from .imageio import list_images
+
+    return len(list_images(inputs))
+
+
+def _emit(args, rows, summary: dict, text_lines: list[str]):
+    if args.json:
+        print(json.dumps({"summary": summary, "items": rows}, indent=1))
+    else:
+        for line in text_lines:
+            print(line)
+
+
+def cmd_keygen(args) -> int:
+    from .api import keygen
+
+    key = keygen(args.output, force=args.force)
+    if args.json:
+        print(json.dumps({"key_file": str(args.output), "key_id": key.key_id}))
+    else:
+        print(f"wrote {args.output} (256-bit key, id {key.key_id}, mode 0600); keep it secret")
+    return 0
+
+
+def cmd_encrypt(args) -> int:
+    from .api import encrypt_files, load_key
+
+    key = load_key(args.key)
+    tick, close = _progress(args, _count(args.inputs), "encrypt")
+    try:
+        rows = encrypt_files(args.inputs, args.output, key, model=args.model, convert=args.convert,
+                             device=args.device, max_retries=args.retries, batch_size=args.batch_size, progress=tick)
+    finally:
+        close()
+    failed = [r for r in rows if r["status"] == "failed"]
+    summary = {k: sum(r["status"] == k for r in rows) for k in ("encrypted", "skipped", "failed")}
+    lines = [f"FAILED {r['input']}: {r['error']}" for r in failed]
+    lines.append(f"encrypted {summary['encrypted']}, skipped {summary['skipped']} (already done), "
+                 f"failed {summary['failed']} -> {args.output}")
+    _emit(args, rows, summary, lines)
+    return 1 if failed else 0
+
+
+def cmd_classify(args) -> int:
+    from .api import classify_files
+
+    tick, close = _progress(args, _count(args.inputs), "classify")
+    try:
+        rows = classify_files(args.inputs, classifier=args.classifier, convert=args.convert, progress=tick)
+    finally:
+        close()
+    _emit(args, rows, {"images": len(rows)}, [f"{r['input']}\t{r['label']}\t{r['class']}" for r in rows])
+    return 0
+
+
+def cmd_decrypt(args) -> int:
+    from .api import decrypt_files, load_key
+
+    key = load_key(args.key)
+    if args.no_verify:
+        print("warning: --no-verify: tags are not checked; a wrong key gives noise, not an error "
+              "(for experiments only)", file=sys.stderr)
+    tick, close = _progress(args, _count(args.inputs), "decrypt")
+    try:
+        rows = decrypt_files(args.inputs, args.output, key, model=args.model, verify=not args.no_verify,
+                             device=args.device, batch_size=args.batch_size, progress=tick)
+    finally:
+        close()
+    summary = {k: sum(r["status"] == k for r in rows) for k in ("decrypted", "skipped")}
+    _emit(args, rows, summary, [f"decrypted {summary['decrypted']}, skipped {summary['skipped']} (already done) "
+                                f"-> {args.output}"])
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .api import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        if r["kind"] == "classifier":
+            acc = f"{100 * r['test_accuracy']:.2f}% on {r['test_data']}" if r.get("test_accuracy") else ""
+            print(f"{r['name']:<20} classifier  input {r['input_shape']}, {r['classes']} classes  {acc}")
+        else:
+            m = r.get("metrics") or {}
+            extra = (f"PSNR {m['psnr_db']:.2f} dB, agreement {100 * m['label_agreement']:.2f}% on {m['data']}"
+                     if m else "")
+            print(f"{r['name']:<20} ric         codec {r['codec']}, alpha {r['alpha']}, "
+                  f"classifier {r['classifier']}  {extra}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .datasets import available
+
+    rows = available(args.data_root)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['name']:<13} {'found' if r['present'] else 'missing':<8} {r['split']}")
+        print(f"data root: {rows[0]['root']} (--data-root or RIC_DATA to change)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .api import demo
+
+    s = demo(args.output, model=args.model)
+    if args.json:
+        print(json.dumps(s, indent=1))
+    else:
+        print(f"RIC demo, model {s['model']}, {s['images']} shipped SVHN test images (offline):")
+        print(f"  encrypted {s['encrypted']}/{s['images']}; cloud labels on ciphertexts = labels on plaintexts: "
+              f"{100 * s['label_agreement']:.2f}%")
+        print(f"  accuracy vs true labels: plaintext {100 * s['plaintext_accuracy']:.2f}%, "
+              f"ciphertext {100 * s['ciphertext_accuracy']:.2f}%")
+        print(f"  recovery with the key: PSNR {s['psnr_db']:.2f} dB, SSIM {s['ssim']:.4f}")
+        print(f"  recovery with a random wrong key (tag check off): PSNR {s['wrong_key_psnr_db']:.2f} dB")
+        if s["workdir"]:
+            print(f"  files in {s['workdir']}")
+    return 0 if s["failed"] == 0 else 1
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .recipes import train_from_recipe
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = train_from_recipe(args.what, args.recipe, out=args.output, run=args.run, epochs=args.epochs,
+                            time_budget=args.time_budget, overrides=args.set, device=device,
+                            data_root=args.data_root, init=args.init, classifier=args.classifier,
+                            command="ric " + " ".join(sys.argv[1:]))
+    print(json.dumps({k: v for k, v in cfg.items() if k in ("name", "test_accuracy", "weights_sha256")}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ric", description="Recoverable privacy-preserving image classification.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp, progress=True):
+        sp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        if progress:
+            sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("keygen", help="write a new 256-bit secret key (mode 0600)")
+    s.add_argument("-o", "--output", required=True, type=Path)
+    s.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    common(s, False)
+    s.set_defaults(fn=cmd_keygen)
+
+    s = sub.add_parser("encrypt", help="images -> ciphertext PNGs (data owner; needs the key)")
+    s.add_argument("inputs", nargs="+", help="image files or directories")
+    s.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    s.add_argument("-k", "--key", required=True, type=Path)
+    s.add_argument("-m", "--model", default="svhn-ric", help="RIC model (shipped name or bundle folder)")
+    s.add_argument("--convert", choices=("strict", "auto"), default="strict",
+                   help="channel policy: strict = error on grey/RGBA for an RGB model; auto = replicate grey, "
+                        "drop alpha")
+    s.add_argument("--retries", type=int, default=3, help="fresh-nonce retries for a ciphertext the classifier "
+                                                          "mislabels (default 3)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="cpu")
+    common(s)
+    s.set_defaults(fn=cmd_encrypt)
+
+    s = sub.add_parser("classify", help="label images with a plaintext classifier (the cloud; no key)")
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("-c", "--classifier", help="classifier name or bundle folder (default: the one of the model "
+                                              "named in the ciphertexts)")
+    s.add_argument("--convert", choices=("strict", "auto"), default="strict")
+    common(s)
+    s.set_defaults(fn=cmd_classify)
+
+    s = sub.add_parser("decrypt", help="ciphertext PNGs -> recovered images (needs the key)")
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("-o", "--output", required=True, type=Path)
+    s.add_argument("-k", "--key", required=True, type=Path)
+    s.add_argument("-m", "--model", help="RIC model (default: the one named in each ciphertext)")
+    s.add_argument("--no-verify", action="store_true",
+                   help="skip the authentication check (experiments only: a wrong key then yields noise)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="cpu")
+    common(s)
+    s.set_defaults(fn=cmd_decrypt)
+
+    s = sub.add_parser("models", help="list shipped RIC models and classifiers")
+    common(s, False)
+    s.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("datasets", help="list the datasets and where they were found")
+    s.add_argument("--data-root")
+    common(s, False)
+    s.set_defaults(fn=cmd_datasets)
+
+    s = sub.add_parser("demo", help="keygen -> encrypt -> classify -> decrypt on the shipped samples (offline)")
+    s.add_argument("-o", "--output", type=Path, help="keep the files here (default: a temporary folder)")
+    s.add_argument("-m", "--model", default="svhn-ric")
+    common(s, False)
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("train", help="train a classifier or a RIC codec from a recipe (resumable)")
+    s.add_argument("what", choices=("classifier", "codec"))
+    s.add_argument("recipe", help="recipe name (see ric.recipes)")
+    s.add_argument("-o", "--output", required=True, type=Path, help="bundle folder to write")
+    s.add_argument("--run", required=True, type=Path, help="run folder: checkpoints, log, preview; reruns resume")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--time-budget", type=float, help="stop after this many seconds")
+    s.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="override a recipe field")
+    s.add_argument("--init", help="codec: start from this RIC bundle's weights")
+    s.add_argument("--classifier", help="codec: classifier bundle to use instead of the recipe's")
+    s.add_argument("--device")
+    s.add_argument("--data-root")
+    s.set_defaults(fn=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except RICError as e:
+        print(f"ric {args.cmd}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"ric {args.cmd}: interrupted; finished outputs are kept, rerun to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

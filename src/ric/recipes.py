@@ -1,0 +1,65 @@
+"""Named training recipes for the zoo classifiers and the shipped RIC codecs (``ric train``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from .errors import InputError, UnknownNameError
+from .training import ClassifierRecipe, CodecRecipe
+
+CLASSIFIER_RECIPES: dict[str, ClassifierRecipe] = {
+    "svhn-cnn7": ClassifierRecipe(name="svhn-cnn7", arch="cnn7", dataset="svhn", epochs=30, lr=0.05,
+                                  pad=2, flip=False, mean=(0.44, 0.44, 0.47), std=(0.2, 0.2, 0.2)),
+    "mnist-cnn5": ClassifierRecipe(name="mnist-cnn5", arch="cnn5", dataset="mnist", epochs=8, lr=0.05,
+                                   pad=2, flip=False, mean=(0.13,), std=(0.31,)),
+    "cifar10-resnet18": ClassifierRecipe(name="cifar10-resnet18", arch="resnet18", dataset="cifar10",
+                                         arch_kwargs={"width": 32, "stem": "cifar"}, epochs=120, lr=0.1,
+                                         batch_size=256, pad=4, flip=True, label_smoothing=0.1,
+                                         mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26)),
+    "faces-resnet18": ClassifierRecipe(name="faces-resnet18", arch="resnet18", dataset="faces",
+                                       arch_kwargs={"width": 32, "stem": "imagenet"}, epochs=150, lr=0.05,
+                                       batch_size=64, pad=12, flip=True, label_smoothing=0.1,
+                                       mean=(0.5, 0.45, 0.4), std=(0.28, 0.26, 0.26)),
+}
+
+CODEC_RECIPES: dict[str, CodecRecipe] = {
+    "svhn-ric": CodecRecipe(name="svhn-ric", classifier="svhn-cnn7", dataset="svhn"),
+    "faces-ric": CodecRecipe(name="faces-ric", classifier="faces-resnet18", dataset="faces", batch_size=32,
+                             pool_per_class=48, pad=8, eval_images=64,
+                             attack={"name": "cw-margin", "steps": 250, "lr": 0.01, "c": 10.0, "kappa": 10.0}),
+}
+
+
+def get_recipe(what: str, name: str, overrides: list[str] | None = None):
+    table = CLASSIFIER_RECIPES if what == "classifier" else CODEC_RECIPES
+    if name not in table:
+        raise UnknownNameError(f"unknown {what} recipe {name!r}; known: {', '.join(sorted(table))}")
+    r = copy.deepcopy(table[name])
+    for kv in overrides or []:
+        k, _, v = kv.partition("=")
+        if not hasattr(r, k):
+            raise InputError(f"unknown recipe field {k!r}")
+        try:
+            setattr(r, k, json.loads(v))
+        except json.JSONDecodeError:
+            raise InputError(f"--set {k}: value must be JSON, got {v!r}") from None
+    return r
+
+
+def train_from_recipe(what: str, name: str, out, run, epochs=None, time_budget=None, overrides=None,
+                      device="cpu", data_root=None, init=None, classifier=None, command="") -> dict:
+    from .classifiers import load_classifier
+    from .datasets import load_dataset
+    from .training import train_classifier, train_codec
+
+    r = get_recipe(what, name, overrides)
+    if epochs:
+        r.epochs = epochs
+    train = load_dataset(r.dataset, "train", data_root)
+    test = load_dataset(r.dataset, "test", data_root)
+    if what == "classifier":
+        return train_classifier(r, train, test, run, out, device=device, time_budget=time_budget, command=command)
+    clf = load_classifier(classifier or r.classifier)
+    return train_codec(r, clf, train, test, run, out, device=device, time_budget=time_budget, command=command,
+                       init=init)

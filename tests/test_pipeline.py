@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from ric.errors import AuthenticationError, CiphertextError, InputError
+from ric.keys import SecretKey
+from ric.metrics import psnr
+
+
+def test_shipped_model_roundtrip(shipped_ric, samples, key):
+    _, x, _ = samples
+    x = x[:8]
+    res = shipped_ric.encrypt(x, key)
+    assert all(r.ciphertext is not None for r in res)
+    cts = [r.ciphertext for r in res]
+    t = shipped_ric.predict(x)
+    c = torch.stack([torch.from_numpy(ct.pixels).permute(2, 0, 1) for ct in cts]).float() / 255
+    assert torch.equal(shipped_ric.predict(c), t)  # the cloud's label equals the plaintext label
+    assert [ct.target for ct in cts] == t.tolist()
+    xh = shipped_ric.decrypt(cts, key)
+    assert psnr(xh, x).mean() > 38
+    # ciphertext does not look like the plaintext
+    assert psnr(c, x).mean() < 15
+    wrong = shipped_ric.decrypt(cts, SecretKey.generate(), verify=False)
+    assert psnr(wrong, x).mean() < 12
+    with pytest.raises(AuthenticationError):
+        shipped_ric.decrypt(cts, SecretKey.generate())
+
+
+def test_fresh_nonce_per_image(tiny_ric, samples, key):
+    _, x, _ = samples
+    res = tiny_ric.encrypt(torch.cat([x[:1], x[:1]]), key)
+    cts = [r.ciphertext for r in res if r.ciphertext]
+    assert len({ct.nonce for ct in cts}) == len(cts)
+
+
+def test_mislabelled_ciphertexts_are_reported_not_written(samples, key):
+    from ric.classifiers import load_classifier
+    from ric.codec import make_codec
+    from ric.pipeline import RIC
+
+    # an RNI instead of an NAE cannot steer the classifier: most images must fail, and say why
+    ric = RIC(make_codec({"name": "identity"}), load_classifier("svhn-cnn7"), alpha=0.8,
+              attack={"name": "none"}, nae_batch=4, max_retries=1)
+    res = ric.encrypt(samples[1][:8], key)
+    failed = [r for r in res if r.ciphertext is None]
+    assert failed and all(r.attempts == 2 and "does not label" in r.error for r in failed)
+    for r in res:
+        if r.ciphertext is not None:
+            c = torch.from_numpy(r.ciphertext.pixels).permute(2, 0, 1)[None].float() / 255
+            assert ric.predict(c).item() == r.target
+
+
+def test_shape_and_model_checks(tiny_ric, shipped_ric, key, samples):
+    with pytest.raises(InputError, match="expects 32x32"):
+        tiny_ric.encrypt(torch.rand(1, 3, 40, 32), key)
+    with pytest.raises(InputError, match="3-channel"):
+        tiny_ric.encrypt(torch.rand(1, 1, 32, 32), key)
+    from ric.container import Ciphertext
+
+    ct = Ciphertext(np.zeros((32, 32, 3), np.uint8), "tiny", bytes(16), 0, key.key_id).sign(key)
+    with pytest.raises(CiphertextError, match="made with model"):
+        shipped_ric.decrypt([ct], key)
