@@ -38,6 +38,13 @@ def _augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> tor
     return x
 
 
+def _one_cycle(lr: float, progress: float, warmup: float = 0.15) -> float:
+    """Linear warm-up to ``lr`` over the first 15 % of training, then cosine decay towards 0."""
+    if progress < warmup:
+        return lr * (0.04 + 0.96 * progress / warmup)
+    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup))))
+
+
 @dataclass
 class ClassifierRecipe:
     name: str
@@ -88,8 +95,6 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
     opt = torch.optim.SGD(clf.net.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay,
                           nesterov=True)
     steps_per_epoch = math.ceil(len(xtr) / recipe.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
-                                                pct_start=0.15)
     gen = torch.Generator().manual_seed(recipe.seed)
     start_epoch = 0
     ckpt = run_dir / "ckpt.pt"
@@ -97,7 +102,6 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
         s = torch.load(ckpt, map_location=device, weights_only=False)
         clf.net.load_state_dict(s["net"])
         opt.load_state_dict(s["opt"])
-        sched.load_state_dict(s["sched"])
         gen.set_state(s["gen"])
         start_epoch = s["epoch"]
         log(f"resumed from epoch {start_epoch}")
@@ -107,7 +111,9 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
         clf.train()
         perm = torch.randperm(len(xtr), generator=gen)
         tot, n = 0.0, 0
-        for i in range(0, len(xtr), recipe.batch_size):
+        for k, i in enumerate(range(0, len(xtr), recipe.batch_size)):
+            for g in opt.param_groups:
+                g["lr"] = _one_cycle(recipe.lr, (epoch + k / steps_per_epoch) / recipe.epochs)
             idx = perm[i:i + recipe.batch_size]
             xb = _augment(xtr[idx.to(xtr.device)], recipe.pad, recipe.flip, gen).to(device, non_blocking=True)
             yb = ytr[idx.to(ytr.device)].to(device)
@@ -116,7 +122,6 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
             tot += loss.detach() * len(idx)
             n += len(idx)
         acc = evaluate_classifier(clf, xte, yte)
@@ -124,8 +129,7 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
         log(json.dumps(rec))
         with open(run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        torch.save({"net": clf.net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "gen": gen.get_state(), "epoch": epoch + 1}, run_dir / "ckpt.tmp")
+        torch.save({"net": clf.net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch + 1}, run_dir / "ckpt.tmp")
         Path(run_dir / "ckpt.tmp").replace(ckpt)
         if time_budget and time.time() - t0 > time_budget:
             log("time budget reached")
@@ -149,7 +153,7 @@ Plaintext classifier of the RIC zoo.
 - Architecture: `{cfg['arch']}` {cfg.get('arch_kwargs') or ''}, input {cfg['input_shape']} in [0,1],
   normalised inside with mean {cfg['mean']} / std {cfg['std']}.
 - Data: train `{cfg['train_data']}` ({r['dataset']}), test `{cfg['test_data']}` (splits: `ric.datasets.SPLITS`).
-- Recipe: SGD (Nesterov, momentum 0.9), one-cycle lr {r['lr']}, weight decay {r['weight_decay']},
+- Recipe: SGD (Nesterov, momentum 0.9), warm-up + cosine lr {r['lr']}, weight decay {r['weight_decay']},
   batch {r['batch_size']}, {cfg['epochs_done']} of {r['epochs']} epochs, random shifts of ±{r['pad']} px,
   flips: {r['flip']}, label smoothing {r['label_smoothing']}, seed {r['seed']}.
 - **Test accuracy: {100 * cfg['test_accuracy']:.2f} %** on `{cfg['test_data']}`.

@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from ric.bundles import sha256_file, shipped
+from ric.classifiers import ARCHITECTURES, load_classifier
+from ric.errors import InputError, UnknownNameError
+
+
+@pytest.mark.parametrize("cfg", [c for c in shipped() if c["kind"] == "classifier"], ids=lambda c: c["name"])
+def test_shipped_classifiers_load_and_match_their_hash(cfg):
+    clf = load_classifier(cfg["name"])
+    assert sha256_file(f"{cfg['path']}/model.safetensors") == cfg["weights_sha256"]
+    c, h, w = clf.input_shape
+    out = clf(torch.rand(2, c, h, w))
+    assert out.shape == (2, len(cfg["class_names"]))
+    assert not any(p.requires_grad for p in clf.parameters())
+
+
+def test_input_contract():
+    clf = load_classifier("svhn-cnn7")
+    clf.check_input((3, 32, 32))
+    with pytest.raises(InputError, match="3-channel"):
+        clf.check_input((1, 32, 32))
+    with pytest.raises(InputError, match="32x32"):
+        clf.check_input((3, 64, 64))
+    with pytest.raises(UnknownNameError):
+        load_classifier("nope")
+
+
+def test_architectures():
+    assert {"cnn7", "cnn5", "resnet18"} <= set(ARCHITECTURES)
+    for name, shape in (("cnn7", (3, 32, 32)), ("cnn5", (1, 28, 28))):
+        m = ARCHITECTURES[name](num_classes=10, in_channels=shape[0]).eval()
+        assert m(torch.rand(1, *shape)).shape == (1, 10)
+    m = ARCHITECTURES["resnet18"](num_classes=40, width=8, stem="imagenet").eval()
+    assert m(torch.rand(1, 3, 160, 160)).shape == (1, 40)
