@@ -106,6 +106,7 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "svhn_e2e.json").write_text(json.dumps(res, indent=1) + "\n")
+    ips = res["images_per_s"]
     md = f"""# SVHN end to end (`{a.model}`)
 
 Command: `{res['command']}`; data: {res['data']}; weights sha256 `{res['weights_sha256'][:16]}…`;
@@ -118,10 +119,11 @@ machine: {res['machine']}.
 | accuracy plaintext / ciphertext | {100 * res['plaintext_accuracy']:.2f} % / {100 * res['ciphertext_accuracy']:.2f} % |
 | recovery PSNR (mean, min) | {res['psnr_db']:.2f} dB, {res['psnr_min_db']:.2f} dB |
 | recovery SSIM | {res['ssim']:.4f} |
-| identity-codec floor, same images and NAEs | {res['identity_floor_psnr_db']:.2f} dB (agreement {100 * id_agree:.2f} %) |
+| identity-codec floor, same images and NAEs | {res['identity_floor_psnr_db']:.2f} dB \
+(agreement {100 * id_agree:.2f} %) |
 | wrong key (tag check off) | {res['wrong_key_psnr_db']:.2f} dB |
 | ciphertext vs plaintext | {res['ciphertext_vs_plaintext_psnr_db']:.2f} dB |
-| encrypt / classify / decrypt | {res['images_per_s']['encrypt']:.1f} / {res['images_per_s']['classify']:.1f} / {res['images_per_s']['decrypt']:.1f} images/s |
+| encrypt / classify / decrypt | {ips['encrypt']:.1f} / {ips['classify']:.1f} / {ips['decrypt']:.1f} images/s |
 """
     (out / "svhn_e2e.md").write_text(md)
     print(md)

@@ -129,7 +129,8 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
         log(json.dumps(rec))
         with open(run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        torch.save({"net": clf.net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch + 1}, run_dir / "ckpt.tmp")
+        torch.save({"net": clf.net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                    "epoch": epoch + 1}, run_dir / "ckpt.tmp")
         Path(run_dir / "ckpt.tmp").replace(ckpt)
         if time_budget and time.time() - t0 > time_budget:
             log("time budget reached")
