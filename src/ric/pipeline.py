@@ -87,18 +87,26 @@ class RIC:
         return self.classifier.predict(x.to(self.device), self.batch_size).cpu()
 
     def nae(self, key: SecretKey, nonces: list[bytes], targets: torch.Tensor, shape: tuple) -> torch.Tensor:
-        """Regenerate the NAEs for (key, nonce, target) in fixed-size chunks."""
-        z0 = random_noise_images(key, nonces, shape)
+        """Regenerate the NAEs for (key, nonce, target)."""
+        return self.nae_from_rni(random_noise_images(key, nonces, shape), targets)
+
+    def nae_from_rni(self, z0: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Run the attack on RNIs in chunks of exactly ``nae_batch`` rows (the last one padded); a row's
+        result does not depend on the other rows of its chunk."""
         out = []
         b = self.nae_batch
-        for i in range(0, len(nonces), b):
+        for i in range(0, len(z0), b):
             zc, tc = z0[i:i + b], targets[i:i + b]
             k = len(zc)
             if k < b:  # pad so every chunk has the same shape (results do not depend on the padding rows)
                 zc = torch.cat([zc, zc[-1:].expand(b - k, *zc.shape[1:])])
                 tc = torch.cat([tc, tc[-1:].expand(b - k)])
             out.append(self.attack(self.classifier, zc.to(self.device), tc.to(self.device))[:k].cpu())
-        return torch.cat(out) if out else torch.empty(0, *shape)
+        return torch.cat(out) if out else torch.empty(0, *z0.shape[1:])
+
+    def decode_with(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Recovery given ciphertext pixels in [0,1] and NAEs (no key handling; for studies)."""
+        return torch.cat([self._decode(c[sl], z[sl]) for sl in self._batches(len(c))]) if len(c) else c.clone()
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,184 @@
+"""Security evaluation: brute force and key sensitivity, tag checks, blind attacks, known-plaintext U-Net.
+
+Everything works on tensors in [0,1] (N×C×H×W) and :class:`~ric.container.Ciphertext` objects, so that
+the tests can run it on tiny data; ``benchmarks/security.py`` runs it on the shipped models and writes
+``docs/security.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .container import Ciphertext
+from .errors import AuthenticationError
+from .keys import SecretKey, new_nonce
+from .metrics import psnr, ssim
+
+
+def as_tensor(cts: list[Ciphertext]) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(ct.pixels.copy()).permute(2, 0, 1) for ct in cts]).float() / 255
+
+
+# ------------------------------------------------------------------------------------------ brute force
+def wrong_key_psnr(ric, cts: list[Ciphertext], x: torch.Tensor, keys: list[SecretKey],
+                   progress: Callable | None = None) -> np.ndarray:
+    """PSNR (dB) of every ciphertext decrypted with every key (tag check off): array keys × images."""
+    out = np.zeros((len(keys), len(cts)), dtype=np.float32)
+    for i, k in enumerate(keys):
+        out[i] = psnr(ric.decrypt(cts, k, verify=False), x).numpy()
+        if progress:
+            progress(len(cts))
+    return out
+
+
+def one_bit_keys(key: SecretKey, bits: list[int]) -> list[SecretKey]:
+    return [key.flip_bit(b) for b in bits]
+
+
+def tag_rejection(cts: list[Ciphertext], key: SecretKey, wrong_keys: list[SecretKey], seed: int = 0) -> dict:
+    """Fraction of wrong keys and of tampered files (pixel bit, target, nonce, model) that verification rejects;
+    also checks that the right key accepts every untouched file."""
+    rng = np.random.default_rng(seed)
+
+    def rejected(ct, k):
+        try:
+            ct.verify(k)
+            return False
+        except AuthenticationError:
+            return True
+
+    accepted = sum(not rejected(ct, key) for ct in cts)
+    wrong = [rejected(ct, k) for k in wrong_keys for ct in cts]
+    tampered = {"pixel bit": [], "target": [], "nonce": [], "model": []}
+    for ct in cts:
+        px = ct.pixels.copy()
+        h, w, c = px.shape
+        px[rng.integers(h), rng.integers(w), rng.integers(c)] ^= np.uint8(1 << int(rng.integers(8)))
+        variants = {"pixel bit": Ciphertext(px, ct.model, ct.nonce, ct.target, ct.key_id, ct.tag),
+                    "target": Ciphertext(ct.pixels, ct.model, ct.nonce, ct.target + 1, ct.key_id, ct.tag),
+                    "nonce": Ciphertext(ct.pixels, ct.model, new_nonce(), ct.target, ct.key_id, ct.tag),
+                    "model": Ciphertext(ct.pixels, ct.model + "x", ct.nonce, ct.target, ct.key_id, ct.tag)}
+        for name, v in variants.items():
+            tampered[name].append(rejected(v, key))
+    return {"right_key_accepted": accepted / len(cts), "wrong_keys_rejected": float(np.mean(wrong)),
+            "wrong_key_trials": len(wrong),
+            "tampered_rejected": {k: float(np.mean(v)) for k, v in tampered.items()}, "tamper_trials": len(cts)}
+
+
+# ------------------------------------------------------------------------------------------ blind attacks
+def _affine_fit(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Oracle: best per-image gain/offset of ``y`` towards ``x`` (an upper bound for any blind attacker)."""
+    yc, xc = y - y.mean((1, 2, 3), keepdim=True), x - x.mean((1, 2, 3), keepdim=True)
+    a = (yc * xc).sum((1, 2, 3), keepdim=True) / (yc * yc).sum((1, 2, 3), keepdim=True).clamp_min(1e-12)
+    return (a * yc + x.mean((1, 2, 3), keepdim=True)).clamp(0, 1)
+
+
+def _median(c: torch.Tensor, k: int = 3) -> torch.Tensor:
+    p = k // 2
+    u = F.pad(c, (p, p, p, p), mode="reflect").unfold(2, k, 1).unfold(3, k, 1)
+    return u.reshape(*u.shape[:4], -1).median(-1).values
+
+
+def _stretch(c: torch.Tensor) -> torch.Tensor:
+    lo = c.amin((2, 3), keepdim=True)
+    hi = c.amax((2, 3), keepdim=True)
+    return (c - lo) / (hi - lo).clamp_min(1e-6)
+
+
+def blind_attacks(c: torch.Tensor, alpha: float = 0.8) -> dict[str, torch.Tensor]:
+    """What a sceptic tries first on single ciphertexts, with no key and no pairs."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    out = {"ciphertext as is": c,
+           "gaussian blur σ=1": gaussian_blur(c, 5, 1.0),
+           "gaussian blur σ=2": gaussian_blur(c, 9, 2.0),
+           "median 3×3": _median(c, 3),
+           "median 5×5": _median(c, 5),
+           "subtract expected noise (c−α/2)/(1−α)": ((c - alpha * 0.5) / (1 - alpha)).clamp(0, 1),
+           "blur σ=2 + contrast stretch": _stretch(gaussian_blur(c, 9, 2.0))}
+    try:
+        from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
+
+        nlm, tv = [], []
+        for img in c.permute(0, 2, 3, 1).numpy():
+            nlm.append(denoise_nl_means(img, h=0.25, patch_size=3, patch_distance=5, channel_axis=-1))
+            tv.append(denoise_tv_chambolle(img, weight=0.3, channel_axis=-1))
+        out["non-local means (skimage)"] = torch.from_numpy(np.stack(nlm)).permute(0, 3, 1, 2).float()
+        out["total variation (skimage)"] = torch.from_numpy(np.stack(tv)).permute(0, 3, 1, 2).float()
+    except ImportError:  # optional dependency (pip install -e '.[security]')
+        pass
+    return out
+
+
+def score(y: torch.Tensor, x: torch.Tensor) -> dict:
+    """PSNR/SSIM of ``y`` to the plaintext, raw and after the oracle affine fit."""
+    yf = _affine_fit(y, x)
+    return {"psnr_db": psnr(y.clamp(0, 1), x).mean().item(), "ssim": ssim(y.clamp(0, 1), x).mean().item(),
+            "psnr_fit_db": psnr(yf, x).mean().item(), "ssim_fit": ssim(yf, x).mean().item()}
+
+
+def mean_colour_baseline(x: torch.Tensor) -> torch.Tensor:
+    """Each plaintext replaced by its own mean colour: what an attacker gets who learns nothing spatial."""
+    return x.mean((2, 3), keepdim=True).expand_as(x).clone()
+
+
+# ------------------------------------------------------------------------------------------ known plaintext
+class UNet(nn.Module):
+    """A small U-Net (two down/up levels) mapping ciphertexts to plaintexts."""
+
+    def __init__(self, ch: int = 3, w: int = 32):
+        super().__init__()
+
+        def block(i, o):
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
+                                 nn.Conv2d(o, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+
+        self.e1, self.e2, self.e3 = block(ch, w), block(w, 2 * w), block(2 * w, 4 * w)
+        self.u2, self.d2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), block(4 * w, 2 * w)
+        self.u1, self.d1 = nn.ConvTranspose2d(2 * w, w, 2, 2), block(2 * w, w)
+        self.out = nn.Conv2d(w, ch, 1)
+
+    def forward(self, c):
+        h1 = self.e1(c)
+        h2 = self.e2(F.max_pool2d(h1, 2))
+        h3 = self.e3(F.max_pool2d(h2, 2))
+        d2 = self.d2(torch.cat([self.u2(h3), h2], 1))
+        d1 = self.d1(torch.cat([self.u1(d2), h1], 1))
+        return torch.sigmoid(self.out(d1))
+
+
+def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test: torch.Tensor, epochs: int = 30,
+                           batch_size: int = 64, lr: float = 1e-3, width: int = 32, seed: int = 0,
+                           time_budget: float | None = None, log=None) -> torch.Tensor:
+    """Train a U-Net on (ciphertext, plaintext) pairs (L1 + MSE) and return its reconstructions of ``c_test``."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = UNet(c_train.shape[1], width)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = max(1, epochs * ((len(c_train) + batch_size - 1) // batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    t0 = time.time()
+    for ep in range(epochs):
+        net.train()
+        perm = torch.randperm(len(c_train), generator=g)
+        for i in range(0, len(c_train), batch_size):
+            idx = perm[i:i + batch_size]
+            y = net(c_train[idx])
+            loss = F.l1_loss(y, x_train[idx]) + F.mse_loss(y, x_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        if log:
+            log(f"KPA N={len(c_train)} epoch {ep + 1}/{epochs} loss {loss.item():.4f}")
+        if time_budget and time.time() - t0 > time_budget:
+            break
+    net.eval()
+    with torch.no_grad():
+        return torch.cat([net(c_test[i:i + 256]) for i in range(0, len(c_test), 256)])
