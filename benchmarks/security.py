@@ -38,8 +38,8 @@ def log(msg):
 def encrypt_cached(ric, key, x, path: Path, what: str) -> list[Ciphertext]:
     if path.is_file():
         d = np.load(path)
-        if len(d["px"]) == len(x):
-            return [Ciphertext(p, ric.model_id, bytes(n), int(t), key.key_id, bytes(g))
+        if len(d["px"]) == len(x) and "classifier" in d and str(d["classifier"]) == ric.classifier.ident:
+            return [Ciphertext(p, ric.model_id, bytes(n), int(t), key.key_id, bytes(g), ric.classifier.ident)
                     for p, n, t, g in zip(d["px"], d["nonce"], d["target"], d["tag"], strict=True)]
     log(f"encrypting {len(x)} {what} images (cached in {path})")
     cts = []
@@ -50,7 +50,8 @@ def encrypt_cached(ric, key, x, path: Path, what: str) -> list[Ciphertext]:
         cts += [r.ciphertext for r in res]
         log(f"  {len(cts)}/{len(x)}")
     np.savez(path, px=np.stack([c.pixels for c in cts]), nonce=np.stack([np.frombuffer(c.nonce, np.uint8) for c in cts]),
-             target=np.array([c.target for c in cts]), tag=np.stack([np.frombuffer(c.tag, np.uint8) for c in cts]))
+             target=np.array([c.target for c in cts]), tag=np.stack([np.frombuffer(c.tag, np.uint8) for c in cts]),
+             classifier=np.array(ric.classifier.ident))
     return cts
 
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,7 +11,7 @@ from ric.keys import SecretKey, new_nonce
 
 def _ct(key, shape=(32, 32, 3)):
     px = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    return Ciphertext(px, "svhn-ric", new_nonce(), 7, key.key_id).sign(key)
+    return Ciphertext(px, "svhn-ric", new_nonce(), 7, key.key_id, classifier="svhn-cnn7@0123").sign(key)
 
 
 def test_roundtrip_is_plain_png(tmp_path, key):
@@ -35,9 +37,8 @@ def test_tampered_pixels_and_metadata(tmp_path, key):
         ct.verify(key)
     ct.pixels[0, 0, 0] ^= 1
     ct.verify(key)
-    for field, value in (("target", 3), ("model", "other"), ("nonce", new_nonce())):
-        bad = Ciphertext(ct.pixels.copy(), ct.model, ct.nonce, ct.target, ct.key_id, ct.tag)
-        setattr(bad, field, value)
+    for field, value in (("target", 3), ("model", "other"), ("nonce", new_nonce()), ("classifier", "x@1")):
+        bad = replace(ct, **{field: value})
         with pytest.raises(AuthenticationError):
             bad.verify(key)
 

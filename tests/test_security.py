@@ -7,8 +7,15 @@ import torch
 from ric.container import Ciphertext
 from ric.keys import SecretKey, new_nonce
 from ric.metrics import psnr
-from ric.security import (_median, blind_attacks, known_plaintext_attack, mean_colour_baseline, score,
-                          tag_rejection, wrong_key_psnr)
+from ric.security import (
+    _median,
+    blind_attacks,
+    known_plaintext_attack,
+    mean_colour_baseline,
+    score,
+    tag_rejection,
+    wrong_key_psnr,
+)
 
 
 def smooth_images(n, size, seed=0):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from . import bundles
-from .errors import InputError
+from .errors import InputError, UnknownNameError
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -111,10 +111,19 @@ class Classifier(nn.Module):
         self.input_shape = tuple(input_shape)
         self.class_names = list(class_names)
         self.weights_sha256 = weights_sha256
+        self.fingerprint = ""  # set by load_classifier: hash of the weights actually loaded
+        self.spec = name
         c = input_shape[0]
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1))
         self.eval()
+
+    @property
+    def ident(self) -> str:
+        """``name@fingerprint``: stored (authenticated) in every ciphertext."""
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(self.net)
+        return f"{self.name}@{self.fingerprint}"
 
     @property
     def num_classes(self) -> int:
@@ -148,12 +157,110 @@ def build(config: dict) -> Classifier:
                       config["class_names"], config.get("weights_sha256", ""))
 
 
-def load_classifier(name_or_path: str | Path, device: str | torch.device = "cpu") -> Classifier:
-    """Load a classifier bundle by shipped name or folder path; frozen, in eval mode."""
-    folder = bundles.resolve(name_or_path, kind="classifier")
-    cfg = bundles.read_config(folder)
-    clf = build(cfg)
-    state = bundles.load_weights(folder)
-    clf.net.load_state_dict(state)
+def fingerprint(net: nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) over a module's state: names, dtypes, shapes and bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+_CONFIG_KEYS = ("input_shape", "mean", "std", "class_names")
+
+
+def _byo_config(spec: str, config: dict | str | Path | None) -> dict:
+    import json
+
+    if config is None:
+        side = Path(str(spec) + ".json")
+        if not side.is_file():
+            raise InputError(f"classifier {spec!r} needs a config (input_shape, mean, std, class_names): "
+                             f"pass --classifier-config FILE or put it in {side}")
+        config = side
+    if not isinstance(config, dict):
+        try:
+            config = json.loads(Path(config).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"cannot read classifier config {config}: {e}") from None
+    missing = [k for k in _CONFIG_KEYS if k not in config]
+    if missing:
+        raise InputError(f"classifier config lacks {', '.join(missing)}")
+    if len(config["input_shape"]) != 3 or len(config["mean"]) != config["input_shape"][0]:
+        raise InputError("classifier config: input_shape is [C, H, W] and mean/std have C entries")
+    return config
+
+
+def _load_state(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"classifier weights not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_classifier(spec: str | Path, device: str | torch.device = "cpu",
+                    config: dict | str | Path | None = None) -> Classifier:
+    """Load a frozen classifier in eval mode. ``spec`` is one of
+
+    * a zoo name (``ric models``) or a bundle folder;
+    * a TorchScript file (``torch.jit.save``);
+    * ``torchvision:NAME`` (e.g. ``torchvision:resnet18``), built with ``len(class_names)`` outputs and the
+      state dict named by the config's ``weights`` (nothing is downloaded);
+    * ``package.module:factory``, a callable returning an ``nn.Module`` (``factory_kwargs`` and ``weights``
+      from the config are used if present).
+
+    The last three need a config with ``input_shape`` [C, H, W] (H/W may be null), ``mean``, ``std`` and
+    ``class_names`` (``config`` argument, or a ``<file>.json`` beside a TorchScript file)."""
+    spec_s = str(spec)
+    p = Path(spec_s)
+    if (p.is_dir() and (p / "config.json").is_file()) or (bundles.SHIPPED_DIR / spec_s / "config.json").is_file():
+        folder = bundles.resolve(spec_s, kind="classifier")
+        cfg = bundles.read_config(folder)
+        clf = build(cfg)
+        clf.net.load_state_dict(bundles.load_weights(folder))
+    elif p.is_file():
+        cfg = _byo_config(spec_s, config)
+        try:
+            net = torch.jit.load(str(p), map_location="cpu")
+        except (RuntimeError, ValueError) as e:
+            raise InputError(f"{p} is not a TorchScript file: {str(e).splitlines()[0]}") from None
+        clf = Classifier(net, cfg.get("name", p.stem), cfg["input_shape"], cfg["mean"], cfg["std"], cfg["class_names"])
+    elif spec_s.startswith("torchvision:") or (":" in spec_s and not p.exists()):
+        cfg = _byo_config(spec_s, config)
+        if spec_s.startswith("torchvision:"):
+            import torchvision
+
+            name = spec_s.split(":", 1)[1]
+            try:
+                net = torchvision.models.get_model(name, weights=None, num_classes=len(cfg["class_names"]))
+            except ValueError:
+                raise UnknownNameError(f"unknown torchvision model {name!r}") from None
+        else:
+            import importlib
+
+            mod, _, fn = spec_s.partition(":")
+            try:
+                factory = getattr(importlib.import_module(mod), fn)
+            except (ImportError, AttributeError) as e:
+                raise UnknownNameError(f"cannot import classifier factory {spec_s!r}: {e}") from None
+            net = factory(**cfg.get("factory_kwargs", {}))
+        if cfg.get("weights"):
+            try:
+                net.load_state_dict(_load_state(cfg["weights"]))
+            except RuntimeError as e:
+                raise InputError(f"weights {cfg['weights']} do not fit {spec_s}: {str(e).splitlines()[0]}") from None
+        clf = Classifier(net, cfg.get("name", spec_s), cfg["input_shape"], cfg["mean"], cfg["std"], cfg["class_names"])
+    else:
+        bundles.resolve(spec_s, kind="classifier")  # raises the 'unknown classifier' error
+        raise AssertionError("unreachable")
     clf.requires_grad_(False)
+    clf.fingerprint = fingerprint(clf.net)
+    clf.spec = spec_s
     return clf.to(device).eval()

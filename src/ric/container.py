@@ -1,6 +1,7 @@
 """The ciphertext file: an ordinary 8-bit PNG with RIC metadata in tEXt chunks.
 
-Chunks: ``ric:format`` (``RIC-1``), ``ric:model`` (model id), ``ric:nonce`` (32 hex digits),
+Chunks: ``ric:format`` (``RIC-1``), ``ric:model`` (model id), ``ric:classifier`` (``name@fingerprint`` of
+the classifier whose NAE is inside), ``ric:nonce`` (32 hex digits),
 ``ric:target`` (NAE target label), ``ric:key-id`` (public key fingerprint) and ``ric:tag``:
 HMAC-SHA256, keyed by the key's MAC sub-key, over the format, every other metadata field, the
 image shape and the raw pixels. Any classifier reads the file as a normal image.
@@ -22,7 +23,7 @@ from .imageio import open_image, png_bytes, write_png
 from .keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
-FIELDS = ("model", "nonce", "target", "key-id")
+FIELDS = ("model", "classifier", "nonce", "target", "key-id")
 
 
 @dataclass
@@ -33,9 +34,11 @@ class Ciphertext:
     target: int
     key_id: str
     tag: bytes = b""
+    classifier: str = ""
 
     def meta(self) -> dict[str, str]:
-        return {"model": self.model, "nonce": self.nonce.hex(), "target": str(self.target), "key-id": self.key_id}
+        return {"model": self.model, "classifier": self.classifier, "nonce": self.nonce.hex(),
+                "target": str(self.target), "key-id": self.key_id}
 
     def message(self) -> bytes:
         head = json.dumps({"format": FORMAT, **self.meta(), "shape": list(self.pixels.shape)},
@@ -97,4 +100,4 @@ def read_ciphertext(path: str | Path) -> Ciphertext:
     a = np.array(img, dtype=np.uint8)
     a = a[:, :, None] if a.ndim == 2 else a
     return Ciphertext(pixels=a, model=text["ric:model"], nonce=nonce, target=target,
-                      key_id=text["ric:key-id"], tag=tag)
+                      key_id=text["ric:key-id"], tag=tag, classifier=text["ric:classifier"])

@@ -56,13 +56,17 @@ class RIC:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, name_or_path: str | Path = "svhn-ric", device: str | torch.device = "cpu", **overrides) -> RIC:
-        """Load a RIC model bundle (shipped name or folder) and the classifier it names."""
+    def load(cls, name_or_path: str | Path = "svhn-ric", device: str | torch.device = "cpu",
+             classifier: str | None = None, classifier_config=None, **overrides) -> RIC:
+        """Load a RIC model bundle (shipped name or folder) with the classifier it names, or with another
+        classifier (``classifier`` spec, see :func:`ric.classifiers.load_classifier`): the codec is fully
+        convolutional and the NAE is computed for whichever classifier is used."""
         folder = bundles.resolve(name_or_path, kind="ric")
         cfg = bundles.read_config(folder)
-        classifier = load_classifier(cfg["classifier"], device)
+        own = classifier is None
+        classifier = load_classifier(classifier or cfg["classifier"], device, classifier_config)
         want = cfg.get("classifier_sha256")
-        if want and classifier.weights_sha256 and want != classifier.weights_sha256:
+        if own and want and classifier.weights_sha256 and want != classifier.weights_sha256:
             raise InputError(f"model {cfg['name']} was trained with classifier weights {want[:12]}…, "
                              f"but {cfg['classifier']} has {classifier.weights_sha256[:12]}…")
         codec = make_codec(cfg["codec"])
@@ -148,7 +152,8 @@ class RIC:
                     attempts[i] += 1
                     if lab[j] == t[i]:
                         px = to_uint8(c[j]).permute(1, 2, 0).numpy()
-                        cts[i] = Ciphertext(px, self.model_id, nonces[i], int(t[i]), key.key_id).sign(key)
+                        cts[i] = Ciphertext(px, self.model_id, nonces[i], int(t[i]), key.key_id,
+                                            classifier=self.classifier.ident).sign(key)
                     else:
                         nonces[i] = new_nonce()
                         still.append(i)
@@ -171,6 +176,9 @@ class RIC:
         for ct in cts:
             if ct.model != self.model_id:
                 raise CiphertextError(f"ciphertext was made with model {ct.model!r}, not {self.model_id!r}")
+            if ct.classifier != self.classifier.ident:
+                raise CiphertextError(f"ciphertext was encrypted for classifier {ct.classifier}, this model uses "
+                                      f"{self.classifier.ident} (pass the same --classifier as for encryption)")
             if ct.pixels.shape != cts[0].pixels.shape:
                 raise InputError("decrypt() takes ciphertexts of one shape per call")
             if verify:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -55,15 +56,14 @@ def tag_rejection(cts: list[Ciphertext], key: SecretKey, wrong_keys: list[Secret
 
     accepted = sum(not rejected(ct, key) for ct in cts)
     wrong = [rejected(ct, k) for k in wrong_keys for ct in cts]
-    tampered = {"pixel bit": [], "target": [], "nonce": [], "model": []}
+    tampered: dict[str, list] = {"pixel bit": [], "target": [], "nonce": [], "model": [], "classifier": []}
     for ct in cts:
         px = ct.pixels.copy()
         h, w, c = px.shape
         px[rng.integers(h), rng.integers(w), rng.integers(c)] ^= np.uint8(1 << int(rng.integers(8)))
-        variants = {"pixel bit": Ciphertext(px, ct.model, ct.nonce, ct.target, ct.key_id, ct.tag),
-                    "target": Ciphertext(ct.pixels, ct.model, ct.nonce, ct.target + 1, ct.key_id, ct.tag),
-                    "nonce": Ciphertext(ct.pixels, ct.model, new_nonce(), ct.target, ct.key_id, ct.tag),
-                    "model": Ciphertext(ct.pixels, ct.model + "x", ct.nonce, ct.target, ct.key_id, ct.tag)}
+        variants = {"pixel bit": replace(ct, pixels=px), "target": replace(ct, target=ct.target + 1),
+                    "nonce": replace(ct, nonce=new_nonce()), "model": replace(ct, model=ct.model + "x"),
+                    "classifier": replace(ct, classifier=ct.classifier + "x")}
         for name, v in variants.items():
             tampered[name].append(rejected(v, key))
     return {"right_key_accepted": accepted / len(cts), "wrong_keys_rejected": float(np.mean(wrong)),
