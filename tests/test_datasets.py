@@ -31,3 +31,29 @@ def test_errors(tmp_path):
     with pytest.raises(InputError, match="no 'train' split"):
         load_dataset("tinyimagenet", "train", tmp_path)
     assert all(not r["present"] for r in available(tmp_path))
+
+
+def test_folder_datasets(tmp_path):
+    from ric.datasets import folder_dataset
+
+    from .conftest import write_rgb
+
+    for c in ("cat", "dog"):
+        (tmp_path / "lab" / c).mkdir(parents=True)
+        for i in range(2):
+            write_rgb(tmp_path / "lab" / c / f"{i}.png", seed=i)
+    d = folder_dataset(tmp_path / "lab", labelled=True)
+    assert d.classes == ["cat", "dog"] and d.labels.tolist() == [0, 0, 1, 1] and d.images.shape == (4, 32, 32, 3)
+    p = folder_dataset(tmp_path / "lab" / "cat")
+    assert len(p) == 2 and (p.labels == -1).all()
+    write_rgb(tmp_path / "lab" / "cat" / "big.png", 40, 40)
+    with pytest.raises(InputError, match="different sizes"):
+        folder_dataset(tmp_path / "lab" / "cat")
+
+
+def test_torchvision_loader_never_downloads(tmp_path):
+    from ric.datasets import torchvision_dataset
+
+    with pytest.raises(InputError, match="download=True"):
+        torchvision_dataset("cifar10", tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -68,14 +68,19 @@ def _tick(progress: Callable | None, n: int = 1):
 
 def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str = DEFAULT_MODEL,
                   convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
-                  progress: Callable | None = None, ric=None) -> list[dict]:
-    """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input)."""
+                  progress: Callable | None = None, ric=None, classifier: str | None = None,
+                  classifier_config=None) -> list[dict]:
+    """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input).
+
+    ``classifier`` replaces the model's own classifier (any spec of :func:`ric.classifiers.load_classifier`);
+    decryption then needs the same classifier."""
     from .pipeline import RIC
 
     paths = list_images(inputs)
     out_dir = Path(out_dir)
     outs = _outputs(paths, out_dir)
-    ric = ric or RIC.load(model, device=device, max_retries=max_retries, batch_size=batch_size)
+    ric = ric or RIC.load(model, device=device, max_retries=max_retries, batch_size=batch_size,
+                          classifier=classifier, classifier_config=classifier_config)
     c = ric.input_shape[0]
     rows: list[dict] = []
     todo: list[tuple[int, np.ndarray]] = []
@@ -84,7 +89,7 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
             try:
                 ct = read_ciphertext(o)
                 ct.verify(key)
-                if ct.model == ric.model_id:
+                if ct.model == ric.model_id and ct.classifier == ric.classifier.ident:
                     rows.append({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target})
                     continue
             except RICError:
@@ -109,27 +114,35 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     return rows
 
 
-def _classifier_for(ct_paths: list[Path], classifier: str | None):
+def _classifier_for(ct_paths: list[Path], classifier: str | None, classifier_config=None):
     if classifier:
-        return load_classifier(classifier)
-    names = set()
+        return load_classifier(classifier, config=classifier_config)
+    idents = set()
     for p in ct_paths:
         try:
-            names.add(read_ciphertext(p).model)
+            idents.add(read_ciphertext(p).classifier)
         except CiphertextError:
-            raise InputError(f"{p} carries no RIC model name; pass --classifier") from None
-    if len(names) != 1:
-        raise InputError(f"inputs were made with several models ({', '.join(sorted(names))}); pass --classifier")
-    return load_classifier(bundles.read_config(bundles.resolve(names.pop(), kind="ric"))["classifier"])
+            raise InputError(f"{p} carries no RIC metadata naming its classifier; pass --classifier") from None
+    if len(idents) != 1:
+        raise InputError(f"inputs were made for several classifiers ({', '.join(sorted(idents))}); pass --classifier")
+    ident = idents.pop()
+    name = ident.rsplit("@", 1)[0]
+    try:
+        clf = load_classifier(name)
+    except RICError:
+        raise InputError(f"the ciphertexts name classifier {ident}, which is not shipped; pass --classifier") from None
+    if clf.ident != ident:
+        raise InputError(f"the ciphertexts name classifier {ident}, but the shipped {name} is {clf.ident}")
+    return clf
 
 
 def classify_files(inputs: list, classifier: str | None = None, convert: str = "strict", batch_size: int = 256,
-                   progress: Callable | None = None) -> list[dict]:
+                   progress: Callable | None = None, classifier_config=None) -> list[dict]:
     """Label images (ciphertexts or plaintexts) with a plaintext classifier; needs no key.
 
-    Without ``classifier`` the classifier of the model named in the ciphertexts' metadata is used."""
+    Without ``classifier`` the classifier named in the ciphertexts' metadata is used."""
     paths = list_images(inputs)
-    clf = _classifier_for(paths, classifier)
+    clf = _classifier_for(paths, classifier, classifier_config)
     arrays = []
     for p in paths:
         a = read_image(p, clf.input_shape[0], convert)
@@ -145,7 +158,8 @@ def classify_files(inputs: list, classifier: str | None = None, convert: str = "
 
 
 def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str | None = None, verify: bool = True,
-                  device: str = "cpu", batch_size: int = 64, progress: Callable | None = None) -> list[dict]:
+                  device: str = "cpu", batch_size: int = 64, progress: Callable | None = None,
+                  classifier: str | None = None, classifier_config=None) -> list[dict]:
     """Recover plaintext PNGs from ciphertexts. With ``verify`` every file's tag is checked before
     anything is written; ``verify=False`` is for experiments only (e.g. brute-force studies)."""
     from .pipeline import RIC
@@ -167,7 +181,8 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     models: dict[str, RIC] = {}
     for (name, _), idx in groups.items():
         if name not in models:
-            models[name] = RIC.load(name, device=device, batch_size=batch_size)
+            models[name] = RIC.load(name, device=device, batch_size=batch_size, classifier=classifier,
+                                    classifier_config=classifier_config)
         ric = models[name]
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]

@@ -57,7 +57,8 @@ def cmd_encrypt(args) -> int:
     tick, close = _progress(args, _count(args.inputs), "encrypt")
     try:
         rows = encrypt_files(args.inputs, args.output, key, model=args.model, convert=args.convert,
-                             device=args.device, max_retries=args.retries, batch_size=args.batch_size, progress=tick)
+                             device=args.device, max_retries=args.retries, batch_size=args.batch_size, progress=tick,
+                             classifier=args.classifier, classifier_config=args.classifier_config)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -74,7 +75,8 @@ def cmd_classify(args) -> int:
 
     tick, close = _progress(args, _count(args.inputs), "classify")
     try:
-        rows = classify_files(args.inputs, classifier=args.classifier, convert=args.convert, progress=tick)
+        rows = classify_files(args.inputs, classifier=args.classifier, convert=args.convert, progress=tick,
+                              classifier_config=args.classifier_config)
     finally:
         close()
     _emit(args, rows, {"images": len(rows)}, [f"{r['input']}\t{r['label']}\t{r['class']}" for r in rows])
@@ -91,7 +93,8 @@ def cmd_decrypt(args) -> int:
     tick, close = _progress(args, _count(args.inputs), "decrypt")
     try:
         rows = decrypt_files(args.inputs, args.output, key, model=args.model, verify=not args.no_verify,
-                             device=args.device, batch_size=args.batch_size, progress=tick)
+                             device=args.device, batch_size=args.batch_size, progress=tick,
+                             classifier=args.classifier, classifier_config=args.classifier_config)
     finally:
         close()
     summary = {k: sum(r["status"] == k for r in rows) for k in ("decrypted", "skipped")}
@@ -170,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ric", description="Recoverable privacy-preserving image classification.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
+    clf_help = ("classifier: zoo name, bundle folder, TorchScript file, torchvision:NAME or package.module:factory "
+                "(the last three need --classifier-config)")
+
+    def byo(sp, default_help):
+        sp.add_argument("-c", "--classifier", help=f"{clf_help}; default: {default_help}")
+        sp.add_argument("--classifier-config", type=Path,
+                        help="JSON with input_shape, mean, std, class_names (and weights, factory_kwargs)")
+
     def common(sp, progress=True):
         sp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         if progress:
@@ -189,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--convert", choices=("strict", "auto"), default="strict",
                    help="channel policy: strict = error on grey/RGBA for an RGB model; auto = replicate grey, "
                         "drop alpha")
+    byo(s, "the model's own")
     s.add_argument("--retries", type=int, default=3, help="fresh-nonce retries for a ciphertext the classifier "
                                                           "mislabels (default 3)")
     s.add_argument("--batch-size", type=int, default=64)
@@ -198,8 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("classify", help="label images with a plaintext classifier (the cloud; no key)")
     s.add_argument("inputs", nargs="+")
-    s.add_argument("-c", "--classifier", help="classifier name or bundle folder (default: the one of the model "
-                                              "named in the ciphertexts)")
+    byo(s, "the one named in the ciphertexts")
     s.add_argument("--convert", choices=("strict", "auto"), default="strict")
     common(s)
     s.set_defaults(fn=cmd_classify)
@@ -209,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, type=Path)
     s.add_argument("-k", "--key", required=True, type=Path)
     s.add_argument("-m", "--model", help="RIC model (default: the one named in each ciphertext)")
+    byo(s, "the model's own; must be the one used to encrypt")
     s.add_argument("--no-verify", action="store_true",
                    help="skip the authentication check (experiments only: a wrong key then yields noise)")
     s.add_argument("--batch-size", type=int, default=64)

@@ -114,3 +114,51 @@ def available(root: str | Path | None = None) -> list[dict]:
 
 DATASETS: dict[str, Callable[..., ArrayDataset]] = {n: (lambda split="test", root=None, _n=n:
                                                         load_dataset(_n, split, root)) for n in SPLITS}
+
+
+# ------------------------------------------------------------------------------ user data and torchvision
+def folder_dataset(path: str | Path, channels: int = 3, convert: str = "strict",
+                   labelled: bool = False) -> ArrayDataset:
+    """Images from a folder. ``labelled=False``: a plain folder of one size (labels -1, e.g. a user's own
+    photos); ``labelled=True``: ImageFolder layout, one sub-folder per class (class = sub-folder name)."""
+    from .imageio import IMAGE_SUFFIXES, read_image
+
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"not a folder: {root}")
+    if labelled:
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+        items = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
+                 if f.suffix.lower() in IMAGE_SUFFIXES]
+    else:
+        classes = []
+        items = [(f, -1) for f in sorted(root.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    if not items:
+        raise InputError(f"no images in {root}")
+    arrays = [read_image(f, channels, convert) for f, _ in items]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise InputError(f"images in {root} have different sizes {sorted(shapes)[:3]}…; resize them first")
+    return ArrayDataset(name=root.name, images=np.stack(arrays), labels=np.array([y for _, y in items], np.int64),
+                        classes=classes)
+
+
+def torchvision_dataset(name: str, root: str | Path, split: str = "test", download: bool = False) -> ArrayDataset:
+    """torchvision's SVHN, CIFAR-10 or MNIST from ``root``. Nothing is downloaded unless ``download=True``."""
+    import torchvision.datasets as tvd
+
+    try:
+        if name == "svhn":
+            d = tvd.SVHN(str(root), split=split, download=download)
+            return ArrayDataset("svhn-tv-" + split, d.data.transpose(0, 2, 3, 1), d.labels.astype(np.int64) % 10,
+                                [str(i) for i in range(10)])
+        if name == "cifar10":
+            d = tvd.CIFAR10(str(root), train=split == "train", download=download)
+            return ArrayDataset("cifar10-tv-" + split, np.asarray(d.data), np.asarray(d.targets, np.int64), d.classes)
+        if name == "mnist":
+            d = tvd.MNIST(str(root), train=split == "train", download=download)
+            return ArrayDataset("mnist-tv-" + split, d.data.numpy()[..., None], d.targets.numpy().astype(np.int64),
+                                [str(i) for i in range(10)])
+    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. You can use download=True …"
+        raise InputError(f"torchvision {name} not found under {root} ({e}); pass download=True to fetch it") from None
+    raise UnknownNameError(f"no torchvision loader for {name!r}; known: svhn, cifar10, mnist")
