@@ -25,6 +25,7 @@ import torch
 
 from ric import bundles
 from ric.api import classify_files, decrypt_files, encrypt_files, keygen
+from ric.baselines import lsb_hide, lsb_reveal
 from ric.codec import make_codec
 from ric.container import read_ciphertext
 from ric.datasets import load_dataset
@@ -80,6 +81,9 @@ def main() -> None:
         c_id = ident._encode(x, z)
         id_agree = (ident.predict(c_id) == ric.predict(x)).float().mean().item()
         wrong = ric.decrypt(cts, SecretKey.generate(), verify=False)
+        c_lsb = lsb_hide(x, z)
+        lsb_agree = (ric.predict(c_lsb) == ric.predict(x)).float().mean().item()
+        x_lsb = lsb_reveal(c_lsb)
 
     pl = {Path(r["input"]).name: r["label"] for r in plain}
     agree = [pl[Path(r["input"]).name] == cl["label"] for r, cl in zip(ok, cloud, strict=True)]
@@ -93,8 +97,10 @@ def main() -> None:
         "label_agreement": sum(agree) / len(agree),
         "plaintext_accuracy": float((torch.tensor([r["label"] for r in plain]) == truth).float().mean()),
         "ciphertext_accuracy": float(sum(cl["label"] == int(truth[i]) for i, cl in enumerate(cloud)) / a.n),
-        "psnr_db": ps.mean().item(), "psnr_min_db": ps.min().item(), "ssim": ss.mean().item(),
+        "psnr_db": ps.mean().item(), "psnr_min_db": ps.min().item(), "ssim": ss.mean().item(), "identity_floor_ssim": ssim(x_id, x).mean().item(),
         "identity_floor_psnr_db": psnr(x_id, x).mean().item(), "identity_floor_agreement": id_agree,
+        "lsb4_psnr_db": psnr(x_lsb, x).mean().item(), "lsb4_ssim": ssim(x_lsb, x).mean().item(),
+        "lsb4_agreement": lsb_agree,
         "wrong_key_psnr_db": psnr(wrong, x).mean().item(),
         "ciphertext_vs_plaintext_psnr_db": psnr(c, x).mean().item(),
         "seconds": {"encrypt": t_enc, "classify": t_cls, "decrypt": t_dec},
@@ -119,8 +125,9 @@ machine: {res['machine']}.
 | accuracy plaintext / ciphertext | {100 * res['plaintext_accuracy']:.2f} % / {100 * res['ciphertext_accuracy']:.2f} % |
 | recovery PSNR (mean, min) | {res['psnr_db']:.2f} dB, {res['psnr_min_db']:.2f} dB |
 | recovery SSIM | {res['ssim']:.4f} |
-| identity-codec floor, same images and NAEs | {res['identity_floor_psnr_db']:.2f} dB \
+| identity-codec floor, same images and NAEs | {res['identity_floor_psnr_db']:.2f} dB, SSIM {res['identity_floor_ssim']:.4f} \
 (agreement {100 * id_agree:.2f} %) |
+| LSB 4-bit in the same NAEs (baseline) | {res['lsb4_psnr_db']:.2f} dB, SSIM {res['lsb4_ssim']:.4f} (agreement {100 * lsb_agree:.2f} %) |
 | wrong key (tag check off) | {res['wrong_key_psnr_db']:.2f} dB |
 | ciphertext vs plaintext | {res['ciphertext_vs_plaintext_psnr_db']:.2f} dB |
 | encrypt / classify / decrypt | {ips['encrypt']:.1f} / {ips['classify']:.1f} / {ips['decrypt']:.1f} images/s |

@@ -158,3 +158,11 @@ def test_models_and_datasets_listing(capsys):
     assert {"svhn-ric", "svhn-cnn7"} <= names
     assert main(["datasets", "--json"]) == 0
     assert {r["name"] for r in json.loads(capsys.readouterr().out)} >= {"svhn", "cifar10", "mnist"}
+
+
+def test_demo_runs_offline(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["encrypted"] == s["images"] == 32 and s["label_agreement"] == 1.0
+    assert s["psnr_db"] > 38 and s["wrong_key_psnr_db"] < 12
+    assert len(list((tmp_path / "recovered").iterdir())) == 32
