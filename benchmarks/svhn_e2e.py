@@ -141,6 +141,17 @@ machine: {res['machine']}.
         cfg["metrics"].update(data=f"svhn test {8000 + a.start}-{8000 + a.start + a.n - 1}",
                               command=res["command"])
         bundles.atomic_write_bytes(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
+        card = (folder / "MODEL_CARD.md").read_text()
+        head, _, rest = card.partition("<!-- measured:start")
+        _, _, tail = rest.partition("<!-- measured:end -->")
+        body = (f"<!-- measured:start (written by benchmarks/svhn_e2e.py --update-model) -->\n"
+                f"`{res['command']}` on {res['machine']}, {res['data']}, through the CLI "
+                f"(`docs/results/svhn_e2e.md`): {100 * res['label_agreement']:.2f} % label agreement "
+                f"({res['encrypted']}/{res['images']} encrypted), recovery **PSNR {res['psnr_db']:.2f} dB**, "
+                f"SSIM {res['ssim']:.4f}; identity-codec floor on the same images and NAEs "
+                f"{res['identity_floor_psnr_db']:.2f} dB; LSB 4-bit baseline {res['lsb4_psnr_db']:.2f} dB; "
+                f"wrong key {res['wrong_key_psnr_db']:.2f} dB.\n")
+        bundles.atomic_write_bytes(folder / "MODEL_CARD.md", (head + body + "<!-- measured:end -->" + tail).encode())
 
 
 if __name__ == "__main__":
