@@ -7,6 +7,9 @@ Python API (each CLI verb has a counterpart here)::
     ric.encrypt_files(["img.png"], "ct/", key)        # ric encrypt
     ric.classify_files(["ct/img.png"])                # ric classify (no key)
     ric.decrypt_files(["ct/img.png"], "rec/", key)    # ric decrypt
+    ric.list_models(); ric.available()               # ric models / ric datasets
+    ric.train_from_recipe("codec", "svhn-ric", out="m/", run="r/")   # ric train
+    ric.demo()                                        # ric demo
     model = ric.RIC.load("svhn-ric")                  # tensors in, tensors out
 
 Attributes are imported lazily so that ``import ric`` stays fast.
@@ -21,7 +24,8 @@ _LAZY = {
     "SecretKey": "ric.keys", "random_noise_image": "ric.keys",
     "Ciphertext": "ric.container", "read_ciphertext": "ric.container",
     "load_classifier": "ric.classifiers", "Classifier": "ric.classifiers",
-    "load_dataset": "ric.datasets",
+    "load_dataset": "ric.datasets", "available": "ric.datasets", "folder_dataset": "ric.datasets",
+    "train_from_recipe": "ric.recipes",
     "psnr": "ric.metrics", "ssim": "ric.metrics",
     "keygen": "ric.api", "load_key": "ric.api", "encrypt_files": "ric.api", "classify_files": "ric.api",
     "decrypt_files": "ric.api", "list_models": "ric.api", "demo": "ric.api",
