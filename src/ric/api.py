@@ -203,6 +203,7 @@ def sample_images() -> tuple[list[Path], dict]:
 def demo(workdir: str | Path | None = None, model: str = DEFAULT_MODEL, progress: Callable | None = None) -> dict:
     """keygen → encrypt → classify → decrypt on the shipped samples, offline; returns a summary."""
     from .metrics import psnr, ssim
+    from .pipeline import RIC
 
     tmp = None
     if workdir is None:
@@ -212,9 +213,10 @@ def demo(workdir: str | Path | None = None, model: str = DEFAULT_MODEL, progress
     try:
         files, meta = sample_images()
         key = keygen(w / "secret.key", force=True)
-        enc = encrypt_files(files, w / "ciphertexts", key, model=model, progress=progress)
+        ric = RIC.load(model)
+        enc = encrypt_files(files, w / "ciphertexts", key, model=model, progress=progress, ric=ric)
         ok = [r for r in enc if r["status"] in ("encrypted", "skipped")]
-        plain = classify_files(files, classifier=bundles.read_config(bundles.resolve(model, "ric"))["classifier"])
+        plain = classify_files(files, classifier=ric.config["classifier"])
         cloud = classify_files([r["output"] for r in ok])
         dec = decrypt_files([r["output"] for r in ok], w / "recovered", key, progress=progress)
         byname = {Path(r["input"]).stem: r["label"] for r in plain}
@@ -224,7 +226,7 @@ def demo(workdir: str | Path | None = None, model: str = DEFAULT_MODEL, progress
         truth = [meta["labels"][meta["files"].index(Path(r["input"]).name)] for r in ok]
         ps, ss = psnr(xh, x), ssim(xh, x)
         wrong = SecretKey.generate()
-        xw = _decrypt_unverified(ok, wrong, model)
+        xw = ric.decrypt([read_ciphertext(r["output"]) for r in ok], wrong, verify=False)
         return {"model": model, "images": len(files), "encrypted": len(ok),
                 "failed": len(files) - len(ok), "label_agreement": float(np.mean(agree)),
                 "plaintext_accuracy": float(np.mean([p["label"] == t for p, t in zip(plain, meta["labels"],
@@ -236,13 +238,6 @@ def demo(workdir: str | Path | None = None, model: str = DEFAULT_MODEL, progress
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-def _decrypt_unverified(rows: list[dict], key: SecretKey, model: str) -> torch.Tensor:
-    from .pipeline import RIC
-
-    ric = RIC.load(model)
-    return ric.decrypt([read_ciphertext(r["output"]) for r in rows], key, verify=False)
 
 
 __all__ = ["keygen", "load_key", "list_models", "encrypt_files", "classify_files", "decrypt_files", "demo",
