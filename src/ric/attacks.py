@@ -14,17 +14,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .errors import UnknownNameError
+from .registry import registrar
 
 ATTACKS: dict[str, type] = {}
 
 
-def register_attack(name: str):
-    def deco(cls):
-        ATTACKS[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
+register_attack = registrar(ATTACKS, "name")
 
 
 def margin(logits: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:

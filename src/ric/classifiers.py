@@ -15,16 +15,12 @@ from torch import nn
 
 from . import bundles
 from .errors import InputError, UnknownNameError
+from .registry import registrar
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_arch(name: str):
-    def deco(fn):
-        ARCHITECTURES[name] = fn
-        return fn
-
-    return deco
+register_arch = registrar(ARCHITECTURES)
 
 
 def _cbr(cin: int, cout: int) -> list[nn.Module]:

@@ -15,17 +15,12 @@ import torch
 from torch import nn
 
 from .errors import UnknownNameError
+from .registry import registrar
 
 CODECS: dict[str, type] = {}
 
 
-def register_codec(name: str):
-    def deco(cls):
-        CODECS[name] = cls
-        cls.codec_name = name
-        return cls
-
-    return deco
+register_codec = registrar(CODECS, "codec_name")
 
 
 class SqueezeExcite(nn.Module):
