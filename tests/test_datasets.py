@@ -23,13 +23,37 @@ def test_faces_split_is_per_identity(data_root):
     assert set(np.unique(tr.labels)) == set(np.unique(te.labels))
 
 
+@pytest.mark.parametrize("name", ["tinyimagenet", "lfw", "orl"])
+def test_per_class_splits_are_disjoint(data_root, name):
+    if not (data_root / SPLITS[name]["file"]).is_file():
+        pytest.skip(f"{name} file absent")
+    tr, te, al = (load_dataset(name, s, data_root) for s in ("train", "test", "all"))
+    assert len(tr) + len(te) == len(al)
+    # no image of the test split is in the train split
+    trs = {a.tobytes() for a in tr.images}
+    assert not any(a.tobytes() in trs for a in te.images)
+    assert set(np.unique(tr.labels)) == set(np.unique(te.labels))
+
+
+def test_grey_policy():
+    from ric.datasets import ArrayDataset
+
+    g = ArrayDataset("g", np.arange(16, dtype=np.uint8).reshape(1, 4, 4, 1) * 16, np.zeros(1, np.int64), ["a"])
+    rgb = g.with_channels(3)
+    assert rgb.images.shape == (1, 4, 4, 3) and (rgb.images == g.images).all()  # replicated
+    assert (rgb.with_channels(1).images == g.images).all()  # luma of R=G=B is the grey value
+    assert g.with_channels(1) is g
+    with pytest.raises(InputError):
+        ArrayDataset("x", np.zeros((1, 2, 2, 2), np.uint8), np.zeros(1, np.int64), []).with_channels(3)
+
+
 def test_errors(tmp_path):
     with pytest.raises(UnknownNameError):
         load_dataset("imagenet-21k")
     with pytest.raises(InputError, match="not found"):
         load_dataset("svhn", "test", tmp_path)
-    with pytest.raises(InputError, match="no 'train' split"):
-        load_dataset("tinyimagenet", "train", tmp_path)
+    with pytest.raises(InputError, match="no 'validation' split"):
+        load_dataset("svhn", "validation", tmp_path)
     assert all(not r["present"] for r in available(tmp_path))
 
 

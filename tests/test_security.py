@@ -65,3 +65,56 @@ def test_wrong_key_psnr_shape(tiny_ric, samples, key):
     cts = [c for c in cts if c is not None]
     out = wrong_key_psnr(tiny_ric, cts, x[:len(cts)], [SecretKey.generate(), key])
     assert out.shape == (2, len(cts))
+
+
+def test_nes_gradient_norm_matches_a_known_decryption():
+    """With no attack (NAE = RNI) and the identity codec, x̂ = (c − αz)/(1−α): every pixel's gradient with
+    respect to the RNI has norm α/(1−α) = 4 exactly; the estimate must find it."""
+    from ric.classifiers import load_classifier
+    from ric.codec import make_codec
+    from ric.keys import random_noise_image
+    from ric.pipeline import RIC
+    from ric.security import nes_pixel_gradient_norms
+
+    key = SecretKey(bytes(range(32)))
+    ric = RIC(make_codec({"name": "identity"}), load_classifier("svhn-cnn7"), alpha=0.8, attack={"name": "none"})
+    nonce = new_nonce()
+    z = random_noise_image(key, nonce, (3, 8, 8))
+    c = (0.8 * z + 0.2 * 0.5).permute(1, 2, 0).numpy()  # recovered image = 0.5 everywhere (no clamping)
+    ct = Ciphertext(np.round(c * 255).astype(np.uint8), "m", nonce, 1, key.key_id)
+    n = nes_pixel_gradient_norms(ric, ct, key, directions=256, sigma=1e-3)
+    assert n.shape == (3 * 8 * 8,)
+    assert abs(n.median().item() - 4.0) < 0.4 and (n - 4.0).abs().max() < 1.5
+
+
+def test_theorem61_ball_bound():
+    import math
+
+    from ric.security import ball_log10_probability, theorem61_bound
+
+    assert abs(ball_log10_probability(1 / math.sqrt(math.pi), 2)) < 1e-9  # unit-area disc
+    b = theorem61_bound(lipschitz=2.0, d=3072, tau_db=20.0)
+    assert abs(b["radius"] - 0.05) < 1e-12 and b["log10_probability_bound"] < -1000
+    assert abs(ball_log10_probability(b["unit_ball_radius"], 3072)) < 1e-6
+
+
+def test_curious_cloud_attack_learns_the_class():
+    """On a toy domain where the class is the image's brightness, the generator learns to produce images
+    the classifier puts in the ciphertext's class (the part of Appendix B's objective that must work)."""
+    from ric.security import curious_cloud_attack
+
+    torch.manual_seed(0)
+
+    class Bright(torch.nn.Module):
+        def forward(self, x):
+            m = x.mean((1, 2, 3))
+            return torch.stack([(0.5 - m) * 20, (m - 0.5) * 20], 1)
+
+    clf = Bright()
+    y = torch.arange(96) % 2
+    real = (0.25 + 0.5 * y.float()).view(-1, 1, 1, 1) + 0.05 * torch.randn(96, 3, 16, 16)
+    c = real.clamp(0, 1)  # a leaky "cipher" whose class is visible
+    gen = curious_cloud_attack(clf, c[:64], real.clamp(0, 1), c[64:], size=16, width=8, latent=16, epochs=15,
+                               batch_size=16, lr=1e-3)
+    assert gen.shape == c[64:].shape and torch.isfinite(gen).all()
+    assert (clf(gen).argmax(1) == y[64:]).float().mean() >= 0.9

@@ -51,3 +51,19 @@ def test_codec_training_writes_a_working_bundle(tmp_path):
     x = _tiny(2, 3).tensors()[0]
     res = ric.encrypt(x, SecretKey.generate())
     assert len(res) == 2
+
+
+def test_auxiliary_classes_are_dropped_from_the_shipped_head(tmp_path):
+    from ric.classifiers import load_classifier
+
+    rng = np.random.default_rng(5)
+    aux = ArrayDataset("aux", rng.integers(0, 256, (20, 16, 16, 1), dtype=np.uint8), rng.integers(0, 4, 20),
+                       [f"p{i}" for i in range(4)])
+    r = ClassifierRecipe(name="tiny-aux", arch="resnet18", dataset="tiny", epochs=1, batch_size=16,
+                         arch_kwargs={"width": 4, "stem": "s2", "input_size": 16}, grey_prob=0.5, jitter=0.2)
+    cfg = train_classifier(r, _tiny(), _tiny(16, 1), tmp_path / "run", tmp_path / "out", log=lambda *_: None,
+                           extras=[aux])
+    assert cfg["class_names"] == [str(i) for i in range(10)]
+    clf = load_classifier(tmp_path / "out")
+    x = _tiny(16, 1).tensors()[0]
+    assert clf(x).shape == (16, 10)  # 10 main classes, the 4 auxiliary ones are gone

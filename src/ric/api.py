@@ -46,7 +46,8 @@ def list_models() -> list[dict]:
                        test_accuracy=c.get("test_accuracy"), test_data=c.get("test_data"))
         else:
             row.update(classifier=c["classifier"], alpha=c["alpha"], codec=c["codec"]["name"],
-                       metrics=c.get("metrics", {}))
+                       codec_trained_on=c.get("codec_trained_on", c.get("training", {}).get("dataset")),
+                       image_shape=c.get("image_shape"), metrics=c.get("metrics", {}))
         rows.append(row)
     return rows
 
@@ -81,7 +82,7 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     outs = _outputs(paths, out_dir)
     ric = ric or RIC.load(model, device=device, max_retries=max_retries, batch_size=batch_size,
                           classifier=classifier, classifier_config=classifier_config)
-    c = ric.input_shape[0]
+    c = ric.plaintext_channels
     rows: list[dict] = []
     todo: list[tuple[int, np.ndarray]] = []
     for p, o in zip(paths, outs, strict=True):
@@ -95,6 +96,8 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
             except RICError:
                 pass  # not a finished ciphertext of this key/model: redo it (written atomically)
         a = read_image(p, c, convert)
+        if a.shape[2] != ric.input_shape[0]:  # grey model: replicate to RGB (documented grey policy)
+            a = np.repeat(a, ric.input_shape[0], axis=2)
         ric.check_shape((a.shape[2], a.shape[0], a.shape[1]))
         rows.append({"input": str(p), "output": str(o), "status": "pending"})
         todo.append((len(rows) - 1, a))
@@ -187,6 +190,8 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]
             xh = ric.decrypt([cts[i] for i in part], key, verify=False)
+            if ric.plaintext_channels == 1 and xh.shape[1] == 3:  # grey model: back to one channel
+                xh = xh.mean(1, keepdim=True)
             for i, x in zip(part, xh, strict=True):
                 write_png(rows[i]["output"], torch.round(x * 255).to(torch.uint8).permute(1, 2, 0).numpy())
                 rows[i]["status"] = "decrypted"

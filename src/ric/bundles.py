@@ -89,6 +89,23 @@ def save_bundle(folder: str | Path, state: dict, config: dict, card: str) -> Pat
     return folder
 
 
+def load_codec_weights(folder: str | Path, cfg: dict) -> dict:
+    """A RIC bundle's codec weights: its own ``model.safetensors``, or those of the bundle named by
+    ``codec_weights_from`` (a model that reuses another dataset's codec), checked against
+    ``codec_weights_sha256``."""
+    src = cfg.get("codec_weights_from")
+    if not src:
+        return load_weights(folder)
+    other = resolve(src, kind="ric")
+    got = read_config(other).get("weights_sha256", "")
+    if cfg.get("codec_weights_sha256") and got != cfg["codec_weights_sha256"]:
+        from .errors import InputError
+
+        raise InputError(f"model {cfg['name']} reuses the codec of {src}, but {src}'s weights changed "
+                         f"({got[:12]}… instead of {cfg['codec_weights_sha256'][:12]}…)")
+    return load_weights(other)
+
+
 def load_weights(folder: str | Path) -> dict:
     from safetensors.torch import load_file
 

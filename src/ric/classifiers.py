@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import bundles
@@ -66,17 +67,24 @@ class _Basic(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18 (4 stages × 2 basic blocks). ``stem="cifar"``: 3×3 conv, no pooling (32×32 inputs);
     ``stem="imagenet"``: 7×7/2 conv + 3×3/2 max-pool (large inputs). ``width`` is the first stage's
-    channel count (64 in the original; the zoo uses 32 to keep shipped weights compact)."""
+    channel count (64 in the original; the zoo uses 32 to keep shipped weights compact).
+    ``stem="s2"``: 3×3/2 conv (e.g. 64×64 inputs at the cost of a CIFAR net). ``input_size``: the net first
+    resizes its input (bilinear, antialiased, differentiable) to ``input_size``², so a classifier for large
+    images can run at a lower internal resolution."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, stem: str = "cifar"):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, stem: str = "cifar",
+                 input_size: int | None = None):
         super().__init__()
         w = width
-        if stem == "cifar":
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w),
-                                      nn.ReLU(inplace=True))
-        else:
+        self.input_size = input_size
+        if stem in ("cifar", "s2"):
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1 if stem == "cifar" else 2, 1, bias=False),
+                                      nn.BatchNorm2d(w), nn.ReLU(inplace=True))
+        elif stem == "imagenet":
             self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 7, 2, 3, bias=False), nn.BatchNorm2d(w),
                                       nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        else:
+            raise InputError(f"unknown ResNet stem {stem!r}; known: cifar, s2, imagenet")
         blocks, c = [], w
         for i, cout in enumerate((w, 2 * w, 4 * w, 8 * w)):
             blocks += [_Basic(c, cout, 1 if i == 0 else 2), _Basic(cout, cout, 1)]
@@ -85,12 +93,16 @@ class ResNet18(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
 
     def forward(self, x):
+        if self.input_size and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
+                              antialias=True)
         return self.head(self.blocks(self.stem(x)))
 
 
 @register_arch("resnet18")
-def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64, stem: str = "cifar") -> nn.Module:
-    return ResNet18(num_classes, in_channels, width, stem)
+def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64, stem: str = "cifar",
+             input_size: int | None = None) -> nn.Module:
+    return ResNet18(num_classes, in_channels, width, stem, input_size)
 
 
 class Classifier(nn.Module):
@@ -141,6 +153,35 @@ class Classifier(nn.Module):
     def predict(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         out = [self(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+class _LumaInput(nn.Module):
+    """Feeds a grey classifier the ITU-R BT.601 luma of an RGB input (used by grey RIC models)."""
+
+    def __init__(self, inner: Classifier):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("w", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner((x * self.w).sum(1, keepdim=True))
+
+
+RGB_SUFFIX = "+rgb"
+
+
+def rgb_input(clf: Classifier) -> Classifier:
+    """Grey policy for RIC models: a 1-channel classifier wrapped to take RGB images (it sees their luma).
+
+    A grey plaintext is replicated to R=G=B, so the wrapped classifier gives it exactly the label the
+    original gives the grey image; the ciphertext is RGB. The wrapper's name is ``<name>+rgb``."""
+    if clf.input_shape[0] != 1:
+        raise InputError(f"classifier {clf.name} is not a grey (1-channel) classifier")
+    out = Classifier(_LumaInput(clf), clf.name + RGB_SUFFIX, (3, *clf.input_shape[1:]), (0.0, 0.0, 0.0),
+                     (1.0, 1.0, 1.0), clf.class_names, clf.weights_sha256)
+    out.spec = clf.spec + RGB_SUFFIX
+    out.requires_grad_(False)
+    return out.eval()
 
 
 def build(config: dict) -> Classifier:
@@ -215,6 +256,8 @@ def load_classifier(spec: str | Path, device: str | torch.device = "cpu",
     The last three need a config with ``input_shape`` [C, H, W] (H/W may be null), ``mean``, ``std`` and
     ``class_names`` (``config`` argument, or a ``<file>.json`` beside a TorchScript file)."""
     spec_s = str(spec)
+    if spec_s.endswith(RGB_SUFFIX):
+        return rgb_input(load_classifier(spec_s[:-len(RGB_SUFFIX)], device, config)).to(device)
     p = Path(spec_s)
     if (p.is_dir() and (p / "config.json").is_file()) or (bundles.SHIPPED_DIR / spec_s / "config.json").is_file():
         folder = bundles.resolve(spec_s, kind="classifier")

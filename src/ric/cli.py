@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import RICError
+from .errors import InputError, RICError
 
 
 def _progress(args, total: int, desc: str):
@@ -256,7 +256,73 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device")
     s.add_argument("--data-root")
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("eval", help="measure a model on a dataset, or regenerate the paper's tables (--tables)")
+    s.add_argument("-m", "--model", help="RIC model (default: the shipped model for --dataset)")
+    s.add_argument("-d", "--dataset", help="dataset (see `ric datasets`); its test split is used")
+    s.add_argument("--codec-from", help="use the codec of this RIC model instead (cross-dataset study)")
+    s.add_argument("--limit", type=int, help="first N test images (default 1000, or all if fewer)")
+    s.add_argument("--grid", type=Path, help="write a plaintext | ciphertext | recovered grid PNG here")
+    s.add_argument("--tables", action="store_true", help="Tables 1-4, alpha sweep, grids, throughput")
+    s.add_argument("--datasets", nargs="+", help="with --tables: only these datasets")
+    s.add_argument("-o", "--output", type=Path, help="with --tables: folder (default docs/results)")
+    s.add_argument("--data-root")
+    common(s)
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("security", help="attack the shipped models (brute force, known plaintext, curious cloud, "
+                                        "blind) and write docs/security.md")
+    s.add_argument("--models", nargs="+", default=["svhn-ric", "faces-ric"])
+    s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
+    s.add_argument("--run", default="runs/security", help="cache of the victim's ciphertexts (reused by reruns)")
+    s.add_argument("--docs", default="docs", help="where security.md, security/ and results/ go")
+    s.add_argument("--data-root")
+    common(s)
+    s.set_defaults(fn=cmd_security)
     return p
+
+
+def cmd_eval(args) -> int:
+    from . import evaluation as ev
+    from .keys import SecretKey
+
+    log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr))
+    if args.tables:
+        rep = ev.paper_tables(args.output or "docs/results", args.limit, args.datasets, args.data_root,
+                              command="ric " + " ".join(sys.argv[1:]), log=log)
+        if args.json:
+            print(json.dumps(rep, indent=1))
+        else:
+            print(f"wrote {args.output or 'docs/results'}/paper_tables.md (+ .json, grids)")
+        return 0
+    if not args.dataset:
+        raise InputError("ric eval: give --dataset (and --model), or --tables")
+    model = args.model or ev.DATASET_MODELS.get(args.dataset, "svhn-ric")
+    ric = ev.load_model(model, codec_from=args.codec_from)
+    images, labels, split = ev.eval_split(args.dataset, args.limit, data_root=args.data_root)
+    log(f"{model} on {split}")
+    res = ev.evaluate(ric, images, labels, SecretKey.generate(), grid=args.grid, log=log)
+    res.update(model=model, codec_from=args.codec_from, data=split, classifier=ric.classifier.ident,
+               machine=ev.machine())
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        for k, v in res.items():
+            print(f"{k:32s} {v}")
+    return 0
+
+
+def cmd_security(args) -> int:
+    from .security_report import run_security
+
+    log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    rep = run_security(args.models, args.quick, args.run, args.docs, args.data_root,
+                       command="ric " + " ".join(sys.argv[1:]), log=log)
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        print(f"wrote {args.docs}/security.md, figures in {args.docs}/security/")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,21 @@ class ArrayDataset:
     def __len__(self) -> int:
         return len(self.images)
 
+    def with_channels(self, channels: int) -> ArrayDataset:
+        """Grey policy: a 1-channel set asked for 3 channels is replicated (R=G=B); a 3-channel set asked for
+        1 channel is converted with ITU-R BT.601 luma (as PIL's ``convert('L')``). Same count: unchanged."""
+        c = self.images.shape[-1]
+        if c == channels:
+            return self
+        if c == 1 and channels == 3:
+            imgs = np.repeat(self.images, 3, axis=-1)
+        elif c == 3 and channels == 1:
+            luma = self.images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            imgs = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+        else:
+            raise InputError(f"{self.name}: cannot turn {c}-channel images into {channels} channels")
+        return ArrayDataset(self.name, imgs, self.labels, self.classes)
+
     def tensors(self, start: int = 0, stop: int | None = None):
         """Float tensors N×C×H×W in [0,1] and int64 labels."""
         import torch
@@ -64,8 +79,13 @@ SPLITS: dict[str, dict] = {
               "train": (0, 60000), "test": (0, 10000), "note": "official MNIST train/test"},
     "faces": {"file": "faces/celeba_rgb_160.npz", "train": "per-class:0:15", "test": "per-class:15:20",
               "note": "CelebA 40 identities x 20; per identity images 0-14 train, 15-19 test"},
-    "tinyimagenet": {"file": "tinyimagenet/tinyimagenet_val_10per_class.npz", "train": None,
-                     "test": (0, 2000), "note": "2,000 Tiny-ImageNet val images (evaluation only)"},
+    "tinyimagenet": {"file": "tinyimagenet/tinyimagenet_val_10per_class.npz", "train": "per-class:0:8",
+                     "test": "per-class:8:10",
+                     "note": "2,000 Tiny-ImageNet val images, 200 classes x 10; per class 0-7 train, 8-9 test"},
+    "lfw": {"file": "faces/lfw_grey_160.npz", "train": "per-class:0:15", "test": "per-class:15:20",
+            "note": "LFW grey 160x160, 62 people x 20; per person 0-14 train, 15-19 test"},
+    "orl": {"file": "faces/att_orl_faces.npz", "train": "per-class:0:7", "test": "per-class:7:10",
+            "note": "ORL/AT&T grey 112x92, 40 subjects x 10; per subject 0-6 train, 7-9 test"},
 }
 
 
@@ -77,10 +97,17 @@ def _load_npz(path: Path) -> dict:
 
 
 def load_dataset(name: str, split: str = "test", root: str | Path | None = None) -> ArrayDataset:
-    """Load a registered ``.npz`` dataset split (``train`` or ``test``)."""
+    """Load a registered ``.npz`` dataset split (``train``, ``test`` or ``all`` = train then test)."""
     if name not in SPLITS:
         raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(sorted(SPLITS))}")
     spec = SPLITS[name]
+    if split == "all":
+        a = load_dataset(name, "train", root) if spec.get("train") is not None else None
+        b = load_dataset(name, "test", root)
+        if a is None:
+            return ArrayDataset(f"{name}-all", b.images, b.labels, b.classes)
+        return ArrayDataset(f"{name}-all", np.concatenate([a.images, b.images]),
+                            np.concatenate([a.labels, b.labels]), b.classes)
     if split not in ("train", "test") or spec.get(split) is None:
         raise InputError(f"dataset {name!r} has no {split!r} split")
     root = Path(root) if root else default_data_root()

@@ -19,7 +19,7 @@ import torch
 
 from . import bundles
 from .attacks import make_attack
-from .classifiers import Classifier, load_classifier
+from .classifiers import Classifier, load_classifier, rgb_input
 from .codec import make_codec, quantize, srl_mix, srl_unmix
 from .container import Ciphertext
 from .errors import CiphertextError, InputError
@@ -69,8 +69,10 @@ class RIC:
         if own and want and classifier.weights_sha256 and want != classifier.weights_sha256:
             raise InputError(f"model {cfg['name']} was trained with classifier weights {want[:12]}…, "
                              f"but {cfg['classifier']} has {classifier.weights_sha256[:12]}…")
+        if classifier.input_shape[0] == 1 and cfg.get("image_channels", 3) == 3:
+            classifier = rgb_input(classifier)  # grey policy: grey images are replicated to RGB
         codec = make_codec(cfg["codec"])
-        codec.load_state_dict(bundles.load_weights(folder))
+        codec.load_state_dict(bundles.load_codec_weights(folder, cfg))
         kw = {"alpha": cfg["alpha"], "attack": cfg["attack"], "nae_batch": cfg["nae_batch"], "model_id": cfg["name"]}
         kw.update(overrides)
         ric = cls(codec, classifier, device=device, **kw)
@@ -80,6 +82,11 @@ class RIC:
     @property
     def input_shape(self) -> tuple:
         return self.classifier.input_shape
+
+    @property
+    def plaintext_channels(self) -> int:
+        """Channels of the plaintext files (1 for grey models: replicated to RGB inside, grey on output)."""
+        return int(self.config.get("plaintext_channels", self.input_shape[0]))
 
     # ------------------------------------------------------------------ pieces
     def _batches(self, n: int):

@@ -61,26 +61,67 @@ class ClassifierRecipe:
     arch_kwargs: dict = field(default_factory=dict)
     mean: tuple = (0.5, 0.5, 0.5)
     std: tuple = (0.25, 0.25, 0.25)
+    # Extra datasets (all their images, resized and given the main set's channel count) whose classes are
+    # appended as auxiliary classes during training; the shipped head keeps only the main set's classes.
+    extra_train: list = field(default_factory=list)
+    grey_prob: float = 0.0  # probability of turning a training image grey (kept 3-channel)
+    jitter: float = 0.0  # random brightness/contrast factor in [1-jitter, 1+jitter]
 
 
-def evaluate_classifier(clf: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+def _photometric(x: torch.Tensor, grey_prob: float, jitter: float, gen: torch.Generator) -> torch.Tensor:
+    n = len(x)
+    if jitter:
+        b = 1 + jitter * (2 * torch.rand(n, 1, 1, 1, generator=gen) - 1)
+        c = 1 + jitter * (2 * torch.rand(n, 1, 1, 1, generator=gen) - 1)
+        m = x.mean((1, 2, 3), keepdim=True)
+        x = ((x - m) * c.to(x.device) + m * b.to(x.device)).clamp(0, 1)
+    if grey_prob and x.shape[1] == 3:
+        g = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        sel = (torch.rand(n, generator=gen) < grey_prob).to(x.device).view(n, 1, 1, 1)
+        x = torch.where(sel, g.expand_as(x), x)
+    return x
+
+
+def evaluate_classifier(clf: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
+                        num_classes: int | None = None) -> float:
+    """Accuracy; ``num_classes`` restricts the arg-max to the first classes (auxiliary classes ignored)."""
     clf.eval()
     dev = next(clf.parameters()).device
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            correct += (clf(x[i:i + batch_size].to(dev)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+            logits = clf(x[i:i + batch_size].to(dev))[:, :num_classes]
+            correct += (logits.argmax(1).cpu() == y[i:i + batch_size]).sum().item()
     return correct / max(1, len(x))
+
+
+def _with_extras(train: ArrayDataset, extras: list[ArrayDataset]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Main training set plus auxiliary sets (resized to its size, its channel count, labels offset)."""
+    xtr, ytr = train.tensors()
+    xs, ys, off = [xtr], [ytr], len(train.classes)
+    for e in extras:
+        xe, ye = e.with_channels(xtr.shape[1]).tensors()
+        if xe.shape[-2:] != xtr.shape[-2:]:
+            xe = F.interpolate(xe, size=xtr.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        xs.append(xe.clamp(0, 1))
+        ys.append(ye + off)
+        off += len(e.classes)
+    return torch.cat(xs), torch.cat(ys)
 
 
 def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayDataset, run_dir: str | Path,
                      out_dir: str | Path, device: str = "cpu", time_budget: float | None = None,
-                     command: str = "", log=print) -> dict:
-    """Train a zoo classifier with SGD + cosine schedule; resumable from ``run_dir/ckpt.pt``."""
+                     command: str = "", log=print, extras: list[ArrayDataset] | None = None) -> dict:
+    """Train a zoo classifier with SGD + cosine schedule; resumable from ``run_dir/ckpt.pt``.
+
+    ``extras``: auxiliary labelled sets trained as additional classes (dropped from the shipped head)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    xtr, ytr = train.tensors()
+    extras = extras or []
+    xtr, ytr = _with_extras(train, extras)
     xte, yte = test.tensors()
+    n_main = len(train.classes)
+    aux_names = [f"aux:{e.name}:{c}" for e in extras for c in e.classes]
     dev = torch.device(device)
     amp = dev.type == "cuda"
     if amp:
@@ -91,7 +132,7 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
            "std": list(recipe.std)[:xtr.shape[1]], "class_names": train.classes}
     assert recipe.arch in ARCHITECTURES
     torch.manual_seed(recipe.seed)
-    clf = build(cfg).to(device)
+    clf = build({**cfg, "class_names": train.classes + aux_names}).to(device)
     opt = torch.optim.SGD(clf.net.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay,
                           nesterov=True)
     steps_per_epoch = math.ceil(len(xtr) / recipe.batch_size)
@@ -116,6 +157,7 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
                 g["lr"] = _one_cycle(recipe.lr, (epoch + k / steps_per_epoch) / recipe.epochs)
             idx = perm[i:i + recipe.batch_size]
             xb = _augment(xtr[idx.to(xtr.device)], recipe.pad, recipe.flip, gen).to(device, non_blocking=True)
+            xb = _photometric(xb, recipe.grey_prob, recipe.jitter, gen)
             yb = ytr[idx.to(ytr.device)].to(device)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 loss = F.cross_entropy(clf(xb), yb, label_smoothing=recipe.label_smoothing)
@@ -124,7 +166,7 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
             opt.step()
             tot += loss.detach() * len(idx)
             n += len(idx)
-        acc = evaluate_classifier(clf, xte, yte)
+        acc = evaluate_classifier(clf, xte, yte, num_classes=n_main)
         rec = {"epoch": epoch + 1, "loss": float(tot) / n, "test_acc": acc, "elapsed_s": time.time() - t0}
         log(json.dumps(rec))
         with open(run_dir / "log.jsonl", "a") as f:
@@ -136,13 +178,35 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
             log("time budget reached")
             break
     if acc is None:
-        acc = evaluate_classifier(clf, xte, yte)
+        acc = evaluate_classifier(clf, xte, yte, num_classes=n_main)
     done_epochs = epoch + 1 if recipe.epochs > start_epoch else start_epoch
     cfg.update({"test_accuracy": acc, "train_data": train.name, "test_data": test.name,
                 "recipe": asdict(recipe), "epochs_done": done_epochs, "command": command})
     card = _classifier_card(cfg)
-    bundles.save_bundle(out_dir, clf.net.state_dict(), cfg, card)
+    state = clf.net.state_dict()
+    if aux_names:  # keep the main classes' rows of the output layer only
+        n_all = n_main + len(aux_names)
+        out_keys = [k for k, v in state.items() if v.ndim in (1, 2) and v.shape[0] == n_all]
+        for k in out_keys[-2:]:
+            state[k] = state[k][:n_main].clone()
+        check = build(cfg)
+        check.net.load_state_dict(state)
+        acc2 = evaluate_classifier(check.to(device), xte, yte)
+        assert abs(acc2 - acc) < 1e-9, (acc, acc2)
+    bundles.save_bundle(out_dir, state, cfg, card)
     return cfg
+
+
+def _extras_line(r: dict) -> str:
+    parts = []
+    if r.get("jitter"):
+        parts.append(f"brightness/contrast jitter ±{r['jitter']}")
+    if r.get("grey_prob"):
+        parts.append(f"grey with probability {r['grey_prob']}")
+    if r.get("extra_train"):
+        parts.append(f"auxiliary classes from {', '.join(r['extra_train'])} "
+                     "(all images; dropped from the shipped head)")
+    return "".join(f",\n  {p}" for p in parts)
 
 
 def _classifier_card(cfg: dict) -> str:
@@ -156,7 +220,7 @@ Plaintext classifier of the RIC zoo.
 - Data: train `{cfg['train_data']}` ({r['dataset']}), test `{cfg['test_data']}` (splits: `ric.datasets.SPLITS`).
 - Recipe: SGD (Nesterov, momentum 0.9), warm-up + cosine lr {r['lr']}, weight decay {r['weight_decay']},
   batch {r['batch_size']}, {cfg['epochs_done']} of {r['epochs']} epochs, random shifts of ±{r['pad']} px,
-  flips: {r['flip']}, label smoothing {r['label_smoothing']}, seed {r['seed']}.
+  flips: {r['flip']}, label smoothing {r['label_smoothing']}, seed {r['seed']}{_extras_line(r)}.
 - **Test accuracy: {100 * cfg['test_accuracy']:.2f} %** on `{cfg['test_data']}`.
 - Command: `{cfg['command']}`
 """

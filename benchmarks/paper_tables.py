@@ -1,0 +1,30 @@
+"""The paper's Tables 1-4, the α sweep (Figure 7), sample grids and throughput, from the shipped weights.
+
+    python benchmarks/paper_tables.py             # full: 1,000 test images per set (all for faces/Tiny-ImageNet)
+    python benchmarks/paper_tables.py --limit 100 # quick variant
+
+A thin wrapper over ``ric eval --tables`` (``ric.evaluation.paper_tables``); writes
+docs/results/paper_tables.{md,json}, grid_<dataset>.png and alpha_sweep.png. Table 4 and the α sweep use
+the small equal-budget codecs under models/ablation/ (made by scripts/train_ablations.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ric.evaluation import paper_tables
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--limit", type=int, help="first N test images per set (default 1000, or all if fewer)")
+    p.add_argument("--datasets", nargs="+")
+    p.add_argument("--out", default="docs/results")
+    p.add_argument("--data-root")
+    a = p.parse_args()
+    paper_tables(a.out, a.limit, a.datasets, a.data_root, command="python " + " ".join(sys.argv))
+
+
+if __name__ == "__main__":
+    main()
