@@ -24,7 +24,8 @@ from ric.datasets import load_dataset
 from ric.training import evaluate_classifier
 
 TARGETS = {"mnist-cnn5": 0.993, "svhn-cnn7": 0.88, "cifar10-resnet18": 0.75, "faces-resnet18": 0.70}
-DATASET = {"mnist-cnn5": "mnist", "svhn-cnn7": "svhn", "cifar10-resnet18": "cifar10", "faces-resnet18": "faces"}
+DATASET = {"mnist-cnn5": "mnist", "svhn-cnn7": "svhn", "cifar10-resnet18": "cifar10", "faces-resnet18": "faces",
+           "tinyimagenet-resnet18": "tinyimagenet"}
 
 
 def main() -> None:
@@ -68,7 +69,7 @@ def main() -> None:
              "| classifier | architecture | test data | accuracy | target | images/s (CPU) | parameters |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        tgt = f"≥ {100 * r['target']:.1f} %" if r["target"] else ""
+        tgt = f"≥ {100 * r['target']:.1f} %" if r["target"] else "none set"
         lines.append(f"| {r['classifier']} | {r['arch']} | {r['test_data']} | {100 * r['test_accuracy']:.2f} % | "
                      f"{tgt} | {r['images_per_s_cpu']:.0f} | {r['params'] / 1e6:.2f} M |")
     (out / "classifiers.md").write_text("\n".join(lines) + "\n")

@@ -38,7 +38,7 @@ def derive(name: str, codec_model: str = "svhn-ric") -> dict:
     attack = {**base["attack"], **STRONGER_NAE}
     cfg = {"kind": "ric", "name": name, "codec": base["codec"], "alpha": base["alpha"], "attack": attack,
            "nae_batch": base["nae_batch"], "classifier": clf_name, "classifier_sha256": clf["weights_sha256"],
-           "image_shape": [3, *clf["input_shape"][1:]], "plaintext_channels": clf["input_shape"][0],
+           "image_shape": clf["input_shape"], "plaintext_channels": clf["input_shape"][0],
            "image_channels": 3, "codec_weights_from": codec_model,
            "codec_weights_sha256": base["weights_sha256"],
            "codec_trained_on": base.get("codec_trained_on", base.get("training", {}).get("dataset")),

@@ -34,3 +34,17 @@ def test_architectures():
         assert m(torch.rand(1, *shape)).shape == (1, 10)
     m = ARCHITECTURES["resnet18"](num_classes=40, width=8, stem="imagenet").eval()
     assert m(torch.rand(1, 3, 160, 160)).shape == (1, 40)
+
+
+def test_resnet_internal_resize_and_mirror_averaging():
+    torch.manual_seed(0)
+    m = ARCHITECTURES["resnet18"](num_classes=5, width=4, stem="s2", input_size=16, flip_tta=True).eval()
+    x = torch.rand(2, 3, 40, 40, requires_grad=True)
+    out = m(x)
+    assert out.shape == (2, 5)
+    m.flip_tta = False
+    assert torch.allclose(out, 0.5 * (m(x) + m(x.flip(3))), atol=1e-5)  # mirror-averaged logits
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # differentiable: the NAE attack can use it
+    with pytest.raises(InputError):
+        ARCHITECTURES["resnet18"](stem="nope")

@@ -96,3 +96,12 @@ def test_derived_model_checks_the_codec_it_reuses(tmp_path):
     (bad / "config.json").write_text(json.dumps({**cfg, "codec_weights_sha256": "0" * 64}))
     with pytest.raises(InputError, match="weights changed"):
         RIC.load(bad)
+
+
+def test_ric_eval_cli(data_root, capsys):
+    from ric.cli import main
+
+    assert main(["eval", "--dataset", "svhn", "--limit", "2", "--data-root", str(data_root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["images"] == 2 and out["model"] == "svhn-ric" and "identity_psnr_db" in out
+    assert main(["eval", "--limit", "2"]) == 2  # no dataset: a usage error, not a traceback

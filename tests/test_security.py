@@ -118,3 +118,12 @@ def test_curious_cloud_attack_learns_the_class():
                                batch_size=16, lr=1e-3)
     assert gen.shape == c[64:].shape and torch.isfinite(gen).all()
     assert (clf(gen).argmax(1) == y[64:]).float().mean() >= 0.9
+
+
+def test_known_plaintext_attack_on_patches_reconstructs_whole_images():
+    torch.manual_seed(0)
+    x = smooth_images(96, 24)
+    c = 1 - x
+    rec = known_plaintext_attack(c[:64], x[:64], c[64:], epochs=25, width=8, batch_size=16, crop=12)
+    assert rec.shape == x[64:].shape
+    assert psnr(rec, x[64:]).mean() > psnr(mean_colour_baseline(x[64:]), x[64:]).mean() + 3

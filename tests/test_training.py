@@ -67,3 +67,21 @@ def test_auxiliary_classes_are_dropped_from_the_shipped_head(tmp_path):
     clf = load_classifier(tmp_path / "out")
     x = _tiny(16, 1).tensors()[0]
     assert clf(x).shape == (16, 10)  # 10 main classes, the 4 auxiliary ones are gone
+
+
+def test_second_stage_starts_from_a_run(tmp_path):
+    import torch
+
+    r = ClassifierRecipe(name="tiny-cnn", arch="cnn7", dataset="tiny", epochs=1, batch_size=16,
+                         arch_kwargs={"width": 4}, zoom=0.1, rotate=10, mixup=0.4)
+    train_classifier(r, _tiny(), _tiny(16, 1), tmp_path / "a", tmp_path / "out_a", log=lambda *_: None)
+    first = torch.load(tmp_path / "a/ckpt.pt", weights_only=False)["net"]
+    msgs = []
+    r2 = ClassifierRecipe(name="tiny-cnn", arch="cnn7", dataset="tiny", epochs=0, batch_size=16,
+                          arch_kwargs={"width": 4}, init=str(tmp_path / "a"))
+    train_classifier(r2, _tiny(), _tiny(16, 1), tmp_path / "b", tmp_path / "out_b", log=msgs.append)
+    assert any("initialised from" in m for m in msgs)
+    from ric.bundles import load_weights
+
+    w = load_weights(tmp_path / "out_b")
+    assert all(torch.equal(w[k], first[k]) for k in first)  # zero epochs: the stage-1 weights as they were

@@ -73,10 +73,11 @@ class ResNet18(nn.Module):
     images can run at a lower internal resolution."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, stem: str = "cifar",
-                 input_size: int | None = None):
+                 input_size: int | None = None, flip_tta: bool = False):
         super().__init__()
         w = width
         self.input_size = input_size
+        self.flip_tta = flip_tta
         if stem in ("cifar", "s2"):
             self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1 if stem == "cifar" else 2, 1, bias=False),
                                       nn.BatchNorm2d(w), nn.ReLU(inplace=True))
@@ -96,13 +97,15 @@ class ResNet18(nn.Module):
         if self.input_size and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
                               antialias=True)
+        if self.flip_tta and not self.training:  # average the logits of the image and its mirror image
+            return 0.5 * (self.head(self.blocks(self.stem(x))) + self.head(self.blocks(self.stem(x.flip(3)))))
         return self.head(self.blocks(self.stem(x)))
 
 
 @register_arch("resnet18")
 def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64, stem: str = "cifar",
-             input_size: int | None = None) -> nn.Module:
-    return ResNet18(num_classes, in_channels, width, stem, input_size)
+             input_size: int | None = None, flip_tta: bool = False) -> nn.Module:
+    return ResNet18(num_classes, in_channels, width, stem, input_size, flip_tta)
 
 
 class Classifier(nn.Module):

@@ -118,8 +118,8 @@ def cmd_models(args) -> int:
             m = r.get("metrics") or {}
             extra = (f"PSNR {m['psnr_db']:.2f} dB, agreement {100 * m['label_agreement']:.2f}% on {m['data']}"
                      if m else "")
-            print(f"{r['name']:<20} ric         codec {r['codec']}, alpha {r['alpha']}, "
-                  f"classifier {r['classifier']}  {extra}")
+            print(f"{r['name']:<20} ric         codec {r['codec']} (trained on {r['codec_trained_on']}), "
+                  f"alpha {r['alpha']}, classifier {r['classifier']}, input {r['image_shape']}  {extra}")
     return 0
 
 
@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
     s.add_argument("--run", default="runs/security", help="cache of the victim's ciphertexts (reused by reruns)")
     s.add_argument("--docs", default="docs", help="where security.md, security/ and results/ go")
+    s.add_argument("--fresh", action="store_true", help="recompute models whose finished results are cached")
     s.add_argument("--data-root")
     common(s)
     s.set_defaults(fn=cmd_security)
@@ -317,7 +318,7 @@ def cmd_security(args) -> int:
 
     log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     rep = run_security(args.models, args.quick, args.run, args.docs, args.data_root,
-                       command="ric " + " ".join(sys.argv[1:]), log=log)
+                       command="ric " + " ".join(sys.argv[1:]), log=log, fresh=args.fresh)
     if args.json:
         print(json.dumps(rep, indent=1))
     else:

@@ -17,16 +17,18 @@ CLASSIFIER_RECIPES: dict[str, ClassifierRecipe] = {
                                          arch_kwargs={"width": 32, "stem": "cifar"}, epochs=120, lr=0.1,
                                          batch_size=256, pad=4, flip=True, label_smoothing=0.1,
                                          mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26)),
-    # 600 CelebA training crops are few: the net runs at 64x64 inside, and LFW's 62 other people (grey,
-    # replicated to RGB) are auxiliary classes during training so that the features are about faces.
+    # 600 CelebA training crops are few: the net runs at 64x64 inside (and averages the logits of the image and
+    # its mirror at test time), LFW's 62 other people (grey, replicated to RGB) are auxiliary classes during
+    # training so that the features are about faces, and strong augmentation (scale, rotation, mixup) fights
+    # over-fitting (without them: 58 % test accuracy, train loss at its floor).
     "faces-resnet18": ClassifierRecipe(name="faces-resnet18", arch="resnet18", dataset="faces",
-                                       arch_kwargs={"width": 32, "stem": "s2", "input_size": 64}, epochs=120,
-                                       lr=0.05, batch_size=64, pad=12, flip=True, label_smoothing=0.1,
-                                       extra_train=["lfw"], grey_prob=0.2, jitter=0.25,
-                                       mean=(0.5, 0.45, 0.4), std=(0.28, 0.26, 0.26)),
+                                       arch_kwargs={"width": 32, "stem": "s2", "input_size": 64, "flip_tta": True},
+                                       epochs=80, lr=0.05, batch_size=64, pad=8, flip=True, label_smoothing=0.1,
+                                       extra_train=["lfw"], grey_prob=0.2, jitter=0.25, zoom=0.15, rotate=12,
+                                       mixup=0.4, weight_decay=1e-3, mean=(0.5, 0.45, 0.4), std=(0.28, 0.26, 0.26)),
     "tinyimagenet-resnet18": ClassifierRecipe(name="tinyimagenet-resnet18", arch="resnet18",
                                               dataset="tinyimagenet",
-                                              arch_kwargs={"width": 32, "stem": "s2"}, epochs=80, lr=0.05,
+                                              arch_kwargs={"width": 32, "stem": "s2"}, epochs=50, lr=0.05,
                                               batch_size=64, pad=6, flip=True, label_smoothing=0.1, jitter=0.2,
                                               mean=(0.48, 0.45, 0.4), std=(0.27, 0.26, 0.27)),
 }

@@ -155,8 +155,11 @@ class UNet(nn.Module):
 
 def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test: torch.Tensor, epochs: int = 30,
                            batch_size: int = 64, lr: float = 1e-3, width: int = 32, seed: int = 0,
-                           time_budget: float | None = None, log=None) -> torch.Tensor:
-    """Train a U-Net on (ciphertext, plaintext) pairs (L1 + MSE) and return its reconstructions of ``c_test``."""
+                           time_budget: float | None = None, log=None, crop: int | None = None) -> torch.Tensor:
+    """Train a U-Net on (ciphertext, plaintext) pairs (L1 + MSE) and return its reconstructions of ``c_test``.
+
+    ``crop``: train on random aligned ``crop``×``crop`` patches of each pair (the U-Net is fully
+    convolutional; reconstructions are made on whole images), which makes large images affordable."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = UNet(c_train.shape[1], width)
@@ -169,8 +172,14 @@ def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test:
         perm = torch.randperm(len(c_train), generator=g)
         for i in range(0, len(c_train), batch_size):
             idx = perm[i:i + batch_size]
-            y = net(c_train[idx])
-            loss = F.l1_loss(y, x_train[idx]) + F.mse_loss(y, x_train[idx])
+            cb, xb = c_train[idx], x_train[idx]
+            if crop and crop < cb.shape[-1]:
+                top = int(torch.randint(0, cb.shape[-2] - crop + 1, (1,), generator=g))
+                left = int(torch.randint(0, cb.shape[-1] - crop + 1, (1,), generator=g))
+                cb = cb[..., top:top + crop, left:left + crop]
+                xb = xb[..., top:top + crop, left:left + crop]
+            y = net(cb)
+            loss = F.l1_loss(y, xb) + F.mse_loss(y, xb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -181,7 +190,8 @@ def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test:
             break
     net.eval()
     with torch.no_grad():
-        return torch.cat([net(c_test[i:i + 256]) for i in range(0, len(c_test), 256)])
+        step = 256 if c_test.shape[-1] <= 64 else 16
+        return torch.cat([net(c_test[i:i + step]) for i in range(0, len(c_test), step)])
 
 
 # ------------------------------------------------------------------------------------------ curious cloud

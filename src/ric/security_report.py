@@ -19,7 +19,7 @@ from torchvision.utils import save_image
 
 from . import bundles
 from .container import Ciphertext
-from .datasets import load_dataset
+from .datasets import SPLITS, load_dataset
 from .keys import SecretKey, random_noise_image
 from .metrics import psnr
 from .pipeline import RIC
@@ -46,10 +46,10 @@ SIZES = {
                           cloud_epochs=30, cloud_size=32, nes_cts=8, nes_dirs=32),
     ("svhn", True): dict(n_eval=64, n_bf=16, keys_per_ct=4, n_bits=32, kpa=[100, 300], kpa_epochs=15,
                          cloud_epochs=8, cloud_size=32, nes_cts=2, nes_dirs=16),
-    ("faces", False): dict(n_eval=200, n_bf=50, keys_per_ct=4, n_bits=64, kpa=[100, "all"], kpa_epochs=30,
-                           cloud_epochs=40, cloud_size=64, nes_cts=2, nes_dirs=16),
+    ("faces", False): dict(n_eval=100, n_bf=50, keys_per_ct=2, n_bits=32, kpa=[100, "all"], kpa_epochs=30,
+                           cloud_epochs=25, cloud_size=64, nes_cts=2, nes_dirs=16, kpa_width=16, kpa_crop=64),
     ("faces", True): dict(n_eval=24, n_bf=8, keys_per_ct=2, n_bits=8, kpa=[100], kpa_epochs=8,
-                          cloud_epochs=6, cloud_size=64, nes_cts=1, nes_dirs=8),
+                          cloud_epochs=6, cloud_size=64, nes_cts=1, nes_dirs=8, kpa_width=16, kpa_crop=64),
 }
 MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"
 
@@ -125,13 +125,14 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     test, train = load_dataset(dataset, "test", data_root), load_dataset(dataset, "train", data_root)
     n_eval = min(sz["n_eval"], len(test))
     kpa_sizes = [len(train) if n == "all" else min(n, len(train)) for n in sz["kpa"]]
-    # attacked images: a fixed random subset of the test split (faces are stored identity by identity)
-    sel = np.sort(np.random.default_rng(1).permutation(len(test))[:n_eval])
+    # per-class splits (faces) are stored identity by identity: take fixed random subsets there; SVHN's
+    # contiguous splits are used in order (test images 8000…, train images 0…)
+    per_class = isinstance(SPLITS[dataset]["test"], str)
+    sel = np.sort(np.random.default_rng(1).permutation(len(test))[:n_eval]) if per_class else np.arange(n_eval)
     x_eval = torch.from_numpy(test.images[sel]).permute(0, 3, 1, 2).float() / 255
     y_eval = torch.from_numpy(test.labels[sel])
-    # the adversary's pairs / the cloud's history: train images in a fixed shuffled order (faces are stored
-    # identity by identity, so a prefix would cover few people)
-    order = np.random.default_rng(0).permutation(len(train))[:max(kpa_sizes)]
+    # the adversary's pairs / the cloud's history: train images (shuffled once for per-class splits)
+    order = (np.random.default_rng(0).permutation(len(train)) if per_class else np.arange(len(train)))[:max(kpa_sizes)]
     x_kpa = torch.from_numpy(train.images[order]).permute(0, 3, 1, 2).float() / 255
     t_start = time.time()
     log(f"[{_now()}] {model}: encrypting {n_eval} test and {len(x_kpa)} train images")
@@ -141,7 +142,8 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     right = ric.decrypt(cts_eval, key)
     res: dict = {"model": model, "dataset": dataset, "weights_sha256": cfg.get("weights_sha256") or
                  cfg.get("codec_weights_sha256"), "quick": quick,
-                 "data": f"{dataset}: {n_eval} test images (a fixed random subset, seed 1; attacked); "
+                 "data": f"{dataset}: {n_eval} test images "
+                         f"({'a fixed random subset, seed 1' if per_class else 'the first'}; attacked); "
                          f"{len(x_kpa)} train images (adversary's pairs / the cloud's ciphertext history)",
                  "right_key_psnr_db": psnr(right, x_eval).mean().item(),
                  "plaintext_accuracy": (ric.predict(x_eval) == y_eval).float().mean().item()}
@@ -199,11 +201,12 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
         log(f"[{_now()}] known-plaintext attack, N = {n}")
         t0 = time.time()
         ep = sz["kpa_epochs"] if n <= 1000 else max(5, sz["kpa_epochs"] * 1000 // n)  # equal-ish compute
-        rec = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, batch_size=32 if dataset == "faces"
-                                     else 64)
+        rec = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=sz.get("kpa_width", 32),
+                                     crop=sz.get("kpa_crop"), batch_size=32 if sz.get("kpa_crop") else 64)
         acc = (ric.predict(rec) == y_eval).float().mean().item()
         res["kpa"][str(n)] = {**score(rec, x_eval), "classifier_accuracy_on_reconstructions": acc,
-                              "epochs": ep, "seconds": time.time() - t0}
+                              "epochs": ep, "unet_width": sz.get("kpa_width", 32), "train_crop": sz.get("kpa_crop"),
+                              "seconds": time.time() - t0}
         rows.append(rec[:8])
     save_image(torch.cat(rows), figs / f"{model}_kpa.png", nrow=min(8, n_eval))
 
@@ -221,8 +224,19 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     return res
 
 
+def _fingerprint(model: str) -> str:
+    """What a cached result depends on: the model's codec weights and its classifier's identity."""
+    ric = RIC.load(model)
+    cfg = ric.config
+    return f"{cfg.get('weights_sha256') or cfg.get('codec_weights_sha256')}|{ric.classifier.ident}"
+
+
 def run_security(models: list[str] | None = None, quick: bool = False, run: str | Path = "runs/security",
-                 docs: str | Path = "docs", data_root=None, command: str = "", log: Callable = print) -> dict:
+                 docs: str | Path = "docs", data_root=None, command: str = "", log: Callable = print,
+                 fresh: bool = False) -> dict:
+    """Evaluate ``models`` and write the report. A model's finished result is kept in the run folder
+    (``<model>-result.json``) and reused by a rerun while its weights and classifier are unchanged
+    (``fresh=True`` recomputes)."""
     import platform
 
     models = models or ["svhn-ric", "faces-ric"]
@@ -232,10 +246,19 @@ def run_security(models: list[str] | None = None, quick: bool = False, run: str 
     run = Path(str(run) + ("-quick" if quick else ""))
     report = {"command": command, "quick": quick, "models": {},
               "machine": f"{platform.machine()} cpu, torch {torch.__version__}, {torch.get_num_threads()} threads"}
-    t0 = time.time()
+    run.mkdir(parents=True, exist_ok=True)
     for m in models:
-        report["models"][m] = evaluate_model(m, quick, run, figs, data_root, log)
-    report["seconds"] = time.time() - t0
+        cache = run / f"{m}-result.json"
+        fp = _fingerprint(m)
+        if cache.is_file() and not fresh:
+            cached = json.loads(cache.read_text())
+            if cached.get("fingerprint") == fp:
+                log(f"[{_now()}] {m}: reusing the finished result in {cache}")
+                report["models"][m] = cached
+                continue
+        report["models"][m] = {**evaluate_model(m, quick, run, figs, data_root, log), "fingerprint": fp}
+        cache.write_text(json.dumps(report["models"][m], indent=1) + "\n")
+    report["seconds"] = sum(r["seconds"] for r in report["models"].values())  # compute time, cached included
     out = docs / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"security{'_quick' if quick else ''}.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -253,6 +276,13 @@ def verdict(ssim_attack: float, ssim_reference: float, margin: float = 0.05) -> 
                 "colour (see the grid).")
     return (f"**More than {margin} SSIM above the mean-colour reference: this attack recovers image structure "
             "(see the grid).**")
+
+
+def _kpa_setup(r: dict) -> str:
+    v = next(iter(r["kpa"].values()))
+    crop = f", trained on random aligned {v['train_crop']}×{v['train_crop']} patches" if v.get("train_crop") else ""
+    eps = ", ".join(f"N={n}: {w['epochs']}" for n, w in r["kpa"].items())
+    return f"U-Net width {v.get('unet_width', 32)}{crop}; epochs {eps} (L1 + MSE, Adam, cosine schedule)."
 
 
 def _model_section(r: dict) -> str:
@@ -300,6 +330,8 @@ Best: *{r['blind_best']}*. {verdict(r['blind'][r['blind_best']]['ssim_fit'], ref
 Rows: plaintext, ciphertext, best blind attack, same with the oracle fit. ![blind]({'security/' + m}_blind_best.png)
 
 ### 3. Known-plaintext attack (U-Net trained on N pairs under the victim's key)
+{_kpa_setup(r)}
+
 | pairs N | PSNR | SSIM | classifier accuracy on reconstructions |
 |---|---|---|---|
 {kpa_rows}

@@ -66,6 +66,24 @@ class ClassifierRecipe:
     extra_train: list = field(default_factory=list)
     grey_prob: float = 0.0  # probability of turning a training image grey (kept 3-channel)
     jitter: float = 0.0  # random brightness/contrast factor in [1-jitter, 1+jitter]
+    init: str = ""  # start from this run folder's checkpoint (a second stage; a fresh lr schedule)
+    zoom: float = 0.0  # random scale in [1-zoom, 1+zoom] and rotation up to ±rotate degrees (per image)
+    rotate: float = 0.0
+    mixup: float = 0.0  # mixup Beta(m, m) of image pairs and of their (smoothed) labels
+
+
+def _geometric(x: torch.Tensor, zoom: float, rotate: float, gen: torch.Generator) -> torch.Tensor:
+    """Random per-image scale and rotation about the centre (bilinear, reflection at the borders)."""
+    if not zoom and not rotate:
+        return x
+    n = len(x)
+    s = 1 + zoom * (2 * torch.rand(n, generator=gen) - 1)
+    a = torch.deg2rad(rotate * (2 * torch.rand(n, generator=gen) - 1))
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a) / s, -torch.sin(a) / s
+    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a) / s, torch.cos(a) / s
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def _photometric(x: torch.Tensor, grey_prob: float, jitter: float, gen: torch.Generator) -> torch.Tensor:
@@ -146,6 +164,10 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
         gen.set_state(s["gen"])
         start_epoch = s["epoch"]
         log(f"resumed from epoch {start_epoch}")
+    elif recipe.init:
+        s = torch.load(Path(recipe.init) / "ckpt.pt", map_location=device, weights_only=False)
+        clf.net.load_state_dict(s["net"])
+        log(f"initialised from {recipe.init} (epoch {s['epoch']} of that run)")
     t0 = time.time()
     acc = None
     for epoch in range(start_epoch, recipe.epochs):
@@ -157,10 +179,20 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
                 g["lr"] = _one_cycle(recipe.lr, (epoch + k / steps_per_epoch) / recipe.epochs)
             idx = perm[i:i + recipe.batch_size]
             xb = _augment(xtr[idx.to(xtr.device)], recipe.pad, recipe.flip, gen).to(device, non_blocking=True)
+            xb = _geometric(xb, recipe.zoom, recipe.rotate, gen)
             xb = _photometric(xb, recipe.grey_prob, recipe.jitter, gen)
             yb = ytr[idx.to(ytr.device)].to(device)
+            lam, perm_b = 1.0, None
+            if recipe.mixup:
+                lam = float(torch.distributions.Beta(recipe.mixup, recipe.mixup).sample())
+                perm_b = torch.randperm(len(xb), generator=gen).to(xb.device)
+                xb = lam * xb + (1 - lam) * xb[perm_b]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss = F.cross_entropy(clf(xb), yb, label_smoothing=recipe.label_smoothing)
+                logits = clf(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=recipe.label_smoothing)
+                if perm_b is not None:
+                    loss = lam * loss + (1 - lam) * F.cross_entropy(logits, yb[perm_b],
+                                                                    label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -203,6 +235,12 @@ def _extras_line(r: dict) -> str:
         parts.append(f"brightness/contrast jitter ±{r['jitter']}")
     if r.get("grey_prob"):
         parts.append(f"grey with probability {r['grey_prob']}")
+    if r.get("zoom") or r.get("rotate"):
+        parts.append(f"random scale ±{r.get('zoom', 0)} and rotation ±{r.get('rotate', 0)}°")
+    if r.get("mixup"):
+        parts.append(f"mixup Beta({r['mixup']}, {r['mixup']})")
+    if r.get("init"):
+        parts.append(f"second stage: started from the run `{r['init']}` (recipe in its log)")
     if r.get("extra_train"):
         parts.append(f"auxiliary classes from {', '.join(r['extra_train'])} "
                      "(all images; dropped from the shipped head)")
