@@ -14,7 +14,7 @@ CODEC='{"name": "ric-paper", "width": 16, "depth": 2, "se_blocks": 1}'
 train() {  # name, extra --set arguments
   local name=$1; shift
   ric train codec svhn-ric --output "$OUT/$name" --run "$RUNS/$name" --time-budget "$BUDGET" --device "$DEV" \
-    --set "codec=$CODEC" --set pool_per_class=32 --set batch_size=32 --set eval_images=128 --set lr=0.001 \
+    --set "codec=$CODEC" --set pool_per_class=16 --set batch_size=32 --set eval_images=128 --set lr=0.001 \
     --set "description=\"ablation codec ($name), ${BUDGET}s budget\"" "$@"
 }
 train nae-srl-a0.8 --set alpha=0.8

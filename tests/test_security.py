@@ -127,3 +127,32 @@ def test_known_plaintext_attack_on_patches_reconstructs_whole_images():
     rec = known_plaintext_attack(c[:64], x[:64], c[64:], epochs=25, width=8, batch_size=16, crop=12)
     assert rec.shape == x[64:].shape
     assert psnr(rec, x[64:]).mean() > psnr(mean_colour_baseline(x[64:]), x[64:]).mean() + 3
+
+
+def _fake_result(kpa_ssim):
+    sc = {"psnr_db": 18.0, "ssim": 0.27, "psnr_fit_db": 18.0, "ssim_fit": 0.27}
+    bound = {"lipschitz": 10.0, "d": 3072, "tau_db": 6.0, "radius": 0.05, "log10_probability_bound": -5000.0,
+             "unit_ball_radius": 13.4, "tau_unit_ball_db": -40.0}
+    return {"model": "m", "dataset": "svhn", "data": "d", "weights_sha256": "ab", "seconds": 60, "quick": True,
+            "right_key_psnr_db": 41.0, "plaintext_accuracy": 0.9,
+            "brute_force": {"ciphertexts": 2, "random_keys": 4, "one_bit_keys": 2, "right_key_psnr_db": 41.0,
+                            "random_key_psnr_db": {"mean": 6, "min": 5, "max": 6.5},
+                            "one_bit_psnr_db": {"mean": 6, "min": 5, "max": 6.5}},
+            "tags": {"right_key_accepted": 1.0, "wrong_keys_rejected": 1.0, "wrong_key_trials": 8,
+                     "tampered_rejected": {"pixel bit": 1.0}, "tamper_trials": 2},
+            "theorem61": {"ciphertexts": 1, "directions": 8, "grad_norm_max": 10.0, "grad_norm_mean": 5.0,
+                          "at_measured_max": bound, "at_30db": bound, "measured_max_wrong_key_psnr_db": 6.5},
+            "blind": {"median 3×3": dict(sc), "reference: mean colour of the plaintext (oracle)": dict(sc)},
+            "blind_best": "median 3×3",
+            "kpa": {"100": {**sc, "ssim": kpa_ssim, "classifier_accuracy_on_reconstructions": 0.2, "epochs": 5}},
+            "cloud": {**sc, "ciphertexts": 10, "epochs": 1, "size": 32, "classifier_accuracy_on_reconstructions": 0.1}}
+
+
+def test_report_puts_a_leak_first():
+    from ric.security_report import render
+
+    quiet = render({"command": "c", "machine": "x", "quick": True, "seconds": 60, "models": {"m": _fake_result(0.28)}})
+    assert "Findings first" not in quiet and "no structure recovered" in quiet
+    leaky = render({"command": "c", "machine": "x", "quick": True, "seconds": 60, "models": {"m": _fake_result(0.40)}})
+    assert leaky.index("Findings first") < leaky.index("## Summary")
+    assert "N = 100 pairs: SSIM 0.400" in leaky and "permutation" in leaky
