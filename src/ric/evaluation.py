@@ -259,7 +259,11 @@ def paper_tables(out: str | Path = "docs/results", limit: int | None = None, dat
         report["ablation_data"] = split
         report["ablation"] = _ablation_rows(ric, images, labels, key, Path(ablation_root), log)
         if report["ablation"]:
-            _alpha_figure(report["ablation"], out / "alpha_sweep.png")
+            try:
+                _alpha_figure(report["ablation"], out / "alpha_sweep.png")
+                report["alpha_sweep_png"] = "alpha_sweep.png"
+            except ImportError:  # matplotlib is optional (pip install -e '.[dev]' or '.[security]')
+                log("matplotlib not installed: no alpha_sweep.png (the table has the numbers)")
     (out / "paper_tables.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "paper_tables.md").write_text(render_markdown(report))
     return report
@@ -348,7 +352,8 @@ def render_markdown(rep: dict) -> str:
             srl = f"{r['alpha']}" if r["alpha"] > 0 else "0 (no SRL)"
             lines.append(f"| `{r['name']}` | {src} | {srl} | {_f(r['agreement_first_try'], scale=100)} % | "
                          f"{_f(r['psnr_db'])} | {_f(r['ssim'], '{:.4f}')} |")
-        lines += ["", "![alpha sweep](alpha_sweep.png)"]
+        if rep.get("alpha_sweep_png"):
+            lines += ["", "![alpha sweep](alpha_sweep.png)"]
     else:
         lines.append("No ablation codecs found under `models/ablation/` (run `scripts/train_ablations.sh`).")
     lines += ["", "## Throughput (public API, this machine)", "",

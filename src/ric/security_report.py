@@ -172,7 +172,10 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     k8 = min(8, n_bf)
     save_image(torch.cat([x_eval[:k8], xr[:k8 * kpc:kpc], xb[:k8], right[:k8]]), figs / f"{model}_brute_force.png",
                nrow=k8)
-    _histogram(ps_rand, ps_bits, right_bf, figs / f"{model}_brute_force_hist.png")
+    try:
+        _histogram(ps_rand, ps_bits, right_bf, figs / f"{model}_brute_force_hist.png")
+    except ImportError:
+        log("matplotlib not installed (pip install -e '.[security]'): no histogram")
     log(f"[{_now()}] Theorem 6.1: NES gradient norms on {sz['nes_cts']} ciphertexts x {sz['nes_dirs']} directions")
     norms = torch.stack([nes_pixel_gradient_norms(ric, cts_eval[i], key, sz["nes_dirs"], seed=i)
                          for i in range(sz["nes_cts"])])
