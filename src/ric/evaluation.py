@@ -20,7 +20,7 @@ import torch
 
 from . import bundles
 from .baselines import lsb_hide, lsb_reveal
-from .codec import make_codec, quantize, srl_mix, srl_unmix
+from .codec import make_codec
 from .datasets import SPLITS, load_dataset
 from .errors import RICError
 from .keys import SecretKey, new_nonce
@@ -58,28 +58,6 @@ def codec_sha(ric: RIC) -> str:
     return c.get("codec_sha256") or c.get("codec_weights_sha256") or c.get("weights_sha256", "")
 
 
-def _encode(ric: RIC, x: torch.Tensor, z: torch.Tensor, codec=None, alpha: float | None = None) -> torch.Tensor:
-    codec = codec or ric.codec
-    alpha = ric.alpha if alpha is None else alpha
-    out = []
-    with torch.no_grad():
-        for sl in ric._batches(len(x)):
-            e = codec.encode(x[sl].to(ric.device), z[sl].to(ric.device))
-            out.append(quantize(srl_mix(e, z[sl].to(ric.device), alpha), training=False).cpu())
-    return torch.cat(out)
-
-
-def _decode(ric: RIC, c: torch.Tensor, z: torch.Tensor, codec=None, alpha: float | None = None) -> torch.Tensor:
-    codec = codec or ric.codec
-    alpha = ric.alpha if alpha is None else alpha
-    out = []
-    with torch.no_grad():
-        for sl in ric._batches(len(c)):
-            r = srl_unmix(c[sl].to(ric.device), z[sl].to(ric.device), alpha)
-            out.append(codec.decode(r).clamp(0, 1).cpu())
-    return torch.cat(out)
-
-
 def _grey(x: torch.Tensor, grey: bool) -> torch.Tensor:
     return x.mean(1, keepdim=True) if grey else x
 
@@ -109,7 +87,7 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
     z = ric.nae(key, nonces, t, shape)
     t_nae = time.perf_counter() - t0
     t0 = time.perf_counter()
-    c = _encode(ric, x, z)
+    c = ric.encode_with(x, z)
     t_enc = time.perf_counter() - t0
     log(f"  {n} images: NAE {t_nae:.0f}s, encode {t_enc:.0f}s")
     lab = ric.predict(c)
@@ -121,11 +99,11 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
             break
         nn_ = [new_nonce() for _ in bad]
         zb = ric.nae(key, nn_, t[bad], shape)
-        cb = _encode(ric, x[bad], zb)
+        cb = ric.encode_with(x[bad], zb)
         z[bad], c[bad], lab[bad] = zb, cb, ric.predict(cb)
         attempts[bad] += 1
     ok = lab == t
-    xh = _decode(ric, c, z)
+    xh = ric.decode_with(c, z)
     xg, xhg = _grey(x, grey), _grey(xh, grey)
     ps, ss = psnr(xhg, xg), ssim(xhg, xg)
     res = {
@@ -144,9 +122,10 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
     }
     res["adp"] = res["plaintext_accuracy"] - res["ciphertext_accuracy"]
     if baselines:
-        ident = make_codec({"name": "identity"})
-        c_id = _encode(ric, x, z, ident)
-        x_id = _grey(_decode(ric, c_id, z, ident), grey)
+        ident = RIC(make_codec({"name": "identity"}), ric.classifier, alpha=ric.alpha, batch_size=ric.batch_size,
+                    device=ric.device)
+        c_id = ident.encode_with(x, z)
+        x_id = _grey(ident.decode_with(c_id, z), grey)
         c_lsb = lsb_hide(x, z)
         x_lsb = _grey(lsb_reveal(c_lsb), grey)
         res.update(identity_psnr_db=float(psnr(x_id, xg).mean()), identity_ssim=float(ssim(x_id, xg).mean()),
@@ -205,9 +184,9 @@ def _ablation_rows(ric_base: RIC, images, labels, key: SecretKey, root: Path, lo
         if akey not in naes:
             naes[akey] = ric.nae(key, nonces, t, tuple(x.shape[1:]))
         z = naes[akey]
-        c = _encode(ric, x, z)
+        c = ric.encode_with(x, z)
         agree = (ric.predict(c) == t).float().mean().item()
-        xh = _decode(ric, c, z)
+        xh = ric.decode_with(c, z)
         rows.append({"name": f.name, "alpha": cfg["alpha"], "attack": cfg["attack"]["name"],
                      "agreement_first_try": agree, "psnr_db": float(psnr(xh, x).mean()),
                      "ssim": float(ssim(xh, x).mean()), "weights_sha256": cfg["weights_sha256"],

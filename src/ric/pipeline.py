@@ -115,6 +115,10 @@ class RIC:
             out.append(self.attack(self.classifier, zc.to(self.device), tc.to(self.device))[:k].cpu())
         return torch.cat(out) if out else torch.empty(0, *z0.shape[1:])
 
+    def encode_with(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Ciphertext pixels in [0,1] given plaintexts and NAEs (no key handling, no label check; for studies)."""
+        return torch.cat([self._encode(x[sl], z[sl]) for sl in self._batches(len(x))]) if len(x) else x.clone()
+
     def decode_with(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Recovery given ciphertext pixels in [0,1] and NAEs (no key handling; for studies)."""
         return torch.cat([self._decode(c[sl], z[sl]) for sl in self._batches(len(c))]) if len(c) else c.clone()
