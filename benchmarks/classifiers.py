@@ -23,9 +23,9 @@ from ric.classifiers import load_classifier
 from ric.datasets import load_dataset
 from ric.training import evaluate_classifier
 
-TARGETS = {"mnist-cnn5": 0.993, "svhn-cnn7": 0.88, "cifar10-resnet18": 0.75, "faces-resnet18": 0.70}
-DATASET = {"mnist-cnn5": "mnist", "svhn-cnn7": "svhn", "cifar10-resnet18": "cifar10", "faces-resnet18": "faces",
-           "tinyimagenet-resnet18": "tinyimagenet"}
+# Issue targets per dataset; faces-resnet18 (trained from scratch, below target) is kept as a baseline beside
+# faces-dlibface, the faces classifier of faces-ric.
+TARGETS = {"mnist-cnn5": 0.993, "svhn-cnn7": 0.88, "cifar10-resnet18": 0.75, "faces-dlibface": 0.70}
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
             continue
         name = cfg["name"]
         clf = load_classifier(name)
-        test = load_dataset(DATASET[name], "test", a.data_root)
+        test = load_dataset(cfg["recipe"]["dataset"], "test", a.data_root)
         x, y = test.tensors()
         acc = evaluate_classifier(clf, x, y)
         n = min(len(x), 1000)

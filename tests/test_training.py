@@ -85,3 +85,28 @@ def test_second_stage_starts_from_a_run(tmp_path):
 
     w = load_weights(tmp_path / "out_b")
     assert all(torch.equal(w[k], first[k]) for k in first)  # zero epochs: the stage-1 weights as they were
+
+
+def test_linear_probe_on_a_frozen_backbone(tmp_path):
+    """backbone + freeze_backbone (the faces-dlibface recipe): only the head moves; the bundle loads."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ric.classifiers import load_classifier
+    from ric.dlib_face import DlibFaceNet
+
+    torch.manual_seed(0)
+    backbone = {k: v for k, v in DlibFaceNet().state_dict().items()}
+    save_file(backbone, str(tmp_path / "b.safetensors"))
+    rng = np.random.default_rng(0)
+    y = np.arange(8) % 2
+    x = rng.integers(0, 256, (8, 150, 150, 3), dtype=np.uint8)
+    ds = ArrayDataset("tinyfaces", x, y.astype(np.int64), ["a", "b"])
+    r = ClassifierRecipe(name="probe", arch="dlib-face", dataset="tinyfaces", epochs=1, batch_size=4, pad=0,
+                         backbone=str(tmp_path / "b.safetensors"), freeze_backbone=True, notes="test notes")
+    train_classifier(r, ds, ds, tmp_path / "run", tmp_path / "out", log=lambda *_: None)
+    out = load_file(str(tmp_path / "out/model.safetensors"))
+    assert all(torch.equal(out[k], v) for k, v in backbone.items())
+    assert set(out) - set(backbone) == {"head.weight", "head.bias"}
+    assert "test notes" in (tmp_path / "out/MODEL_CARD.md").read_text()
+    assert load_classifier(str(tmp_path / "out"))(torch.rand(1, 3, 150, 150)).shape == (1, 2)

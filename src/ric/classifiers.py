@@ -108,6 +108,14 @@ def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64, stem:
     return ResNet18(num_classes, in_channels, width, stem, input_size, flip_tta)
 
 
+@register_arch("dlib-face")
+def dlib_face(num_classes: int = 0, in_channels: int = 3, **kw) -> nn.Module:
+    """dlib's pretrained face-embedding ResNet (29 convolutions, 128-d) + a linear head (:mod:`ric.dlib_face`)."""
+    from .dlib_face import DlibFaceNet
+
+    return DlibFaceNet(num_classes, in_channels, **kw)
+
+
 class Classifier(nn.Module):
     """An image classifier on ``[0,1]`` inputs with its input contract.
 

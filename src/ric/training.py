@@ -70,6 +70,11 @@ class ClassifierRecipe:
     zoom: float = 0.0  # random scale in [1-zoom, 1+zoom] and rotation up to ±rotate degrees (per image)
     rotate: float = 0.0
     mixup: float = 0.0  # mixup Beta(m, m) of image pairs and of their (smoothed) labels
+    # Pretrained weights (a safetensors file, e.g. from scripts/convert_dlib_face.py) loaded before training;
+    # with freeze_backbone only the parameters under ``head`` are trained (a linear probe).
+    backbone: str = ""
+    freeze_backbone: bool = False
+    notes: str = ""  # appended to the model card (provenance of pretrained weights, caveats)
 
 
 def _geometric(x: torch.Tensor, zoom: float, rotate: float, gen: torch.Generator) -> torch.Tensor:
@@ -151,7 +156,19 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
     assert recipe.arch in ARCHITECTURES
     torch.manual_seed(recipe.seed)
     clf = build({**cfg, "class_names": train.classes + aux_names}).to(device)
-    opt = torch.optim.SGD(clf.net.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay,
+    if recipe.backbone:
+        from safetensors.torch import load_file
+
+        missing, unexpected = clf.net.load_state_dict(load_file(recipe.backbone), strict=False)
+        if unexpected or any(not k.startswith("head.") for k in missing):
+            raise ValueError(f"backbone {recipe.backbone} does not fit {recipe.arch}: missing {missing}, "
+                             f"unexpected {unexpected}")
+        log(f"backbone weights from {recipe.backbone}")
+    if recipe.freeze_backbone:
+        for k, p in clf.net.named_parameters():
+            p.requires_grad_(k.startswith("head."))
+    opt = torch.optim.SGD([p for p in clf.net.parameters() if p.requires_grad], lr=recipe.lr, momentum=0.9,
+                          weight_decay=recipe.weight_decay,
                           nesterov=True)
     steps_per_epoch = math.ceil(len(xtr) / recipe.batch_size)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -239,6 +256,9 @@ def _extras_line(r: dict) -> str:
         parts.append(f"random scale ±{r.get('zoom', 0)} and rotation ±{r.get('rotate', 0)}°")
     if r.get("mixup"):
         parts.append(f"mixup Beta({r['mixup']}, {r['mixup']})")
+    if r.get("backbone"):
+        parts.append(f"pretrained weights `{r['backbone']}`" + (", frozen: only the linear head is trained"
+                                                                 if r.get("freeze_backbone") else ""))
     if r.get("init"):
         parts.append(f"second stage: started from the run `{r['init']}` (recipe in its log)")
     if r.get("extra_train"):
@@ -261,7 +281,7 @@ Plaintext classifier of the RIC zoo.
   flips: {r['flip']}, label smoothing {r['label_smoothing']}, seed {r['seed']}{_extras_line(r)}.
 - **Test accuracy: {100 * cfg['test_accuracy']:.2f} %** on `{cfg['test_data']}`.
 - Command: `{cfg['command']}`
-"""
+""" + (f"\n{r['notes']}\n" if r.get("notes") else "")
 
 
 # ---------------------------------------------------------------------------------------------- codec
