@@ -1,7 +1,7 @@
 """Security evaluation of the shipped models; regenerates docs/security.md, its figures and JSON.
 
     python benchmarks/security.py            # full run (see docs/security.md for its duration)
-    python benchmarks/security.py --quick    # small run (under 15 min on 2 CPU cores)
+    python benchmarks/security.py --quick    # small run into docs/security_quick.md (see there for its duration)
 
 A thin wrapper over ``ric security`` (``ric.security_report.run_security``). Needs the optional extra for
 the non-local-means/TV denoisers: ``pip install -e '.[security]'`` (those rows are left out without it).

@@ -19,12 +19,18 @@ from ric import bundles
 DERIVED = {
     "mnist-ric": ("mnist-cnn5", "MNIST (grey 28x28)"),
     "cifar10-ric": ("cifar10-resnet18", "CIFAR-10 (32x32)"),
-    "faces-ric": ("faces-resnet18", "CelebA faces (160x160, 40 identities)"),
+    "faces-ric": ("faces-dlibface", "CelebA faces (160x160, 40 identities)"),
     "tinyimagenet-ric": ("tinyimagenet-resnet18", "Tiny-ImageNet (64x64, 200 classes)"),
+    "svhn-ric-scrambled": ("svhn-cnn7", "SVHN (32x32), with secret per-image scrambling of the encoder output"),
 }
+# Models whose encoder output is scrambled by a key- and nonce-derived permutation (ric.pipeline docstring).
+SCRAMBLED = {"svhn-ric-scrambled"}
 
 
 STRONGER_NAE = {"lr": 0.05, "c": 50.0, "kappa": 20.0}
+# faces-dlibface is ~2x the cost of a ResNet-18 step at 160x160: 30 Adam steps (20 already gave 16/16 NAE
+# successes and 16/16 first-try label agreement on faces test images) keep encryption at ~2 s/image on 1 core.
+NAE_STEPS = {"faces-ric": 30}
 
 
 def derive(name: str, codec_model: str = "svhn-ric") -> dict:
@@ -35,32 +41,45 @@ def derive(name: str, codec_model: str = "svhn-ric") -> dict:
     grey = clf["input_shape"][0] == 1
     # The SVHN codec's perturbation was never trained against these classifiers: a stronger NAE (larger
     # margin, larger Adam step) keeps C(c) = C(x) far more often (see Table 1 of docs/results/paper_tables.md).
-    attack = {**base["attack"], **STRONGER_NAE}
+    # Same classifier as the codec's own model: its attack as trained; otherwise a stronger NAE.
+    attack = dict(base["attack"]) if clf_name == base["classifier"] else {**base["attack"], **STRONGER_NAE}
+    if name in NAE_STEPS:
+        attack["steps"] = NAE_STEPS[name]
     cfg = {"kind": "ric", "name": name, "codec": base["codec"], "alpha": base["alpha"], "attack": attack,
            "nae_batch": base["nae_batch"], "classifier": clf_name, "classifier_sha256": clf["weights_sha256"],
            "image_shape": clf["input_shape"], "plaintext_channels": clf["input_shape"][0],
            "image_channels": 3, "codec_weights_from": codec_model,
            "codec_weights_sha256": base["weights_sha256"],
            "codec_trained_on": base.get("codec_trained_on", base.get("training", {}).get("dataset")),
-           "command": "python " + " ".join(sys.argv)}
+           "scramble": name in SCRAMBLED, "command": "python " + " ".join(sys.argv)}
     grey_line = ("- Grey policy: grey plaintexts are replicated to RGB; the classifier sees the luma "
                  "(R=G=B gives back\n  the grey image, so its labels are unchanged); ciphertexts are RGB; "
                  "recovered images are written\n"
                  "  as grey (mean of the three channels).\n") if grey else ""
+    scramble_line = ("- **Scrambling**: the encoder output is permuted by a secret per-image permutation (HKDF(key,\n"
+                     "  \"ric/perm\" ‖ nonce) → ChaCha20 → arg-sort) before the SRL mix and un-permuted before the\n"
+                     "  decoder: same recovery, but the image content in the ciphertext is no longer spatially\n"
+                     "  aligned (the known-plaintext leak of `docs/security.md`). Measured by\n"
+                     "  `python benchmarks/scramble_kpa.py`.\n") if name in SCRAMBLED else ""
+    own = clf_name == base["classifier"]
+    origin = (", with the classifier it was trained with)." if own else
+              ": the codec is fully convolutional). No codec was trained on\nthis dataset, so recovery quality is "
+              "the *cross-dataset* quality of the paper's generalisation study\n(Table 3 in `docs/results/`), "
+              "not an in-dataset number.")
+    nae_note = ("" if own else ": stronger than the SVHN model's, since the codec was not trained\n  "
+                "with this classifier")
     card = f"""# {name}
 
 RIC model for {what}: the classifier `{clf_name}` with the codec of `{codec_model}` (trained on
-{cfg['codec_trained_on']}, reused unchanged: the codec is fully convolutional). No codec was trained on
-this dataset, so recovery quality is the *cross-dataset* quality of the paper's generalisation study
-(Table 3 in `docs/results/`), not an in-dataset number.
+{cfg['codec_trained_on']}, reused unchanged{origin}
 
 - Codec weights: `{codec_model}/model.safetensors`, sha256 `{base['weights_sha256'][:16]}…`
   (checked on load).
 - Classifier: `{clf_name}` ({clf.get('test_accuracy', 0) * 100:.2f} % on `{clf.get('test_data')}`).
 - α = {cfg['alpha']}, NAE attack {attack['name']} ({attack['steps']} steps, lr {attack['lr']},
-  c {attack['c']}, κ {attack['kappa']}: stronger than the SVHN model's, since the codec was not trained
-  with this classifier).
-{grey_line}- Made by: `{cfg['command']}`; measured by `python benchmarks/paper_tables.py` (see `docs/results/`).
+  c {attack['c']}, κ {attack['kappa']}{nae_note}).
+{grey_line}{scramble_line}- Made by: `{cfg['command']}`; measured by `python benchmarks/paper_tables.py`
+  (see `docs/results/`).
 """
     out = bundles.SHIPPED_DIR / name
     out.mkdir(parents=True, exist_ok=True)

@@ -63,3 +63,25 @@ def test_bad_key_files(tmp_path, content, msg):
         SecretKey.load(p)
     with pytest.raises(KeyFileError, match="not found"):
         SecretKey.load(tmp_path / "missing.key")
+
+
+def test_scramble_permutation(key):
+    from ric.keys import scramble_permutation
+
+    n = new_nonce()
+    p = scramble_permutation(key, n, 3 * 32 * 32)
+    assert sorted(p.tolist()) == list(range(3 * 32 * 32))  # a permutation
+    assert (p == scramble_permutation(key, n, 3 * 32 * 32)).all()
+    assert not (p == scramble_permutation(key, new_nonce(), 3 * 32 * 32)).all()
+    assert not (p == scramble_permutation(key.flip_bit(5), n, 3 * 32 * 32)).all()
+    assert (p != torch_arange(len(p))).float().mean() > 0.99  # moves almost everything
+    code = ("from ric.keys import SecretKey, scramble_permutation;"
+            "print(scramble_permutation(SecretKey(bytes(range(32))), bytes(range(16)), 100).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(scramble_permutation(key, bytes(range(16)), 100).tolist())
+
+
+def torch_arange(n):
+    import torch
+
+    return torch.arange(n)

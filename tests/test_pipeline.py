@@ -61,3 +61,32 @@ def test_shape_and_model_checks(tiny_ric, shipped_ric, key, samples):
     ct = Ciphertext(np.zeros((32, 32, 3), np.uint8), "tiny", bytes(16), 0, key.key_id).sign(key)
     with pytest.raises(CiphertextError, match="made with model"):
         shipped_ric.decrypt([ct], key)
+
+
+def test_scrambled_model_recovers_like_the_plain_one(samples, key):
+    """svhn-ric-scrambled: same codec and NAEs as svhn-ric, encoder output permuted by a secret per-image
+    permutation; the cloud's labels and the recovery are unchanged, the ciphertext pixels differ."""
+    from ric.pipeline import RIC
+
+    _, x, _ = samples
+    x = x[:8]
+    plain, scr = RIC.load("svhn-ric"), RIC.load("svhn-ric-scrambled")
+    assert scr.scramble and not plain.scramble
+    res = scr.encrypt(x, key)
+    cts = [r.ciphertext for r in res]
+    assert all(cts)
+    c = torch.stack([torch.from_numpy(ct.pixels).permute(2, 0, 1) for ct in cts]).float() / 255
+    assert torch.equal(scr.predict(c), plain.predict(x))
+    xh = scr.decrypt(cts, key)
+    assert psnr(xh, x).mean() > 38
+    # the same NAEs without the permutation give the plain model's ciphertexts, which differ
+    z = scr.nae(key, [ct.nonce for ct in cts], torch.tensor([ct.target for ct in cts]), (3, 32, 32))
+    c_plain = plain.encode_with(x, z)
+    assert not torch.equal(c_plain, c)
+    perm = scr.perms(key, [ct.nonce for ct in cts], (3, 32, 32))
+    assert torch.equal(scr.encode_with(x, z, perm), c)
+    assert torch.allclose(scr.decode_with(c, z, perm), xh)
+    with pytest.raises(InputError, match="scrambles"):
+        scr.decode_with(c, z)
+    # wrong key: garbage, as for the plain model
+    assert psnr(scr.decrypt(cts, SecretKey.generate(), verify=False), x).mean() < 12

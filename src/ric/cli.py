@@ -265,13 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", type=Path, help="write a plaintext | ciphertext | recovered grid PNG here")
     s.add_argument("--tables", action="store_true", help="Tables 1-4, alpha sweep, grids, throughput")
     s.add_argument("--datasets", nargs="+", help="with --tables: only these datasets")
-    s.add_argument("-o", "--output", type=Path, help="with --tables: folder (default docs/results)")
+    s.add_argument("-o", "--output", type=Path,
+                   help="with --tables: folder (default docs/results, or docs/results/quick with --limit)")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="with --tables: worker processes (one thread each; e.g. the number of cores)")
     s.add_argument("--data-root")
     common(s)
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser("security", help="attack the shipped models (brute force, known plaintext, curious cloud, "
-                                        "blind) and write docs/security.md")
+                                        "blind) and write docs/security.md (--quick: docs/security_quick.md)")
     s.add_argument("--models", nargs="+", default=["svhn-ric", "faces-ric"])
     s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
     s.add_argument("--run", default="runs/security", help="cache of the victim's ciphertexts (reused by reruns)")
@@ -289,12 +292,13 @@ def cmd_eval(args) -> int:
 
     log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr))
     if args.tables:
-        rep = ev.paper_tables(args.output or "docs/results", args.limit, args.datasets, args.data_root,
-                              command="ric " + " ".join(sys.argv[1:]), log=log)
+        out = args.output or ev.default_tables_dir(args.limit)
+        rep = ev.paper_tables(out, args.limit, args.datasets, args.data_root,
+                              command="ric " + " ".join(sys.argv[1:]), log=log, jobs=args.jobs)
         if args.json:
             print(json.dumps(rep, indent=1))
         else:
-            print(f"wrote {args.output or 'docs/results'}/paper_tables.md (+ .json, grids)")
+            print(f"wrote {out}/paper_tables.md (+ .json, grids) in {rep['wall_seconds'] / 60:.1f} min")
         return 0
     if not args.dataset:
         raise InputError("ric eval: give --dataset (and --model), or --tables")
@@ -322,7 +326,8 @@ def cmd_security(args) -> int:
     if args.json:
         print(json.dumps(rep, indent=1))
     else:
-        print(f"wrote {args.docs}/security.md, figures in {args.docs}/security/")
+        q = "_quick" if args.quick else ""
+        print(f"wrote {args.docs}/security{q}.md, figures in {args.docs}/security/{'quick/' if q else ''}")
     return 0
 
 

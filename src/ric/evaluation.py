@@ -10,7 +10,9 @@ baseline; throughput through the public :class:`~ric.pipeline.RIC` API on a subs
 from __future__ import annotations
 
 import json
+import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +89,8 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
     z = ric.nae(key, nonces, t, shape)
     t_nae = time.perf_counter() - t0
     t0 = time.perf_counter()
-    c = ric.encode_with(x, z)
+    perm = ric.perms(key, nonces, shape)
+    c = ric.encode_with(x, z, perm)
     t_enc = time.perf_counter() - t0
     log(f"  {n} images: NAE {t_nae:.0f}s, encode {t_enc:.0f}s")
     lab = ric.predict(c)
@@ -99,11 +102,14 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
             break
         nn_ = [new_nonce() for _ in bad]
         zb = ric.nae(key, nn_, t[bad], shape)
-        cb = ric.encode_with(x[bad], zb)
+        pb = ric.perms(key, nn_, shape)
+        cb = ric.encode_with(x[bad], zb, pb)
         z[bad], c[bad], lab[bad] = zb, cb, ric.predict(cb)
+        if perm is not None:
+            perm[bad] = pb
         attempts[bad] += 1
     ok = lab == t
-    xh = ric.decode_with(c, z)
+    xh = ric.decode_with(c, z, perm)
     xg, xhg = _grey(x, grey), _grey(xh, grey)
     ps, ss = psnr(xhg, xg), ssim(xhg, xg)
     res = {
@@ -184,9 +190,10 @@ def _ablation_rows(ric_base: RIC, images, labels, key: SecretKey, root: Path, lo
         if akey not in naes:
             naes[akey] = ric.nae(key, nonces, t, tuple(x.shape[1:]))
         z = naes[akey]
-        c = ric.encode_with(x, z)
+        perm = ric.perms(key, nonces, tuple(x.shape[1:]))
+        c = ric.encode_with(x, z, perm)
         agree = (ric.predict(c) == t).float().mean().item()
-        xh = ric.decode_with(c, z)
+        xh = ric.decode_with(c, z, perm)
         rows.append({"name": f.name, "alpha": cfg["alpha"], "attack": cfg["attack"]["name"],
                      "agreement_first_try": agree, "psnr_db": float(psnr(xh, x).mean()),
                      "ssim": float(ssim(xh, x).mean()), "weights_sha256": cfg["weights_sha256"],
@@ -195,54 +202,102 @@ def _ablation_rows(ric_base: RIC, images, labels, key: SecretKey, root: Path, lo
     return rows
 
 
-def paper_tables(out: str | Path = "docs/results", limit: int | None = None, datasets: list[str] | None = None,
-                 data_root=None, ablation_root: str | Path = ABLATION_DIR, command: str = "",
-                 log: Callable = print) -> dict:
-    """Run Tables 1-4 and the α sweep on the shipped weights; write ``paper_tables.{md,json}`` and PNGs."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    key = SecretKey.generate()
-    datasets = datasets or list(DATASET_MODELS)
-    report: dict = {"command": command, "machine": machine(), "limit": limit, "datasets": {}, "ablation": []}
-    for d in datasets:
+def default_tables_dir(limit: int | None) -> Path:
+    """Full runs write ``docs/results``; runs with ``--limit`` write ``docs/results/quick`` (never over the full)."""
+    return Path("docs/results") if limit is None else Path("docs/results/quick")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _table_task(task: tuple, key_raw: bytes, limit, data_root, out: str, ablation_root: str, threads: int,
+                log: Callable | None = None):
+    """One unit of :func:`paper_tables` (a dataset row, a cross-dataset cell or the ablation rows); runs in a
+    worker process when ``jobs > 1`` (logging to stderr there). Returns ``(task, result)``."""
+    if threads:
+        torch.set_num_threads(threads)
+    key = SecretKey(key_raw)
+    log = log or _stderr
+    kind, d = task
+    t0 = time.perf_counter()
+    if kind == "dataset":
         model = DATASET_MODELS[d]
         try:
             ric = load_model(model)
             images, labels, split = eval_split(d, limit, data_root=data_root)
         except RICError as e:  # a missing dataset file or bundle: say so in the report, go on
             log(f"{d}: skipped ({e})")
-            report["datasets"][d] = {"skipped": str(e)}
-            continue
+            return task, {"skipped": str(e)}
         log(f"{d}: {model} on {split}")
-        t0 = time.perf_counter()
-        r = evaluate(ric, images, labels, key, grid=out / f"grid_{d}.png", log=log)
+        r = evaluate(ric, images, labels, key, grid=Path(out) / f"grid_{d}.png", log=log)
         r.update(model=model, data=split, classifier=ric.classifier.ident, codec_sha256=codec_sha(ric),
                  codec_trained_on=ric.config.get("codec_trained_on", ric.config.get("training", {}).get("dataset")),
                  seconds=time.perf_counter() - t0)
-        report["datasets"][d] = r
-        log(f"  agreement {100 * r['agreement']:.2f} %, PSNR {r['psnr_db']:.2f} dB, floor {r['identity_psnr_db']:.2f}")
+        log(f"{d}: agreement {100 * r['agreement']:.2f} %, PSNR {r['psnr_db']:.2f} dB, "
+            f"floor {r['identity_psnr_db']:.2f} ({r['seconds']:.0f} s)")
+        return task, r
+    if kind == "cross":
+        dataset, codec = d
+        ric = load_model(DATASET_MODELS[dataset], codec_from=codec)
+        images, labels, split = eval_split(dataset, limit, data_root=data_root)
+        return task, evaluate(ric, images, labels, key, baselines=False, timing_images=0)
+    ric = load_model("svhn-ric")
+    images, labels, split = eval_split("svhn", limit, data_root=data_root)
+    rows = _ablation_rows(ric, images, labels, key, Path(ablation_root), log)
+    return task, {"data": split, "rows": rows}
+
+
+def paper_tables(out: str | Path | None = None, limit: int | None = None, datasets: list[str] | None = None,
+                 data_root=None, ablation_root: str | Path = ABLATION_DIR, command: str = "",
+                 log: Callable = print, jobs: int = 1) -> dict:
+    """Run Tables 1-4 and the α sweep on the shipped weights; write ``paper_tables.{md,json}`` and PNGs.
+
+    ``jobs > 1`` runs the datasets (and the ablation) in that many worker processes, one thread each by default
+    (small batches use cores far better this way than with intra-op threads)."""
+    out = Path(out) if out else default_tables_dir(limit)
+    out.mkdir(parents=True, exist_ok=True)
+    key = SecretKey.generate()
+    datasets = datasets or list(DATASET_MODELS)
     faces_codecs = [c["name"] for c in bundles.shipped() if c["kind"] == "ric" and
                     c.get("training", {}).get("dataset") == "faces" and not c.get("codec_weights_from")]
-    report["faces_codec"] = faces_codecs[0] if faces_codecs else None
-    if report["faces_codec"]:
-        report["cross_faces"] = {}
-        for d in datasets:
-            if "skipped" in report["datasets"].get(d, {"skipped": 1}):
-                continue
-            ric = load_model(DATASET_MODELS[d], codec_from=report["faces_codec"])
-            images, labels, split = eval_split(d, limit, data_root=data_root)
-            report["cross_faces"][d] = evaluate(ric, images, labels, key, baselines=False, timing_images=0)
-    if "svhn" in report["datasets"] and "skipped" not in report["datasets"]["svhn"]:
-        ric = load_model("svhn-ric")
-        images, labels, split = eval_split("svhn", limit, data_root=data_root)
-        report["ablation_data"] = split
-        report["ablation"] = _ablation_rows(ric, images, labels, key, Path(ablation_root), log)
+    tasks = [("dataset", d) for d in datasets]
+    if faces_codecs:
+        tasks += [("cross", (d, faces_codecs[0])) for d in datasets]
+    if "svhn" in datasets:
+        tasks.append(("ablation", "svhn"))
+    threads = max(1, (torch.get_num_threads() if jobs <= 1 else (os.cpu_count() or 1) // jobs))
+    args = (key.raw, limit, data_root, str(out), str(ablation_root), threads if jobs > 1 else 0)
+    t0 = time.perf_counter()
+    if jobs <= 1:
+        results = [_table_task(t, *args, log=log) for t in tasks]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # longest first, so that the big sets do not start last
+        order = sorted(tasks, key=lambda t: t[0] != "dataset" or t[1] not in ("faces", "cifar10", "tinyimagenet"))
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
+            results = list(ex.map(_table_task, order, *[[a] * len(order) for a in args]))
+    res = dict(results)
+    report: dict = {"command": command, "machine": machine() if jobs <= 1 else
+                    machine().split(",")[0] + f", {jobs} worker processes x {threads} thread(s), torch "
+                    f"{torch.__version__}", "limit": limit,
+                    "datasets": {d: res[("dataset", d)] for d in datasets}, "ablation": [],
+                    "faces_codec": faces_codecs[0] if faces_codecs else None}
+    if faces_codecs:
+        report["cross_faces"] = {d: res[("cross", (d, faces_codecs[0]))] for d in datasets
+                                 if "skipped" not in report["datasets"][d]}
+    if ("ablation", "svhn") in res and "skipped" not in report["datasets"]["svhn"]:
+        report["ablation_data"] = res[("ablation", "svhn")]["data"]
+        report["ablation"] = res[("ablation", "svhn")]["rows"]
         if report["ablation"]:
             try:
                 _alpha_figure(report["ablation"], out / "alpha_sweep.png")
                 report["alpha_sweep_png"] = "alpha_sweep.png"
             except ImportError:  # matplotlib is optional (pip install -e '.[dev]' or '.[security]')
                 log("matplotlib not installed: no alpha_sweep.png (the table has the numbers)")
+    report["wall_seconds"] = time.perf_counter() - t0
     (out / "paper_tables.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "paper_tables.md").write_text(render_markdown(report))
     return report
@@ -279,6 +334,7 @@ def render_markdown(rep: dict) -> str:
     ds = {k: v for k, v in rep["datasets"].items() if "skipped" not in v}
     lines = ["# Paper tables (RIC reference implementation)", "",
              f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}  ",
+             f"Wall time: {rep.get('wall_seconds', float('nan')) / 60:.1f} min  ",
              "Key: one fresh random key per run; images: the first N of each test split (below).", ""]
     for k, v in rep["datasets"].items():
         if "skipped" in v:

@@ -111,10 +111,10 @@ def new_nonce() -> bytes:
     return secrets.token_bytes(NONCE_BYTES)
 
 
-def keystream(key: SecretKey, nonce: bytes, nbytes: int) -> bytes:
+def keystream(key: SecretKey, nonce: bytes, nbytes: int, label: bytes = b"ric/rni") -> bytes:
     if len(nonce) != NONCE_BYTES:
         raise InputError(f"nonce must be {NONCE_BYTES} bytes, got {len(nonce)}")
-    stream_key = key.subkey(b"ric/rni" + nonce)
+    stream_key = key.subkey(label + nonce)
     enc = Cipher(algorithms.ChaCha20(stream_key, b"\x00" * 16), mode=None).encryptor()
     return enc.update(b"\x00" * nbytes)
 
@@ -129,3 +129,15 @@ def random_noise_image(key: SecretKey, nonce: bytes, shape: tuple[int, int, int]
 
 def random_noise_images(key: SecretKey, nonces: list[bytes], shape: tuple[int, int, int]) -> torch.Tensor:
     return torch.stack([random_noise_image(key, n, shape) for n in nonces]) if nonces else torch.empty(0, *shape)
+
+
+def scramble_permutation(key: SecretKey, nonce: bytes, numel: int) -> torch.Tensor:
+    """A secret permutation of ``numel`` positions for one image: the stable arg-sort of 64-bit words of the
+    ChaCha20 keystream under ``HKDF(key, "ric/perm" ‖ nonce)`` (independent of the RNI's stream)."""
+    words = np.frombuffer(keystream(key, nonce, 8 * numel, b"ric/perm"), dtype="<u8")
+    return torch.from_numpy(np.argsort(words, kind="stable").astype(np.int64))
+
+
+def scramble_permutations(key: SecretKey, nonces: list[bytes], numel: int) -> torch.Tensor:
+    return (torch.stack([scramble_permutation(key, n, numel) for n in nonces]) if nonces
+            else torch.empty(0, numel, dtype=torch.long))

@@ -8,6 +8,12 @@ Determinism: the NAE is always computed in chunks of exactly ``nae_batch`` image
 padded), so an image's NAE does not depend on how many images were encrypted with it; with the
 attack's per-image loss and fixed Adam arithmetic, CPU results are bit-identical across processes and
 thread counts (see tests/test_determinism.py).
+
+Scrambling (models with ``"scramble": true``): the encoder's output is permuted, element by element, by a
+secret per-image permutation derived from (key, nonce) before it is mixed with the NAE, and un-permuted after
+un-mixing. Recovery is unchanged (the decoder sees exactly what it sees without scrambling, up to the same
+rounding noise), but the image content carried by the ciphertext is no longer spatially aligned with the
+image, which is what the known-plaintext U-Net of ``docs/security.md`` exploits.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from .classifiers import Classifier, load_classifier, rgb_input
 from .codec import make_codec, quantize, srl_mix, srl_unmix
 from .container import Ciphertext
 from .errors import CiphertextError, InputError
-from .keys import SecretKey, new_nonce, random_noise_images
+from .keys import SecretKey, new_nonce, random_noise_images, scramble_permutations
 from .metrics import to_uint8
 
 
@@ -40,7 +46,7 @@ class RIC:
 
     def __init__(self, codec: torch.nn.Module, classifier: Classifier, alpha: float = 0.8, attack: dict | None = None,
                  nae_batch: int = 8, model_id: str = "custom", max_retries: int = 3, batch_size: int = 64,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", scramble: bool = False):
         if not 0 <= alpha < 1:
             raise InputError(f"alpha must be in [0, 1), got {alpha} (0 means no SRL)")
         self.device = torch.device(device)
@@ -52,6 +58,7 @@ class RIC:
         self.model_id = model_id
         self.max_retries = int(max_retries)
         self.batch_size = int(batch_size)
+        self.scramble = bool(scramble)
         self.config: dict = {}
 
     # ------------------------------------------------------------------ loading
@@ -73,7 +80,8 @@ class RIC:
             classifier = rgb_input(classifier)  # grey policy: grey images are replicated to RGB
         codec = make_codec(cfg["codec"])
         codec.load_state_dict(bundles.load_codec_weights(folder, cfg))
-        kw = {"alpha": cfg["alpha"], "attack": cfg["attack"], "nae_batch": cfg["nae_batch"], "model_id": cfg["name"]}
+        kw = {"alpha": cfg["alpha"], "attack": cfg["attack"], "nae_batch": cfg["nae_batch"], "model_id": cfg["name"],
+              "scramble": bool(cfg.get("scramble", False))}
         kw.update(overrides)
         ric = cls(codec, classifier, device=device, **kw)
         ric.config = cfg
@@ -115,22 +123,42 @@ class RIC:
             out.append(self.attack(self.classifier, zc.to(self.device), tc.to(self.device))[:k].cpu())
         return torch.cat(out) if out else torch.empty(0, *z0.shape[1:])
 
-    def encode_with(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Ciphertext pixels in [0,1] given plaintexts and NAEs (no key handling, no label check; for studies)."""
-        return torch.cat([self._encode(x[sl], z[sl]) for sl in self._batches(len(x))]) if len(x) else x.clone()
+    def perms(self, key: SecretKey, nonces: list[bytes], shape: tuple) -> torch.Tensor | None:
+        """The secret scrambling permutations for (key, nonce) (``None`` for models without scrambling)."""
+        if not self.scramble:
+            return None
+        c, h, w = shape
+        return scramble_permutations(key, nonces, c * h * w)
 
-    def decode_with(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Recovery given ciphertext pixels in [0,1] and NAEs (no key handling; for studies)."""
-        return torch.cat([self._decode(c[sl], z[sl]) for sl in self._batches(len(c))]) if len(c) else c.clone()
+    def _need_perm(self, perm) -> None:
+        if self.scramble and perm is None:
+            raise InputError(f"model {self.model_id} scrambles: pass perm=ric.perms(key, nonces, shape)")
+
+    def encode_with(self, x: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+        """Ciphertext pixels in [0,1] given plaintexts and NAEs (and, for scrambling models, the permutations
+        from :meth:`perms`); no key handling, no label check: for studies."""
+        self._need_perm(perm)
+        return torch.cat([self._encode(x[sl], z[sl], None if perm is None else perm[sl])
+                          for sl in self._batches(len(x))]) if len(x) else x.clone()
+
+    def decode_with(self, c: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+        """Recovery given ciphertext pixels in [0,1] and NAEs (and permutations); no key handling: for studies."""
+        self._need_perm(perm)
+        return torch.cat([self._decode(c[sl], z[sl], None if perm is None else perm[sl])
+                          for sl in self._batches(len(c))]) if len(c) else c.clone()
 
     @torch.no_grad()
-    def _encode(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
         e = self.codec.encode(x.to(self.device), z.to(self.device))
+        if perm is not None:  # scramble: element i of the output is element perm[i] of the encoder's output
+            e = e.flatten(1).gather(1, perm.to(self.device)).view_as(e)
         return quantize(srl_mix(e, z.to(self.device), self.alpha), training=False).cpu()
 
     @torch.no_grad()
-    def _decode(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _decode(self, c: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
         r = srl_unmix(c.to(self.device), z.to(self.device), self.alpha)
+        if perm is not None:
+            r = torch.empty_like(r).flatten(1).scatter_(1, perm.to(self.device), r.flatten(1)).view_as(r)
         return self.codec.decode(r).clamp(0, 1).cpu()
 
     # ------------------------------------------------------------------ public API
@@ -155,8 +183,9 @@ class RIC:
                 if not pending:
                     break
                 idx = torch.tensor(pending)
-                z = self.nae(key, [nonces[i] for i in pending], t[idx], tuple(xb.shape[1:]))
-                c = self._encode(xb[idx], z)
+                nn_ = [nonces[i] for i in pending]
+                z = self.nae(key, nn_, t[idx], tuple(xb.shape[1:]))
+                c = self._encode(xb[idx], z, self.perms(key, nn_, tuple(xb.shape[1:])))
                 lab = self.predict(c)
                 still = []
                 for j, i in enumerate(pending):
@@ -203,8 +232,9 @@ class RIC:
             t = torch.tensor([ct.target for ct in part])
             if int(t.max()) >= self.classifier.num_classes:
                 raise CiphertextError("ciphertext target label is out of range for this classifier")
-            z = self.nae(key, [ct.nonce for ct in part], t, shape)
-            out.append(self._decode(c, z))
+            nonces = [ct.nonce for ct in part]
+            z = self.nae(key, nonces, t, shape)
+            out.append(self._decode(c, z, self.perms(key, nonces, shape)))
             if progress:
                 progress(len(part))
         return torch.cat(out)

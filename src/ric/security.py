@@ -319,7 +319,9 @@ def nes_pixel_gradient_norms(ric, ct: Ciphertext, key: SecretKey, directions: in
     zs = torch.cat([z + sigma * u, z - sigma * u])
     t = torch.full((len(zs),), ct.target, dtype=torch.long)
     c = as_tensor([ct]).expand(len(zs), -1, -1, -1)
-    f = ric.decode_with(c, ric.nae_from_rni(zs, t)).flatten(1)  # 2n × pixels
+    perm = ric.perms(key, [ct.nonce], shape)  # the right key's scrambling (None without): only z varies here
+    perm = None if perm is None else perm.expand(len(zs), -1)
+    f = ric.decode_with(c, ric.nae_from_rni(zs, t), perm).flatten(1)  # 2n × pixels
     dd = (f[:directions] - f[directions:]) / (2 * sigma)
     return dd.pow(2).mean(0).sqrt()
 
