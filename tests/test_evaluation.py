@@ -27,7 +27,8 @@ def test_evaluate_reports_consistent_numbers(tiny_ric, samples, key, tmp_path):
     assert (tmp_path / "g.png").is_file()
 
 
-def test_paper_tables_writes_every_table(data_root, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_paper_tables_writes_every_table(data_root, tmp_path, jobs):
     abl = tmp_path / "abl"
     torch.manual_seed(0)
     codec = make_codec({"name": "ric-paper", "width": 4, "depth": 1, "se_blocks": 0, "feat": 4})
@@ -37,13 +38,14 @@ def test_paper_tables_writes_every_table(data_root, tmp_path):
                "codec": {"name": "ric-paper", "width": 4, "depth": 1, "se_blocks": 0, "feat": 4}}
         bundles.save_bundle(abl / name, codec.state_dict(), cfg, "# test\n")
     rep = paper_tables(tmp_path / "out", limit=2, datasets=["svhn"], data_root=data_root, ablation_root=abl,
-                       log=lambda *_: None)
+                       log=lambda *_: None, jobs=jobs)
     md = (tmp_path / "out/paper_tables.md").read_text()
     for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Throughput", "grid_svhn.png"):
         assert title in md
     assert json.loads((tmp_path / "out/paper_tables.json").read_text())["datasets"]["svhn"]["images"] == 2
     assert {r["name"] for r in rep["ablation"]} == {"nae-a0.8", "rni-a0.8"}
     assert (tmp_path / "out/alpha_sweep.png").is_file()
+    assert (f"{jobs} worker processes" in rep["machine"]) == (jobs > 1)
 
 
 def test_missing_dataset_is_reported_not_hidden(tmp_path):
@@ -105,3 +107,33 @@ def test_ric_eval_cli(data_root, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["images"] == 2 and out["model"] == "svhn-ric" and "identity_psnr_db" in out
     assert main(["eval", "--limit", "2"]) == 2  # no dataset: a usage error, not a traceback
+
+
+def test_faces_model_end_to_end_on_a_real_face(data_root, tmp_path):
+    """ric keygen/encrypt/classify/decrypt with faces-ric (dlib embedding + linear head) on a CelebA test crop."""
+    from ric.cli import main
+    from ric.datasets import load_dataset
+    from ric.imageio import read_image, write_png
+    from ric.metrics import psnr
+
+    try:
+        test = load_dataset("faces", "test", data_root)
+    except InputError as e:
+        pytest.skip(f"faces set absent: {e}")
+    img, label = test.images[0], int(test.labels[0])
+    write_png(tmp_path / "p/face.png", img)
+    k = str(tmp_path / "k.key")
+    assert main(["keygen", "-o", k]) == 0
+    assert main(["encrypt", str(tmp_path / "p"), "-o", str(tmp_path / "c"), "-k", k, "-m", "faces-ric"]) == 0
+    c = read_image(tmp_path / "c/face.png")
+    assert c.shape == (160, 160, 3) and np.abs(c.astype(int) - img.astype(int)).mean() > 40  # noise-like
+    clf = load_classifier("faces-dlibface")
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    plain = int(clf.predict(x))
+    assert plain == label  # the shipped classifier gets this face right
+    from ric.api import classify_files
+
+    assert classify_files([tmp_path / "c"])[0]["label"] == plain
+    assert main(["decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r"), "-k", k]) == 0
+    xh = torch.from_numpy(read_image(tmp_path / "r/face.png")).permute(2, 0, 1)[None].float() / 255
+    assert float(psnr(xh, x)) > 30
