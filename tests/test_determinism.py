@@ -46,3 +46,27 @@ def test_decrypt_in_other_processes_thread_counts_and_batches(tmp_path):
     assert np.mean(a) > 38
     for f in sorted((tmp_path / "r1").iterdir()):
         assert f.read_bytes() == (tmp_path / "r2" / f.name).read_bytes()  # bit-identical recovered PNGs
+
+
+def test_codec_results_do_not_depend_on_the_batch(shipped_ric, samples, key):
+    """The codec runs in fixed chunks (like the NAE), so a ciphertext or a recovery is the same whether its
+    image was processed alone or with others."""
+    import torch
+
+    _, x, _ = samples
+    x = x[:11]
+    t = shipped_ric.predict(x)
+    from ric.keys import new_nonce
+
+    z = shipped_ric.nae(key, [new_nonce() for _ in x], t, tuple(x.shape[1:]))
+    old = shipped_ric.batch_size
+    try:
+        shipped_ric.batch_size = 64
+        c_all, xh_all = shipped_ric.encode_with(x, z), None
+        xh_all = shipped_ric.decode_with(c_all, z)
+        shipped_ric.batch_size = 1
+        assert torch.equal(shipped_ric.encode_with(x, z), c_all)
+        assert torch.equal(shipped_ric.decode_with(c_all, z), xh_all)
+        assert torch.equal(shipped_ric.decode_with(c_all[3:4], z[3:4]), xh_all[3:4])
+    finally:
+        shipped_ric.batch_size = old

@@ -147,19 +147,38 @@ class RIC:
         return torch.cat([self._decode(c[sl], z[sl], None if perm is None else perm[sl])
                           for sl in self._batches(len(c))]) if len(c) else c.clone()
 
-    @torch.no_grad()
+    def _codec(self, fn, *tensors: torch.Tensor) -> torch.Tensor:
+        """``fn`` one image at a time. CPU kernels can round a row differently depending on where it sits in a
+        batch (seen: the last row of a batch of 8 in the SVHN decoder, off by 1 ulp), which would make recovered
+        PNGs depend on how images were batched; one image per pass makes them depend only on the image."""
+        n = len(tensors[0])
+        if n == 0:
+            return tensors[0].clone()
+        return torch.cat([fn(*[t[i:i + 1].to(self.device) for t in tensors]).cpu() for i in range(n)])
+
     def _encode(self, x: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+        if perm is None:
+            return self._codec(self._encode_rows, x, z)
+        return self._codec(self._encode_rows, x, z, perm)
+
+    def _decode(self, c: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+        if perm is None:
+            return self._codec(self._decode_rows, c, z)
+        return self._codec(self._decode_rows, c, z, perm)
+
+    @torch.no_grad()
+    def _encode_rows(self, x: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
         e = self.codec.encode(x.to(self.device), z.to(self.device))
         if perm is not None:  # scramble: element i of the output is element perm[i] of the encoder's output
             e = e.flatten(1).gather(1, perm.to(self.device)).view_as(e)
-        return quantize(srl_mix(e, z.to(self.device), self.alpha), training=False).cpu()
+        return quantize(srl_mix(e, z.to(self.device), self.alpha), training=False)
 
     @torch.no_grad()
-    def _decode(self, c: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+    def _decode_rows(self, c: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
         r = srl_unmix(c.to(self.device), z.to(self.device), self.alpha)
         if perm is not None:
             r = torch.empty_like(r).flatten(1).scatter_(1, perm.to(self.device), r.flatten(1)).view_as(r)
-        return self.codec.decode(r).clamp(0, 1).cpu()
+        return self.codec.decode(r).clamp(0, 1)
 
     # ------------------------------------------------------------------ public API
     def check_shape(self, shape) -> None:
