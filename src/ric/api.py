@@ -47,7 +47,8 @@ def list_models() -> list[dict]:
         else:
             row.update(classifier=c["classifier"], alpha=c["alpha"], codec=c["codec"]["name"],
                        codec_trained_on=c.get("codec_trained_on", c.get("training", {}).get("dataset")),
-                       image_shape=c.get("image_shape"), metrics=c.get("metrics", {}))
+                       image_shape=c.get("image_shape"), metrics=c.get("metrics", {}),
+                       scramble=bool(c.get("scramble", False)))
         rows.append(row)
     return rows
 

@@ -119,7 +119,8 @@ def cmd_models(args) -> int:
             extra = (f"PSNR {m['psnr_db']:.2f} dB, agreement {100 * m['label_agreement']:.2f}% on {m['data']}"
                      if m else "")
             print(f"{r['name']:<20} ric         codec {r['codec']} (trained on {r['codec_trained_on']}), "
-                  f"alpha {r['alpha']}, classifier {r['classifier']}, input {r['image_shape']}  {extra}")
+                  f"alpha {r['alpha']}{', scrambled' if r.get('scramble') else ''}, classifier {r['classifier']}, "
+                  f"input {r['image_shape']}  {extra}")
     return 0
 
 
