@@ -156,3 +156,6 @@ def test_report_puts_a_leak_first():
     leaky = render({"command": "c", "machine": "x", "quick": True, "seconds": 60, "models": {"m": _fake_result(0.40)}})
     assert leaky.index("Findings first") < leaky.index("## Summary")
     assert "N = 100 pairs: SSIM 0.400" in leaky and "permutation" in leaky
+    based = render({"command": "c", "machine": "x", "quick": True, "seconds": 60,
+                    "models": {"m": {**_fake_result(0.40), "majority_class_share": 0.245}}})
+    assert "always answering the most common class: 24.5 %" in based

@@ -112,6 +112,23 @@ def _histogram(ps_rand, ps_bits, right: float, path: Path) -> None:
     plt.close(fig)
 
 
+def _eval_selection(dataset: str, n_test: int, n_eval: int) -> np.ndarray:
+    """Indices of the attacked test images. Per-class splits (faces) are stored identity by identity: a fixed
+    random subset there; SVHN's contiguous split is used in order (test images 8000…)."""
+    if isinstance(SPLITS[dataset]["test"], str):
+        return np.sort(np.random.default_rng(1).permutation(n_test)[:n_eval])
+    return np.arange(n_eval)
+
+
+def majority_class_share(model: str, quick: bool, data_root=None) -> float:
+    """Accuracy of always answering the most common class on the attacked test images: the floor that the
+    'classifier accuracy on reconstructions' numbers must beat to mean anything."""
+    dataset = MODEL_DATASETS[model]
+    test = load_dataset(dataset, "test", data_root)
+    labels = test.labels[_eval_selection(dataset, len(test), min(SIZES[(dataset, quick)]["n_eval"], len(test)))]
+    return float(np.bincount(labels).max() / len(labels))
+
+
 def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=None, log: Callable = print) -> dict:
     """All four threat models on one shipped model; figures go to ``figs`` as ``<model>_*.png``."""
     dataset = MODEL_DATASETS[model]
@@ -127,10 +144,8 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     test, train = load_dataset(dataset, "test", data_root), load_dataset(dataset, "train", data_root)
     n_eval = min(sz["n_eval"], len(test))
     kpa_sizes = [len(train) if n == "all" else min(n, len(train)) for n in sz["kpa"]]
-    # per-class splits (faces) are stored identity by identity: take fixed random subsets there; SVHN's
-    # contiguous splits are used in order (test images 8000…, train images 0…)
     per_class = isinstance(SPLITS[dataset]["test"], str)
-    sel = np.sort(np.random.default_rng(1).permutation(len(test))[:n_eval]) if per_class else np.arange(n_eval)
+    sel = _eval_selection(dataset, len(test), n_eval)
     x_eval = torch.from_numpy(test.images[sel]).permute(0, 3, 1, 2).float() / 255
     y_eval = torch.from_numpy(test.labels[sel])
     # the adversary's pairs / the cloud's history: train images (shuffled once for per-class splits)
@@ -148,7 +163,8 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
                          f"({'a fixed random subset, seed 1' if per_class else 'the first'}; attacked); "
                          f"{len(x_kpa)} train images (adversary's pairs / the cloud's ciphertext history)",
                  "right_key_psnr_db": psnr(right, x_eval).mean().item(),
-                 "plaintext_accuracy": (ric.predict(x_eval) == y_eval).float().mean().item()}
+                 "plaintext_accuracy": (ric.predict(x_eval) == y_eval).float().mean().item(),
+                 "majority_class_share": majority_class_share(model, quick, data_root)}
 
     # 1. brute force, key sensitivity, tags, Theorem 6.1 ------------------------------------------
     n_bf = min(sz["n_bf"], n_eval)
@@ -260,6 +276,8 @@ def run_security(models: list[str] | None = None, quick: bool = False, run: str 
             cached = json.loads(cache.read_text())
             if cached.get("fingerprint") == fp:
                 log(f"[{_now()}] {m}: reusing the finished result in {cache}")
+                if "majority_class_share" not in cached:  # results cached before this field existed
+                    cached["majority_class_share"] = majority_class_share(m, quick, data_root)
                 report["models"][m] = cached
                 continue
         report["models"][m] = {**evaluate_model(m, quick, run, figs, data_root, log), "fingerprint": fp}
@@ -360,6 +378,11 @@ Rows: plaintext, ciphertext, generated. ![cloud]({figs + '/' + m}_cloud.png)
 """
 
 
+def _base(r: dict) -> str:
+    share = r.get("majority_class_share")
+    return f"; always answering the most common class: {100 * share:.1f} %" if share else ""
+
+
 def _leaks(rep: dict, margin: float = 0.05) -> list[str]:
     """Attacks whose SSIM exceeds the mean-colour reference by more than ``margin`` (see :func:`verdict`)."""
     out = []
@@ -375,7 +398,7 @@ def _leaks(rep: dict, margin: float = 0.05) -> list[str]:
                            f"{v['psnr_db']:.2f} dB vs {ref['ssim']:.3f} / {ref['psnr_db']:.2f} dB for the mean "
                            "colour; the classifier labels "
                            f"{100 * v['classifier_accuracy_on_reconstructions']:.1f} % of the reconstructions "
-                           f"correctly (plaintexts {100 * r['plaintext_accuracy']:.1f} %).")
+                           f"correctly (plaintexts {100 * r['plaintext_accuracy']:.1f} %{_base(r)}).")
         if r["cloud"]["ssim"] > ref["ssim"] + margin:
             out.append(f"`{m}`, curious cloud: SSIM {r['cloud']['ssim']:.3f} vs {ref['ssim']:.3f} for the mean colour.")
     return out
@@ -425,7 +448,7 @@ def render(rep: dict) -> str:
                   f"- Known plaintext: best SSIM {kbest['ssim']:.3f} / {kbest['psnr_db']:.2f} dB "
                   f"(mean colour {ref['ssim']:.3f} / {ref['psnr_db']:.2f} dB); classifier accuracy on reconstructions "
                   f"{100 * kbest['classifier_accuracy_on_reconstructions']:.1f} % "
-                  f"(plaintexts {100 * r['plaintext_accuracy']:.1f} %).",
+                  f"(plaintexts {100 * r['plaintext_accuracy']:.1f} %{_base(r)}).",
                   f"- Curious cloud: SSIM {r['cloud']['ssim']:.3f} / {r['cloud']['psnr_db']:.2f} dB.", ""]
     lines += ["## What RIC does not protect",
               "The class label (the cloud is meant to learn it; it is also stored in the file), the image size, the "
