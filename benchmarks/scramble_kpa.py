@@ -26,7 +26,7 @@ from ric.evaluation import machine
 from ric.keys import SecretKey
 from ric.pipeline import RIC
 from ric.security import as_tensor, known_plaintext_attack, mean_colour_baseline, score
-from ric.security_report import encrypt_cached
+from ric.security_report import encrypt_cached, kpa_epochs
 
 MODELS = ("svhn-ric", "svhn-ric-scrambled")
 
@@ -66,7 +66,7 @@ def main() -> None:
              "label_agreement": float((ric.predict(c_eval) == ric.predict(x_eval)).float().mean()), "kpa": {}}
         grid.append(c_eval[:8])
         for n in a.pairs:
-            ep = 40 if n <= 1000 else max(5, 40_000 // n)
+            ep = kpa_epochs(n, 40)
             t0 = time.time()
             rec = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=32)
             r["kpa"][str(n)] = {**score(rec, x_eval), "epochs": ep, "seconds": time.time() - t0,

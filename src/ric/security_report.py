@@ -120,13 +120,22 @@ def _eval_selection(dataset: str, n_test: int, n_eval: int) -> np.ndarray:
     return np.arange(n_eval)
 
 
+def kpa_epochs(n: int, base: int) -> int:
+    """U-Net epochs for N pairs: ``base`` up to 1,000 pairs, then the same number of training samples."""
+    return base if n <= 1000 else max(5, base * 1000 // n)
+
+
+def _majority(labels) -> float:
+    return float(np.bincount(np.asarray(labels)).max() / len(labels))
+
+
 def majority_class_share(model: str, quick: bool, data_root=None) -> float:
     """Accuracy of always answering the most common class on the attacked test images: the floor that the
     'classifier accuracy on reconstructions' numbers must beat to mean anything."""
     dataset = MODEL_DATASETS[model]
     test = load_dataset(dataset, "test", data_root)
     labels = test.labels[_eval_selection(dataset, len(test), min(SIZES[(dataset, quick)]["n_eval"], len(test)))]
-    return float(np.bincount(labels).max() / len(labels))
+    return _majority(labels)
 
 
 def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=None, log: Callable = print) -> dict:
@@ -164,7 +173,7 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
                          f"{len(x_kpa)} train images (adversary's pairs / the cloud's ciphertext history)",
                  "right_key_psnr_db": psnr(right, x_eval).mean().item(),
                  "plaintext_accuracy": (ric.predict(x_eval) == y_eval).float().mean().item(),
-                 "majority_class_share": majority_class_share(model, quick, data_root)}
+                 "majority_class_share": _majority(y_eval.numpy())}
 
     # 1. brute force, key sensitivity, tags, Theorem 6.1 ------------------------------------------
     n_bf = min(sz["n_bf"], n_eval)
@@ -221,7 +230,7 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     for n in kpa_sizes:
         log(f"[{_now()}] known-plaintext attack, N = {n}")
         t0 = time.time()
-        ep = sz["kpa_epochs"] if n <= 1000 else max(5, sz["kpa_epochs"] * 1000 // n)  # equal-ish compute
+        ep = kpa_epochs(n, sz["kpa_epochs"])
         rec = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=sz.get("kpa_width", 32),
                                      crop=sz.get("kpa_crop"), batch_size=32 if sz.get("kpa_crop") else 64)
         acc = (ric.predict(rec) == y_eval).float().mean().item()
