@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from ric.bundles import read_config
 from ric.datasets import ArrayDataset
@@ -110,3 +111,38 @@ def test_linear_probe_on_a_frozen_backbone(tmp_path):
     assert set(out) - set(backbone) == {"head.weight", "head.bias"}
     assert "test notes" in (tmp_path / "out/MODEL_CARD.md").read_text()
     assert load_classifier(str(tmp_path / "out"))(torch.rand(1, 3, 150, 150)).shape == (1, 2)
+
+
+def test_float16_backbone_is_trained_on_and_stored_as_shipped(tmp_path):
+    """backbone_dtype=float16: the frozen backbone is rounded before training, stored in float16 (half the
+    file), and the bundle as loaded reproduces the accuracy recorded at training time."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ric.classifiers import load_classifier
+    from ric.dlib_face import DlibFaceNet
+    from ric.training import evaluate_classifier
+
+    torch.manual_seed(0)
+    backbone = {k: v for k, v in DlibFaceNet().state_dict().items()}
+    save_file(backbone, str(tmp_path / "b.safetensors"))
+    rng = np.random.default_rng(1)
+    y = np.arange(8) % 2
+    x = rng.integers(0, 256, (8, 150, 150, 3), dtype=np.uint8)
+    ds = ArrayDataset("tinyfaces", x, y.astype(np.int64), ["a", "b"])
+    r = ClassifierRecipe(name="probe16", arch="dlib-face", dataset="tinyfaces", epochs=1, batch_size=4, pad=0,
+                         backbone=str(tmp_path / "b.safetensors"), freeze_backbone=True, backbone_dtype="float16")
+    cfg = train_classifier(r, ds, ds, tmp_path / "run", tmp_path / "out", log=lambda *_: None)
+    out = load_file(str(tmp_path / "out/model.safetensors"))
+    for k, v in backbone.items():
+        if v.is_floating_point():
+            assert out[k].dtype == torch.float16 and torch.equal(out[k], v.half())
+    assert out["head.weight"].dtype == torch.float32
+    clf = load_classifier(str(tmp_path / "out"))
+    xt, yt = ds.tensors()
+    assert evaluate_classifier(clf, xt, yt) == cfg["test_accuracy"]
+    assert "float16" in (tmp_path / "out/MODEL_CARD.md").read_text()
+    with pytest.raises(ValueError, match="backbone_dtype"):
+        bad = ClassifierRecipe(name="x", arch="dlib-face", dataset="tinyfaces", epochs=1,
+                               backbone=str(tmp_path / "b.safetensors"), backbone_dtype="float16")
+        train_classifier(bad, ds, ds, tmp_path / "run2", tmp_path / "out2", log=lambda *_: None)

@@ -45,7 +45,7 @@ CLASSIFIER_RECIPES: dict[str, ClassifierRecipe] = {
                                        mean=(122.782 / 255, 117.001 / 255, 104.298 / 255),
                                        std=(256 / 255, 256 / 255, 256 / 255),
                                        backbone="runs/dlib-face/embedding.safetensors", freeze_backbone=True,
-                                       notes=DLIB_NOTES),
+                                       backbone_dtype="float16", notes=DLIB_NOTES),
     "tinyimagenet-resnet18": ClassifierRecipe(name="tinyimagenet-resnet18", arch="resnet18",
                                               dataset="tinyimagenet",
                                               arch_kwargs={"width": 32, "stem": "s2"}, epochs=50, lr=0.05,

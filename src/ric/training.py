@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import bundles
 from .classifiers import ARCHITECTURES, Classifier, build
@@ -74,6 +75,9 @@ class ClassifierRecipe:
     # with freeze_backbone only the parameters under ``head`` are trained (a linear probe).
     backbone: str = ""
     freeze_backbone: bool = False
+    # "float16": the frozen backbone is rounded to float16 before the head is trained and stored so in the
+    # bundle (half the file; loaded back into float32, so the head is trained on exactly the shipped weights).
+    backbone_dtype: str = "float32"
     notes: str = ""  # appended to the model card (provenance of pretrained weights, caveats)
 
 
@@ -167,6 +171,7 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
     if recipe.freeze_backbone:
         for k, p in clf.net.named_parameters():
             p.requires_grad_(k.startswith("head."))
+    half_keys = _round_backbone(clf.net, recipe)
     opt = torch.optim.SGD([p for p in clf.net.parameters() if p.requires_grad], lr=recipe.lr, momentum=0.9,
                           weight_decay=recipe.weight_decay,
                           nesterov=True)
@@ -242,8 +247,24 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
         check.net.load_state_dict(state)
         acc2 = evaluate_classifier(check.to(device), xte, yte)
         assert abs(acc2 - acc) < 1e-9, (acc, acc2)
-    bundles.save_bundle(out_dir, state, cfg, card)
+    bundles.save_bundle(out_dir, {k: v.half() if k in half_keys else v for k, v in state.items()}, cfg, card)
     return cfg
+
+
+def _round_backbone(net: nn.Module, recipe: ClassifierRecipe) -> set[str]:
+    """Round the frozen backbone's floating tensors to ``recipe.backbone_dtype`` (in place, kept float32);
+    returns the state-dict keys to store at that precision."""
+    if recipe.backbone_dtype == "float32":
+        return set()
+    if recipe.backbone_dtype != "float16" or not recipe.freeze_backbone:
+        raise ValueError("backbone_dtype: 'float32', or 'float16' with freeze_backbone")
+    keys = set()
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            if not k.startswith("head.") and v.is_floating_point():
+                v.copy_(v.half().float())
+                keys.add(k)
+    return keys
 
 
 def _extras_line(r: dict) -> str:
@@ -258,7 +279,9 @@ def _extras_line(r: dict) -> str:
         parts.append(f"mixup Beta({r['mixup']}, {r['mixup']})")
     if r.get("backbone"):
         parts.append(f"pretrained weights `{r['backbone']}`" + (", frozen: only the linear head is trained"
-                                                                 if r.get("freeze_backbone") else ""))
+                                                                 if r.get("freeze_backbone") else "")
+                     + ("; the backbone is rounded to float16 before training and stored so"
+                        if r.get("backbone_dtype") == "float16" else ""))
     if r.get("init"):
         parts.append(f"second stage: started from the run `{r['init']}` (recipe in its log)")
     if r.get("extra_train"):
