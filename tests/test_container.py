@@ -57,3 +57,13 @@ def test_malformed_files(tmp_path, key):
         read_ciphertext(tmp_path / "plain.png")
     with pytest.raises(CiphertextError):
         read_ciphertext(tmp_path / "missing.png")
+
+
+def test_model_fingerprint_is_optional_and_authenticated(tmp_path, key):
+    ct = replace(_ct(key), model_fp="0123456789abcdef").sign(key)
+    back = read_ciphertext(ct.save(tmp_path / "c.png"))
+    assert back.model_fp == "0123456789abcdef"
+    back.verify(key)
+    with pytest.raises(AuthenticationError):
+        replace(back, model_fp="fedcba9876543210").verify(key)
+    assert read_ciphertext(_ct(key).save(tmp_path / "old.png")).model_fp == ""

@@ -91,9 +91,9 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
             try:
                 ct = read_ciphertext(o)
                 ct.verify(key)
-                if ct.model == ric.model_id and ct.classifier == ric.classifier.ident:
-                    rows.append({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target})
-                    continue
+                ric.check_ciphertext(ct)
+                rows.append({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target})
+                continue
             except RICError:
                 pass  # not a finished ciphertext of this key/model: redo it (written atomically)
         a = read_image(p, c, convert)
@@ -183,10 +183,16 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
         if r["status"] == "pending":
             groups.setdefault((model or ct.model, ct.pixels.shape), []).append(i)
     models: dict[str, RIC] = {}
-    for (name, _), idx in groups.items():
+    for (name, _), idx in groups.items():  # load and check everything before the first write
         if name not in models:
             models[name] = RIC.load(name, device=device, batch_size=batch_size, classifier=classifier,
                                     classifier_config=classifier_config)
+        for i in idx:
+            try:
+                models[name].check_ciphertext(cts[i])
+            except CiphertextError as e:
+                raise CiphertextError(f"{paths[i]}: {e}") from None
+    for (name, _), idx in groups.items():
         ric = models[name]
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]

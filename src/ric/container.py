@@ -2,9 +2,11 @@
 
 Chunks: ``ric:format`` (``RIC-1``), ``ric:model`` (model id), ``ric:classifier`` (``name@fingerprint`` of
 the classifier whose NAE is inside), ``ric:nonce`` (32 hex digits),
-``ric:target`` (NAE target label), ``ric:key-id`` (public key fingerprint) and ``ric:tag``:
-HMAC-SHA256, keyed by the key's MAC sub-key, over the format, every other metadata field, the
-image shape and the raw pixels. Any classifier reads the file as a normal image.
+``ric:target`` (NAE target label), ``ric:key-id`` (public key fingerprint), ``ric:model-fp`` (fingerprint of
+everything decryption regenerates from: codec weights, α, NAE attack settings, scrambling; files written
+before this field existed lack it and are still read) and ``ric:tag``: HMAC-SHA256, keyed by the key's MAC
+sub-key, over the format, every other metadata field, the image shape and the raw pixels. Any classifier
+reads the file as a normal image.
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ class Ciphertext:
     key_id: str
     tag: bytes = b""
     classifier: str = ""
+    model_fp: str = ""  # RIC.fingerprint of the model that encrypted it ("" in files older than the field)
 
     def meta(self) -> dict[str, str]:
-        return {"model": self.model, "classifier": self.classifier, "nonce": self.nonce.hex(),
-                "target": str(self.target), "key-id": self.key_id}
+        m = {"model": self.model, "classifier": self.classifier, "nonce": self.nonce.hex(),
+             "target": str(self.target), "key-id": self.key_id}
+        if self.model_fp:  # authenticated when present: removing it breaks the tag
+            m["model-fp"] = self.model_fp
+        return m
 
     def message(self) -> bytes:
         head = json.dumps({"format": FORMAT, **self.meta(), "shape": list(self.pixels.shape)},
@@ -100,4 +106,5 @@ def read_ciphertext(path: str | Path) -> Ciphertext:
     a = np.array(img, dtype=np.uint8)
     a = a[:, :, None] if a.ndim == 2 else a
     return Ciphertext(pixels=a, model=text["ric:model"], nonce=nonce, target=target,
-                      key_id=text["ric:key-id"], tag=tag, classifier=text["ric:classifier"])
+                      key_id=text["ric:key-id"], tag=tag, classifier=text["ric:classifier"],
+                      model_fp=text.get("ric:model-fp", ""))

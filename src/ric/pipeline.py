@@ -18,6 +18,8 @@ image, which is what the known-plaintext U-Net of ``docs/security.md`` exploits.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import torch
 
 from . import bundles
 from .attacks import make_attack
-from .classifiers import Classifier, load_classifier, rgb_input
+from .classifiers import Classifier, fingerprint, load_classifier, rgb_input
 from .codec import make_codec, quantize, srl_mix, srl_unmix
 from .container import Ciphertext
 from .errors import CiphertextError, InputError
@@ -54,6 +56,7 @@ class RIC:
         self.classifier = classifier.to(self.device).eval().requires_grad_(False)
         self.alpha = float(alpha)
         self.attack = make_attack(attack)
+        self._fingerprint = ""
         self.nae_batch = int(nae_batch)
         self.model_id = model_id
         self.max_retries = int(max_retries)
@@ -86,6 +89,29 @@ class RIC:
         ric = cls(codec, classifier, device=device, **kw)
         ric.config = cfg
         return ric
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over what decryption regenerates from (codec weights, α, attack settings,
+        NAE chunk size, scrambling), stored in every ciphertext: a file encrypted by another version of a model
+        is refused with a clear error instead of decrypting to noise."""
+        if not self._fingerprint:
+            settings = {"alpha": self.alpha, "attack": self.attack.config(), "nae_batch": self.nae_batch,
+                        "scramble": self.scramble, "codec": fingerprint(self.codec)}
+            self._fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return self._fingerprint
+
+    def check_ciphertext(self, ct: Ciphertext) -> None:
+        """Raise :class:`CiphertextError` unless ``ct`` was made by this model (name, settings, classifier)."""
+        if ct.model != self.model_id:
+            raise CiphertextError(f"ciphertext was made with model {ct.model!r}, not {self.model_id!r}")
+        if ct.model_fp and ct.model_fp != self.fingerprint:
+            raise CiphertextError(f"ciphertext was made by another version of model {ct.model!r} (settings "
+                                  f"fingerprint {ct.model_fp}, this one is {self.fingerprint}): its noise "
+                                  "cannot be regenerated; decrypt it with the model files that encrypted it")
+        if ct.classifier != self.classifier.ident:
+            raise CiphertextError(f"ciphertext was encrypted for classifier {ct.classifier}, this model uses "
+                                  f"{self.classifier.ident} (pass the same --classifier as for encryption)")
 
     @property
     def input_shape(self) -> tuple:
@@ -212,7 +238,7 @@ class RIC:
                     if lab[j] == t[i]:
                         px = to_uint8(c[j]).permute(1, 2, 0).numpy()
                         cts[i] = Ciphertext(px, self.model_id, nonces[i], int(t[i]), key.key_id,
-                                            classifier=self.classifier.ident).sign(key)
+                                            classifier=self.classifier.ident, model_fp=self.fingerprint).sign(key)
                     else:
                         nonces[i] = new_nonce()
                         still.append(i)
@@ -233,11 +259,7 @@ class RIC:
         if not cts:
             return torch.empty(0)
         for ct in cts:
-            if ct.model != self.model_id:
-                raise CiphertextError(f"ciphertext was made with model {ct.model!r}, not {self.model_id!r}")
-            if ct.classifier != self.classifier.ident:
-                raise CiphertextError(f"ciphertext was encrypted for classifier {ct.classifier}, this model uses "
-                                      f"{self.classifier.ident} (pass the same --classifier as for encryption)")
+            self.check_ciphertext(ct)
             if ct.pixels.shape != cts[0].pixels.shape:
                 raise InputError("decrypt() takes ciphertexts of one shape per call")
             if verify:
