@@ -159,3 +159,30 @@ def test_report_puts_a_leak_first():
     based = render({"command": "c", "machine": "x", "quick": True, "seconds": 60,
                     "models": {"m": {**_fake_result(0.40), "majority_class_share": 0.245}}})
     assert "always answering the most common class: 24.5 %" in based
+
+
+def test_ciphertext_cache_reloads_with_valid_tags(shipped_ric, samples, key, tmp_path):
+    """encrypt_cached keeps each ciphertext's model fingerprint, so reloaded ciphertexts still verify; another
+    model version's cache is not used; a cache written before the field existed (no model_fp) still loads."""
+    from ric.pipeline import RIC
+    from ric.security_report import encrypt_cached
+
+    x, path, quiet = samples[1][:2], tmp_path / "c.npz", (lambda *_: None)
+    first = encrypt_cached(shipped_ric, key, x, path, quiet)
+    again = encrypt_cached(shipped_ric, key, x, path, quiet)
+    assert [c.tag for c in again] == [c.tag for c in first] and again[0].model_fp == shipped_ric.fingerprint
+    for ct in again:
+        ct.verify(key)
+    other = RIC(shipped_ric.codec, shipped_ric.classifier, alpha=0.8,
+                attack={**shipped_ric.attack.config(), "steps": 50}, nae_batch=8, model_id=shipped_ric.model_id)
+    redone = encrypt_cached(other, key, x, tmp_path / "c.npz", quiet)
+    assert redone[0].model_fp == other.fingerprint != shipped_ric.fingerprint
+    d = dict(np.load(path))
+    legacy = [Ciphertext(c.pixels, c.model, c.nonce, c.target, c.key_id, classifier=c.classifier).sign(key)
+              for c in redone]
+    d.pop("model_fp")
+    d["tag"] = np.stack([np.frombuffer(c.tag, np.uint8) for c in legacy])
+    np.savez(path, **d)
+    for ct in encrypt_cached(other, key, x, path, quiet):
+        assert ct.model_fp == ""
+        ct.verify(key)

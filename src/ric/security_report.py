@@ -64,9 +64,12 @@ def encrypt_cached(ric: RIC, key: SecretKey, x: torch.Tensor, path: Path, log: C
     cts: list[Ciphertext] = []
     if path.is_file():
         d = np.load(path)
-        if str(d["classifier"]) == ric.classifier.ident and str(d["model"]) == ric.model_id:
-            cts = [Ciphertext(p, ric.model_id, bytes(n), int(t), key.key_id, bytes(g), ric.classifier.ident)
-                   for p, n, t, g in zip(d["px"], d["nonce"], d["target"], d["tag"], strict=True)][:len(x)]
+        # per-ciphertext model fingerprints; "" for ciphertexts made before the field existed
+        fps = [str(f) for f in d["model_fp"]] if "model_fp" in d else [""] * len(d["px"])
+        if str(d["classifier"]) == ric.classifier.ident and str(d["model"]) == ric.model_id \
+                and set(fps) <= {"", ric.fingerprint}:
+            cts = [Ciphertext(p, ric.model_id, bytes(n), int(t), key.key_id, bytes(g), ric.classifier.ident, f)
+                   for p, n, t, g, f in zip(d["px"], d["nonce"], d["target"], d["tag"], fps, strict=True)][:len(x)]
     if len(cts) < len(x):
         log(f"encrypting {len(x) - len(cts)} images (cached in {path})")
     step = 32
@@ -82,7 +85,8 @@ def encrypt_cached(ric: RIC, key: SecretKey, x: torch.Tensor, path: Path, log: C
                      nonce=np.stack([np.frombuffer(c.nonce, np.uint8) for c in cts]),
                      target=np.array([c.target for c in cts]),
                      tag=np.stack([np.frombuffer(c.tag, np.uint8) for c in cts]),
-                     classifier=np.array(ric.classifier.ident), model=np.array(ric.model_id))
+                     classifier=np.array(ric.classifier.ident), model=np.array(ric.model_id),
+                     model_fp=np.array([c.model_fp for c in cts]))
     return cts
 
 
