@@ -44,7 +44,7 @@ def derive(name: str, codec_model: str = "svhn-ric") -> dict:
     clf = bundles.read_config(bundles.resolve(clf_name, "classifier"))
     grey = clf["input_shape"][0] == 1
     # The SVHN codec's perturbation was never trained against these classifiers: a stronger NAE (larger
-    # margin, larger Adam step) keeps C(c) = C(x) far more often (see Table 1 of docs/results/quick/paper_tables.md).
+    # margin, larger Adam step) keeps C(c) = C(x) far more often (see Table 1 of docs/results/paper_tables.md).
     # Same classifier as the codec's own model: its attack as trained; otherwise a stronger NAE.
     attack = dict(base["attack"]) if clf_name == base["classifier"] else {**base["attack"], **STRONGER_NAE}
     if name in NAE_STEPS:
