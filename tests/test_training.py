@@ -88,24 +88,33 @@ def test_second_stage_starts_from_a_run(tmp_path):
     assert all(torch.equal(w[k], first[k]) for k in first)  # zero epochs: the stage-1 weights as they were
 
 
-def test_linear_probe_on_a_frozen_backbone(tmp_path):
-    """backbone + freeze_backbone (the faces-dlibface recipe): only the head moves; the bundle loads."""
+def _probe(tmp_path, **recipe):
+    """A random dlib-face backbone saved as safetensors, 8 random 150x150 images in 2 classes, and a 1-epoch
+    linear probe on them (the faces-dlibface recipe in miniature); returns (backbone, dataset, config)."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
-    from ric.classifiers import load_classifier
     from ric.dlib_face import DlibFaceNet
 
     torch.manual_seed(0)
     backbone = {k: v for k, v in DlibFaceNet().state_dict().items()}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     save_file(backbone, str(tmp_path / "b.safetensors"))
-    rng = np.random.default_rng(0)
-    y = np.arange(8) % 2
-    x = rng.integers(0, 256, (8, 150, 150, 3), dtype=np.uint8)
-    ds = ArrayDataset("tinyfaces", x, y.astype(np.int64), ["a", "b"])
+    x = np.random.default_rng(0).integers(0, 256, (8, 150, 150, 3), dtype=np.uint8)
+    ds = ArrayDataset("tinyfaces", x, (np.arange(8) % 2).astype(np.int64), ["a", "b"])
     r = ClassifierRecipe(name="probe", arch="dlib-face", dataset="tinyfaces", epochs=1, batch_size=4, pad=0,
-                         backbone=str(tmp_path / "b.safetensors"), freeze_backbone=True, notes="test notes")
-    train_classifier(r, ds, ds, tmp_path / "run", tmp_path / "out", log=lambda *_: None)
+                         backbone=str(tmp_path / "b.safetensors"), **recipe)
+    return backbone, ds, train_classifier(r, ds, ds, tmp_path / "run", tmp_path / "out", log=lambda *_: None)
+
+
+def test_linear_probe_on_a_frozen_backbone(tmp_path):
+    """backbone + freeze_backbone (the faces-dlibface recipe): only the head moves; the bundle loads."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ric.classifiers import load_classifier
+
+    backbone, _, _ = _probe(tmp_path, freeze_backbone=True, notes="test notes")
     out = load_file(str(tmp_path / "out/model.safetensors"))
     assert all(torch.equal(out[k], v) for k, v in backbone.items())
     assert set(out) - set(backbone) == {"head.weight", "head.bias"}
@@ -117,32 +126,19 @@ def test_float16_backbone_is_trained_on_and_stored_as_shipped(tmp_path):
     """backbone_dtype=float16: the frozen backbone is rounded before training, stored in float16 (half the
     file), and the bundle as loaded reproduces the accuracy recorded at training time."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from ric.classifiers import load_classifier
-    from ric.dlib_face import DlibFaceNet
     from ric.training import evaluate_classifier
 
-    torch.manual_seed(0)
-    backbone = {k: v for k, v in DlibFaceNet().state_dict().items()}
-    save_file(backbone, str(tmp_path / "b.safetensors"))
-    rng = np.random.default_rng(1)
-    y = np.arange(8) % 2
-    x = rng.integers(0, 256, (8, 150, 150, 3), dtype=np.uint8)
-    ds = ArrayDataset("tinyfaces", x, y.astype(np.int64), ["a", "b"])
-    r = ClassifierRecipe(name="probe16", arch="dlib-face", dataset="tinyfaces", epochs=1, batch_size=4, pad=0,
-                         backbone=str(tmp_path / "b.safetensors"), freeze_backbone=True, backbone_dtype="float16")
-    cfg = train_classifier(r, ds, ds, tmp_path / "run", tmp_path / "out", log=lambda *_: None)
+    backbone, ds, cfg = _probe(tmp_path, freeze_backbone=True, backbone_dtype="float16")
     out = load_file(str(tmp_path / "out/model.safetensors"))
     for k, v in backbone.items():
         if v.is_floating_point():
             assert out[k].dtype == torch.float16 and torch.equal(out[k], v.half())
     assert out["head.weight"].dtype == torch.float32
-    clf = load_classifier(str(tmp_path / "out"))
     xt, yt = ds.tensors()
-    assert evaluate_classifier(clf, xt, yt) == cfg["test_accuracy"]
+    assert evaluate_classifier(load_classifier(str(tmp_path / "out")), xt, yt) == cfg["test_accuracy"]
     assert "float16" in (tmp_path / "out/MODEL_CARD.md").read_text()
-    with pytest.raises(ValueError, match="backbone_dtype"):
-        bad = ClassifierRecipe(name="x", arch="dlib-face", dataset="tinyfaces", epochs=1,
-                               backbone=str(tmp_path / "b.safetensors"), backbone_dtype="float16")
-        train_classifier(bad, ds, ds, tmp_path / "run2", tmp_path / "out2", log=lambda *_: None)
+    with pytest.raises(ValueError, match="backbone_dtype"):  # float16 storage is for a frozen backbone only
+        _probe(tmp_path / "unfrozen", backbone_dtype="float16")
