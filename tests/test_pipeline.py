@@ -92,7 +92,7 @@ def test_scrambled_model_recovers_like_the_plain_one(samples, key):
     assert psnr(scr.decrypt(cts, SecretKey.generate(), verify=False), x).mean() < 12
 
 
-def test_ciphertext_of_another_model_version_is_refused(tiny_ric, samples, key, tmp_path):
+def test_ciphertext_of_another_model_version_is_refused(shipped_ric, samples, key, tmp_path):
     """The ciphertext names the model's settings fingerprint (authenticated): a model of the same name whose
     NAE settings changed cannot regenerate the noise, so it refuses the file instead of returning garbage;
     files from before the field (no fingerprint) still decrypt; stripping the field breaks the tag."""
@@ -101,15 +101,15 @@ def test_ciphertext_of_another_model_version_is_refused(tiny_ric, samples, key, 
     from ric.container import read_ciphertext
     from ric.pipeline import RIC
 
-    ct = tiny_ric.encrypt(samples[1][:1], key)[0].ciphertext
-    assert ct.model_fp == tiny_ric.fingerprint and len(ct.model_fp) == 16
+    ct = shipped_ric.encrypt(samples[1][:1], key)[0].ciphertext
+    assert ct.model_fp == shipped_ric.fingerprint and len(ct.model_fp) == 16
     assert read_ciphertext(ct.save(tmp_path / "c.png")).model_fp == ct.model_fp
-    changed = RIC(tiny_ric.codec, tiny_ric.classifier, alpha=0.8, attack={"name": "cw-margin", "steps": 11},
-                  nae_batch=4, model_id="tiny")
-    assert changed.fingerprint != tiny_ric.fingerprint
-    with pytest.raises(CiphertextError, match="another version of model 'tiny'"):
+    changed = RIC(shipped_ric.codec, shipped_ric.classifier, alpha=0.8,
+                  attack={**shipped_ric.attack.config(), "steps": 99}, model_id=shipped_ric.model_id)
+    assert changed.fingerprint != shipped_ric.fingerprint
+    with pytest.raises(CiphertextError, match="another version of model 'svhn-ric'"):
         changed.decrypt([ct], key)
     with pytest.raises(AuthenticationError):
         replace(ct, model_fp="").verify(key)
     legacy = replace(ct, model_fp="").sign(key)  # as written before the field existed
-    assert torch.equal(tiny_ric.decrypt([legacy], key), tiny_ric.decrypt([ct], key))
+    assert torch.equal(shipped_ric.decrypt([legacy], key), shipped_ric.decrypt([ct], key))
