@@ -105,7 +105,7 @@ def test_ric_eval_cli(data_root, capsys):
 
     assert main(["eval", "--dataset", "svhn", "--limit", "2", "--data-root", str(data_root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["images"] == 2 and out["model"] == "svhn-ric" and "identity_psnr_db" in out
+    assert out["images"] == 2 and out["model"] == "svhn-ric-v2" and "identity_psnr_db" in out
     assert main(["eval", "--limit", "2"]) == 2  # no dataset: a usage error, not a traceback
 
 
@@ -137,3 +137,26 @@ def test_faces_model_end_to_end_on_a_real_face(data_root, tmp_path):
     assert main(["decrypt", str(tmp_path / "c"), "-o", str(tmp_path / "r"), "-k", k]) == 0
     xh = torch.from_numpy(read_image(tmp_path / "r/face.png")).permute(2, 0, 1)[None].float() / 255
     assert float(psnr(xh, x)) > 30
+
+
+def test_other_codecs_see_the_same_images_and_naes(samples, key):
+    """Table 3 measures every codec of a column on the same NAEs: the same model given as an 'other' codec
+    must reproduce the main row exactly (no retries, so no fresh nonces)."""
+    from ric.evaluation import load_model
+
+    _, x, meta = samples
+    imgs = (x[:3] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    ric = load_model("svhn-ric")
+    r = evaluate(ric, imgs, np.array(meta["labels"][:3]), key, retries=0, baselines=False, timing_images=0,
+                 others={"again": load_model("svhn-ric", codec_from="svhn-ric")})
+    o = r["others"]["again"]
+    assert o["agreement_first_try"] == r["agreement_first_try"]
+    assert o["psnr_db"] == pytest.approx(r["psnr_db"], abs=1e-6, nan_ok=True)
+
+
+def test_swapped_codec_brings_its_scrambling():
+    from ric.evaluation import load_model
+
+    assert not load_model("svhn-ric").scramble
+    swapped = load_model("svhn-ric", codec_from="svhn-ric-scrambled")
+    assert swapped.scramble and swapped.fingerprint != load_model("svhn-ric").fingerprint

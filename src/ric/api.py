@@ -23,7 +23,7 @@ from .imageio import list_images, read_image, write_png
 from .keys import SecretKey
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
-DEFAULT_MODEL = "svhn-ric"
+DEFAULT_MODEL = "svhn-ric-v2"
 
 
 def keygen(path: str | Path, force: bool = False) -> SecretKey:

@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", help="image files or directories")
     s.add_argument("-o", "--output", required=True, type=Path, help="output directory")
     s.add_argument("-k", "--key", required=True, type=Path)
-    s.add_argument("-m", "--model", default="svhn-ric", help="RIC model (shipped name or bundle folder)")
+    s.add_argument("-m", "--model", default="svhn-ric-v2", help="RIC model (shipped name or bundle folder)")
     s.add_argument("--convert", choices=("strict", "auto"), default="strict",
                    help="channel policy: strict = error on grey/RGBA for an RGB model; auto = replicate grey, "
                         "drop alpha")
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="keygen -> encrypt -> classify -> decrypt on the shipped samples (offline)")
     s.add_argument("-o", "--output", type=Path, help="keep the files here (default: a temporary folder)")
-    s.add_argument("-m", "--model", default="svhn-ric")
+    s.add_argument("-m", "--model", default="svhn-ric-v2")
     common(s, False)
     s.set_defaults(fn=cmd_demo)
 
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("security", help="attack the shipped models (brute force, known plaintext, curious cloud, "
                                         "blind) and write docs/security.md (--quick: docs/security_quick.md)")
-    s.add_argument("--models", nargs="+", default=["svhn-ric", "faces-ric"])
+    s.add_argument("--models", nargs="+", help="default: svhn-ric-v2 faces-ric-v2 svhn-ric faces-ric")
     s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
     s.add_argument("--run", default="runs/security", help="cache of the victim's ciphertexts (reused by reruns)")
     s.add_argument("--docs", default="docs", help="where security.md, security/ and results/ go")
@@ -303,7 +303,7 @@ def cmd_eval(args) -> int:
         return 0
     if not args.dataset:
         raise InputError("ric eval: give --dataset (and --model), or --tables")
-    model = args.model or ev.DATASET_MODELS.get(args.dataset, "svhn-ric")
+    model = args.model or ev.DATASET_MODELS.get(args.dataset, "svhn-ric-v2")
     ric = ev.load_model(model, codec_from=args.codec_from)
     images, labels, split = ev.eval_split(args.dataset, args.limit, data_root=args.data_root)
     log(f"{model} on {split}")

@@ -31,8 +31,10 @@ from .pipeline import RIC
 
 LPIPS_NOTE = "not available offline (LPIPS needs AlexNet/VGG weights that are not on this machine)"
 # Model bundle evaluated for each dataset (its classifier and NAE settings).
-DATASET_MODELS = {"svhn": "svhn-ric", "cifar10": "cifar10-ric", "mnist": "mnist-ric", "faces": "faces-ric",
+DATASET_MODELS = {"svhn": "svhn-ric-v2", "cifar10": "cifar10-ric", "mnist": "mnist-ric", "faces": "faces-ric-v2",
                   "tinyimagenet": "tinyimagenet-ric"}
+# Codecs of Table 3 (rows): every shipped codec trained on one of these sets (derived bundles reuse a codec).
+CROSS_SOURCES = ("svhn", "faces")
 ABLATION_DIR = Path("models/ablation")
 
 
@@ -51,7 +53,10 @@ def load_model(model: str, codec_from: str | None = None, device: str = "cpu") -
         codec.load_state_dict(bundles.load_codec_weights(folder, cfg))
         ric.codec = codec.to(ric.device).eval().requires_grad_(False)
         ric.alpha = float(cfg["alpha"])
-        ric.config = {**ric.config, "codec_from": codec_from, "codec_sha256": cfg.get("weights_sha256", "")}
+        ric.scramble = bool(cfg.get("scramble", False))  # scrambling belongs to the codec (it was trained so)
+        ric.config = {**ric.config, "codec_from": codec_from, "codec_sha256": cfg.get("weights_sha256", ""),
+                      "scramble": ric.scramble}
+        ric._fingerprint = ""
     return ric
 
 
@@ -74,8 +79,11 @@ def images_of(ric: RIC, images: np.ndarray) -> torch.Tensor:
 
 def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, retries: int = 3,
              baselines: bool = True, timing_images: int = 16, grid: str | Path | None = None,
-             log: Callable = lambda s: None) -> dict:
-    """Measure ``ric`` on uint8 images (N×H×W×C) with true ``labels``; see the module docstring."""
+             log: Callable = lambda s: None, others: dict[str, RIC] | None = None) -> dict:
+    """Measure ``ric`` on uint8 images (N×H×W×C) with true ``labels``; see the module docstring.
+
+    ``others``: models with the same classifier and NAE settings but another codec (``load_model(...,
+    codec_from=...)``), measured on the same images and the same first-try NAEs (``res["others"]``)."""
     grey = images.shape[-1] == 1
     x = images_of(ric, images)
     y = torch.from_numpy(np.asarray(labels, np.int64))
@@ -93,23 +101,9 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
     c = ric.encode_with(x, z, perm)
     t_enc = time.perf_counter() - t0
     log(f"  {n} images: NAE {t_nae:.0f}s, encode {t_enc:.0f}s")
-    lab = ric.predict(c)
-    first = lab == t
-    attempts = torch.ones(n, dtype=torch.long)
-    for _ in range(retries):  # what RIC.encrypt does: a fresh nonce for every mislabelled ciphertext
-        bad = torch.nonzero(lab != t).flatten()
-        if len(bad) == 0:
-            break
-        nn_ = [new_nonce() for _ in bad]
-        zb = ric.nae(key, nn_, t[bad], shape)
-        pb = ric.perms(key, nn_, shape)
-        cb = ric.encode_with(x[bad], zb, pb)
-        z[bad], c[bad], lab[bad] = zb, cb, ric.predict(cb)
-        if perm is not None:
-            perm[bad] = pb
-        attempts[bad] += 1
+    z0 = z.clone()
+    c, xh, lab, first, attempts = _encrypt_recover(ric, x, t, key, z, nonces, retries, c)
     ok = lab == t
-    xh = ric.decode_with(c, z, perm)
     xg, xhg = _grey(x, grey), _grey(xh, grey)
     ps, ss = psnr(xhg, xg), ssim(xhg, xg)
     res = {
@@ -151,9 +145,49 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
         res["throughput"] = {"encrypt_images_per_s": k / t_e, "decrypt_images_per_s": len(cts) / max(t_d, 1e-9),
                              "classify_images_per_s": n / max(t_cls_plain, 1e-9),
                              "nae_share_of_encrypt": t_nae / (t_nae + t_enc), "timed_images": k}
+    if others:  # other codecs on the same images and the same NAEs (Table 3)
+        res["others"] = {}
+        for name, other in others.items():
+            co, xo, lo, fo, _ = _encrypt_recover(other, x, t, key, z0.clone(), nonces, retries)
+            oko = lo == t
+            pso, sso = psnr(_grey(xo, grey), xg), ssim(_grey(xo, grey), xg)
+            res["others"][name] = {
+                "images": n, "agreement_first_try": float(fo.float().mean()), "agreement": float(oko.float().mean()),
+                "failed_after_retries": int((~oko).sum()),
+                "psnr_db": float(pso[oko].mean()) if oko.any() else float("nan"),
+                "psnr_min_db": float(pso[oko].min()) if oko.any() else float("nan"),
+                "ssim": float(sso[oko].mean()) if oko.any() else float("nan")}
+            log(f"  codec of {name}: {res['others'][name]['psnr_db']:.2f} dB, "
+                f"agreement {100 * res['others'][name]['agreement']:.2f} %")
     if grid:
         save_grid(grid, x[:8], c[:8], xh[:8], grey)
     return res
+
+
+def _encrypt_recover(ric: RIC, x: torch.Tensor, t: torch.Tensor, key: SecretKey, z: torch.Tensor,
+                     nonces: list[bytes], retries: int, c: torch.Tensor | None = None):
+    """Ciphertexts of ``x`` from the NAEs ``z`` (of ``nonces``), with the product's retries (a fresh nonce for
+    every mislabelled ciphertext, ``z`` updated in place), and their recoveries. ``c``: already encoded."""
+    shape = tuple(x.shape[1:])
+    perm = ric.perms(key, nonces, shape)
+    if c is None:
+        c = ric.encode_with(x, z, perm)
+    lab = ric.predict(c)
+    first = lab == t
+    attempts = torch.ones(len(x), dtype=torch.long)
+    for _ in range(retries):
+        bad = torch.nonzero(lab != t).flatten()
+        if len(bad) == 0:
+            break
+        nn_ = [new_nonce() for _ in bad]
+        zb = ric.nae(key, nn_, t[bad], shape)
+        pb = ric.perms(key, nn_, shape)
+        cb = ric.encode_with(x[bad], zb, pb)
+        z[bad], c[bad], lab[bad] = zb, cb, ric.predict(cb)
+        if perm is not None:
+            perm[bad] = pb
+        attempts[bad] += 1
+    return c, ric.decode_with(c, z, perm), lab, first, attempts
 
 
 def save_grid(path: str | Path, x: torch.Tensor, c: torch.Tensor, xh: torch.Tensor, grey: bool = False) -> None:
@@ -202,6 +236,20 @@ def _ablation_rows(ric_base: RIC, images, labels, key: SecretKey, root: Path, lo
     return rows
 
 
+def codec_sources() -> list[dict]:
+    """Configs of the shipped trained codecs (Table 3 rows): trained on a set of ``CROSS_SOURCES``, not derived."""
+    return [c for c in bundles.shipped() if c["kind"] == "ric" and not c.get("codec_weights_from")
+            and c.get("training", {}).get("dataset") in CROSS_SOURCES]
+
+
+def _model_codec_sha(model: str) -> str:
+    try:
+        cfg = bundles.read_config(bundles.resolve(model, kind="ric"))
+    except RICError:
+        return ""
+    return cfg.get("codec_weights_sha256") or cfg.get("weights_sha256", "")
+
+
 def default_tables_dir(limit: int | None) -> Path:
     """Full runs write ``docs/results``; runs with ``--limit`` write ``docs/results/quick`` (never over the full)."""
     return Path("docs/results") if limit is None else Path("docs/results/quick")
@@ -229,19 +277,17 @@ def _table_task(task: tuple, key_raw: bytes, limit, data_root, out: str, ablatio
         except RICError as e:  # a missing dataset file or bundle: say so in the report, go on
             log(f"{d}: skipped ({e})")
             return task, {"skipped": str(e)}
-        log(f"{d}: {model} on {split}")
-        r = evaluate(ric, images, labels, key, grid=Path(out) / f"grid_{d}.png", log=log)
+        own = codec_sha(ric)
+        others = {c["name"]: load_model(model, codec_from=c["name"]) for c in codec_sources()
+                  if c["weights_sha256"] != own}
+        log(f"{d}: {model} on {split}" + (f"; also the codecs of {', '.join(others)}" if others else ""))
+        r = evaluate(ric, images, labels, key, grid=Path(out) / f"grid_{d}.png", log=log, others=others)
         r.update(model=model, data=split, classifier=ric.classifier.ident, codec_sha256=codec_sha(ric),
                  codec_trained_on=ric.config.get("codec_trained_on", ric.config.get("training", {}).get("dataset")),
                  seconds=time.perf_counter() - t0)
         log(f"{d}: agreement {100 * r['agreement']:.2f} %, PSNR {r['psnr_db']:.2f} dB, "
             f"floor {r['identity_psnr_db']:.2f} ({r['seconds']:.0f} s)")
         return task, r
-    if kind == "cross":
-        dataset, codec = d
-        ric = load_model(DATASET_MODELS[dataset], codec_from=codec)
-        images, labels, split = eval_split(dataset, limit, data_root=data_root)
-        return task, evaluate(ric, images, labels, key, baselines=False, timing_images=0)
     ric = load_model("svhn-ric")
     images, labels, split = eval_split("svhn", limit, data_root=data_root)
     rows = _ablation_rows(ric, images, labels, key, Path(ablation_root), log)
@@ -259,11 +305,9 @@ def paper_tables(out: str | Path | None = None, limit: int | None = None, datase
     out.mkdir(parents=True, exist_ok=True)
     key = SecretKey.generate()
     datasets = datasets or list(DATASET_MODELS)
-    faces_codecs = [c["name"] for c in bundles.shipped() if c["kind"] == "ric" and
-                    c.get("training", {}).get("dataset") == "faces" and not c.get("codec_weights_from")]
+    codecs = codec_sources()  # Table 3: measured inside each dataset's task, on the same images and NAEs
+    own = {d: _model_codec_sha(DATASET_MODELS[d]) for d in datasets}
     tasks = [("dataset", d) for d in datasets]
-    if faces_codecs:
-        tasks += [("cross", (d, faces_codecs[0])) for d in datasets]
     if "svhn" in datasets:
         tasks.append(("ablation", "svhn"))
     threads = max(1, (torch.get_num_threads() if jobs <= 1 else (os.cpu_count() or 1) // jobs))
@@ -283,11 +327,16 @@ def paper_tables(out: str | Path | None = None, limit: int | None = None, datase
     report: dict = {"command": command, "machine": machine() if jobs <= 1 else
                     machine().split(",")[0] + f", {jobs} worker processes x {threads} thread(s), torch "
                     f"{torch.__version__}", "limit": limit,
-                    "datasets": {d: res[("dataset", d)] for d in datasets}, "ablation": [],
-                    "faces_codec": faces_codecs[0] if faces_codecs else None}
-    if faces_codecs:
-        report["cross_faces"] = {d: res[("cross", (d, faces_codecs[0]))] for d in datasets
-                                 if "skipped" not in report["datasets"][d]}
+                    "datasets": {d: res[("dataset", d)] for d in datasets}, "ablation": [], "cross": {}}
+    for c in codecs:
+        cells = {}
+        for d in datasets:
+            if "skipped" in report["datasets"][d]:
+                continue
+            cells[d] = ({**report["datasets"][d], "own_model": True} if own[d] == c["weights_sha256"]
+                        else report["datasets"][d].get("others", {}).get(c["name"], {"skipped": "not measured"}))
+        report["cross"][c["name"]] = {"trained_on": c["training"]["dataset"], "codec_sha256": c["weights_sha256"],
+                                      "scramble": bool(c.get("scramble")), "cells": cells}
     if ("ablation", "svhn") in res and "skipped" not in report["datasets"]["svhn"]:
         report["ablation_data"] = res[("ablation", "svhn")]["data"]
         report["ablation"] = res[("ablation", "svhn")]["rows"]
@@ -364,17 +413,21 @@ def render_markdown(rep: dict) -> str:
                   f"| {k} | LSB 4-bit in the NAE | {_f(r['lsb4_psnr_db'])} | | {_f(r['lsb4_ssim'], '{:.4f}')} | "
                   f"not available offline | {_f(r['lsb4_agreement'], scale=100)} % |"]
     lines += ["", "## Table 3: cross-dataset recovery (codec trained on X, used on Y)", "",
-              "| codec trained on | " + " | ".join(ds) + " |", "|---|" + "---|" * len(ds)]
-    svhn_row = [f"{_f(r['psnr_db'])} dB / {_f(r['ssim'], '{:.3f}')}" if r["codec_trained_on"] == "svhn" else "n/a"
-                for r in ds.values()]
-    lines.append("| SVHN (`svhn-ric` codec) | " + " | ".join(svhn_row) + " |")
-    if rep.get("faces_codec"):
-        cf = rep.get("cross_faces", {})
-        lines.append(f"| faces (`{rep['faces_codec']}` codec) | " + " | ".join(
-            f"{_f(cf[k]['psnr_db'])} dB / {_f(cf[k]['ssim'], '{:.3f}')}" if k in cf else "n/a" for k in ds) + " |")
-    else:
-        lines.append("| faces | " + " | ".join("no faces-trained codec shipped" for _ in ds) + " |")
-    lines += ["", "Cells: PSNR / SSIM of recovery; identity floor on the same images: " +
+              "| codec (trained on) | " + " | ".join(ds) + " |", "|---|" + "---|" * len(ds)]
+    for name, row in rep.get("cross", {}).items():
+        cells = row["cells"]
+        lines.append(f"| `{name}` ({row['trained_on']}{', scrambled' if row.get('scramble') else ''}) | " + " | ".join(
+            (f"{_f(cells[k]['psnr_db'])} dB / {_f(cells[k]['ssim'], '{:.3f}')}"
+             + (" †" if cells[k].get("own_model") else "")
+             + ("" if cells[k].get("agreement", 1) == 1 else f" ({_f(cells[k]['agreement'], scale=100)} % agr.)"))
+            if k in cells and "skipped" not in cells[k] else "n/a" for k in ds) + " |")
+    if not rep.get("cross"):
+        lines.append("| none | " + " | ".join("no trained codec shipped" for _ in ds) + " |")
+    lines += ["", "Cells: PSNR / SSIM of recovery with the set's own classifier and NAE settings (`"
+              + "`, `".join(f"{k}`: `{r['model']}" for k, r in ds.items()) + "`), its first N test images, after "
+              "retries; every codec of a column saw the same images and the same first-try NAEs; † = the set's own "
+              "model (its Table 1/2 row); a label agreement below 100 % is shown. "
+              "Identity floor on the same images: " +
               ", ".join(f"{k} {_f(r['identity_psnr_db'])} dB" for k, r in ds.items()) + "."]
     lines += ["", "## Table 4: ablation, and Figure 7: α sweep", ""]
     if rep.get("ablation"):

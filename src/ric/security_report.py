@@ -1,6 +1,6 @@
 """The security report (``ric security``): every attack of :mod:`ric.security` on shipped models.
 
-For each model (default: ``svhn-ric`` and ``faces-ric``) a fresh victim key encrypts test images (the
+For each model (default: ``DEFAULT_MODELS``) a fresh victim key encrypts test images (the
 attacked ciphertexts) and train images (the adversary's known pairs, and the curious cloud's ciphertext
 history). Encryptions are cached per model in the run folder, so reruns and larger runs reuse them.
 Writes ``docs/security.md``, figures under ``docs/security/`` and ``docs/results/security.json``; a ``--quick`` run
@@ -38,7 +38,8 @@ from .security import (
 )
 
 MODEL_DATASETS = {"svhn-ric": "svhn", "faces-ric": "faces", "cifar10-ric": "cifar10", "mnist-ric": "mnist",
-                  "tinyimagenet-ric": "tinyimagenet"}
+                  "tinyimagenet-ric": "tinyimagenet", "svhn-ric-scrambled": "svhn", "svhn-ric-v2": "svhn",
+                  "faces-ric-v2": "faces"}
 
 # Sizes per (dataset, quick). "all" = the whole train split. Faces ciphertexts are 25x larger than SVHN's
 # and every wrong-key decryption reruns the NAE attack, so the faces runs are smaller.
@@ -52,6 +53,7 @@ SIZES = {
     ("faces", True): dict(n_eval=24, n_bf=8, keys_per_ct=2, n_bits=8, kpa=[100], kpa_epochs=8,
                           cloud_epochs=6, cloud_size=64, nes_cts=1, nes_dirs=8, kpa_width=16, kpa_crop=64),
 }
+DEFAULT_MODELS = ("svhn-ric-v2", "faces-ric-v2", "svhn-ric", "faces-ric")
 MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"
 
 
@@ -273,7 +275,7 @@ def run_security(models: list[str] | None = None, quick: bool = False, run: str 
     (``fresh=True`` recomputes)."""
     import platform
 
-    models = models or ["svhn-ric", "faces-ric"]
+    models = models or list(DEFAULT_MODELS)
     docs = Path(docs)
     sub = "security/quick" if quick else "security"
     figs = docs / sub
@@ -443,7 +445,9 @@ def render(rep: dict) -> str:
             "The change that stops it: hide the encoder's spatial layout from a keyless observer with a secret "
             "per-image permutation (HKDF(key, \"ric/perm\" ‖ nonce) → ChaCha20) of E's output before SRL mixing, "
             "inverted before D. No retraining is needed (D sees exactly the tensor it sees without it), labels and "
-            "recovery are unchanged; it ships as the opt-in model `svhn-ric-scrambled`, and "
+            "recovery are unchanged; the second-generation models `svhn-ric-v2` and `faces-ric-v2` are trained with "
+            "it, "
+            "the first-generation codec has it as the opt-in model `svhn-ric-scrambled`, and "
             "`python benchmarks/scramble_kpa.py` runs this same U-Net against both models "
             "(`docs/results/scramble_kpa.md`)." + _scramble_line(rep), ""]
     lines += ["## Summary (per threat model)", ""]

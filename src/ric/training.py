@@ -330,6 +330,14 @@ class CodecRecipe:
     seed: int = 0
     eval_images: int = 256
     description: str = ""
+    # Secret per-image scrambling of the encoder output (``ric.pipeline``); training draws random permutations.
+    scramble: bool = False
+    # Train on random square crops of this size (0: whole images); the codec is fully convolutional.
+    crop: int = 0
+    # Weight of the margin term (0: MSE only, the NAE alone carries the label, as with crops; every encryption
+    # still checks C(c) = t). Near the 8-bit floor the margin's gradients swamp β·MSE (≈3e-4).
+    margin_weight: float = 1.0
+    epoch_repeat: int = 1  # passes over the training images per logged epoch (small sets, e.g. 600 faces)
 
 
 class NAEPool:
@@ -360,13 +368,37 @@ class NAEPool:
         return self.z[targets, j]
 
 
-def _codec_step(codec, clf, x, z, t, alpha: float, beta: float, kappa: float, training: bool):
+def _random_perms(n: int, numel: int, gen: torch.Generator, device) -> torch.Tensor:
+    """Uniformly random permutations of ``numel`` elements, one per row (training stand-in for the keyed ones)."""
+    return torch.rand(n, numel, generator=gen).argsort(1).to(device)
+
+
+def _random_crop(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random ``size``×``size`` window per image."""
+    n, _, h, w = x.shape
+    if size >= min(h, w):
+        return x
+    dy = torch.randint(0, h - size + 1, (n,), generator=gen).tolist()
+    dx = torch.randint(0, w - size + 1, (n,), generator=gen).tolist()
+    return torch.stack([x[i, :, a:a + size, b:b + size] for i, (a, b) in enumerate(zip(dy, dx, strict=True))])
+
+
+def _codec_step(codec, clf, x, z, t, alpha: float, beta: float, kappa: float, training: bool,
+                perm: torch.Tensor | None = None, use_margin: bool = True):
+    """One pass: ciphertext, recovery, per-image MSE and margin. ``perm`` scrambles the encoder output as the
+    pipeline does; ``use_margin=False`` (crops: the classifier needs whole images) gives a zero margin."""
     from .attacks import margin
     from .codec import quantize, srl_mix, srl_unmix
 
-    c = quantize(srl_mix(codec.encode(x, z), z, alpha), training=training)
-    lm = margin(clf(c), t, kappa)
-    xh = codec.decode(srl_unmix(c, z, alpha))
+    e = codec.encode(x, z)
+    if perm is not None:
+        e = e.flatten(1).gather(1, perm).view_as(e)
+    c = quantize(srl_mix(e, z, alpha), training=training)
+    lm = margin(clf(c), t, kappa) if use_margin else torch.zeros(len(x), device=x.device)
+    r = srl_unmix(c, z, alpha)
+    if perm is not None:
+        r = r.flatten(1).gather(1, perm.argsort(1)).view_as(r)
+    xh = codec.decode(r)
     mse = ((xh - x) ** 2).flatten(1).mean(1)
     return c, xh, mse, lm
 
@@ -411,6 +443,7 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
         tte = clf.predict(xte_d)
     eval_gen = torch.Generator().manual_seed(1234)
     zte = pool.sample(tte.cpu(), eval_gen).to(dev)
+    pte = _random_perms(len(xte), xte[0].numel(), eval_gen, dev) if recipe.scramble else None
 
     start_epoch, elapsed_before = 0, 0.0
     ckpt = run_dir / "ckpt.pt"
@@ -421,16 +454,16 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
         gen.set_state(s["gen"])
         start_epoch, elapsed_before = s["epoch"], s["elapsed"]
         log(f"resumed from epoch {start_epoch} ({elapsed_before:.0f}s trained)")
-    steps_per_epoch = math.ceil(len(xtr) / recipe.batch_size)
+    steps_per_epoch = math.ceil(len(xtr) * max(1, recipe.epoch_repeat) / recipe.batch_size)
     t0 = time.time()
     rec: dict = {}
     epoch = start_epoch
     stop = False
     for epoch in range(start_epoch, recipe.epochs):
         codec.train()
-        perm = torch.randperm(len(xtr), generator=gen)
+        perm = torch.cat([torch.randperm(len(xtr), generator=gen) for _ in range(max(1, recipe.epoch_repeat))])
         tot = {"mse": 0.0, "margin": 0.0, "n": 0}
-        for k, i in enumerate(range(0, len(xtr), recipe.batch_size)):
+        for k, i in enumerate(range(0, len(perm), recipe.batch_size)):
             elapsed = elapsed_before + time.time() - t0
             progress = (epoch + k / steps_per_epoch) / recipe.epochs
             if time_budget:
@@ -444,8 +477,12 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
             with torch.no_grad():
                 t = clf(xb).argmax(1)
             z = pool.sample(t, gen)
-            _, _, mse, lm = _codec_step(codec, clf, xb, z, t, recipe.alpha, recipe.beta, recipe.kappa, True)
-            loss = recipe.beta * mse.mean() + lm.mean()
+            if recipe.crop:  # the same random window of the image and of its NAE (the NAE is image-independent)
+                xb, z = _random_crop(xb, recipe.crop, gen), _random_crop(z, recipe.crop, gen)
+            pb = _random_perms(len(xb), xb[0].numel(), gen, dev) if recipe.scramble else None
+            _, _, mse, lm = _codec_step(codec, clf, xb, z, t, recipe.alpha, recipe.beta, recipe.kappa, True,
+                                        perm=pb, use_margin=not recipe.crop and recipe.margin_weight > 0)
+            loss = recipe.beta * mse.mean() + recipe.margin_weight * lm.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -460,7 +497,8 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
             ps, agree = [], []
             for j in range(0, len(xte_d), 128):
                 c, xh, _, _ = _codec_step(codec, clf, xte_d[j:j + 128], zte[j:j + 128], tte[j:j + 128],
-                                          recipe.alpha, recipe.beta, recipe.kappa, False)
+                                          recipe.alpha, recipe.beta, recipe.kappa, False,
+                                          perm=None if pte is None else pte[j:j + 128])
                 ps.append(psnr(xh.clamp(0, 1), xte_d[j:j + 128]))
                 agree.append(clf(c).argmax(1) == tte[j:j + 128])
             ps, agree = torch.cat(ps), torch.cat(agree)
@@ -476,13 +514,14 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
         (run_dir / "ckpt.tmp").replace(ckpt)
         with torch.no_grad():
             c, xh, _, _ = _codec_step(codec, clf, xte_d[:8], zte[:8], tte[:8], recipe.alpha, recipe.beta,
-                                      recipe.kappa, False)
+                                      recipe.kappa, False, perm=None if pte is None else pte[:8])
             save_image(torch.cat([xte_d[:8], zte[:8], c, xh.clamp(0, 1)]).cpu(), run_dir / "preview.png", nrow=8)
         if stop:
             log("time budget reached")
             break
     cfg = {"kind": "ric", "name": recipe.name, "codec": recipe.codec, "alpha": recipe.alpha,
            "attack": attack.config(), "nae_batch": recipe.nae_batch, "classifier": recipe.classifier,
+           "scramble": recipe.scramble,
            "classifier_sha256": classifier.weights_sha256, "image_shape": list(shape),
            "training": {**asdict(recipe), "epochs_done": rec.get("epoch", start_epoch),
                         "train_data": train.name, "eval_data": f"{test.name}[:{recipe.eval_images}]",
@@ -496,14 +535,18 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
 def _codec_card(cfg: dict) -> str:
     tr = cfg["training"]
     fl = tr.get("final_log", {})
+    crop = (f", random {tr['crop']}×{tr['crop']} crops ({tr.get('epoch_repeat', 1)} per image per epoch; MSE term "
+            "only)") if tr.get("crop") else ""
     return f"""# {cfg['name']}
 
 RIC codec (feature extractor F, encoder E, decoder D) for classifier `{cfg['classifier']}`.
 
 - Codec: `{json.dumps(cfg['codec'])}`; α = {cfg['alpha']}; NAE attack `{json.dumps(cfg['attack'])}`,
   computed in chunks of {cfg['nae_batch']}.
-- Data: trained on `{tr['train_data']}` ({tr['dataset']}), random shifts ±{tr['pad']} px, flips {tr['flip']}.
-- Recipe: loss β·MSE + mean C&W margin (β = {tr['beta']}, κ = {tr['kappa']}), Adam lr {tr['lr']} with cosine
+- Data: trained on `{tr['train_data']}` ({tr['dataset']}), random shifts ±{tr['pad']} px, flips {tr['flip']}{crop}.
+- Scrambling of the encoder output (secret per-image permutation): {'yes' if cfg.get('scramble') else 'no'}.
+- Recipe: loss β·MSE + {0 if tr.get('crop') else tr.get('margin_weight', 1.0)}·mean C&W margin
+  (β = {tr['beta']}, κ = {tr['kappa']}), Adam lr {tr['lr']} with cosine
   decay to {tr['lr_final_ratio']}×, batch {tr['batch_size']}, {tr['epochs_done']} epochs (of {tr['epochs']} planned;
   time budget may stop earlier), training NAE pool of {tr['pool_per_class']} per class
   (attack success {100 * tr['nae_pool_success']:.2f} %), device {tr['device']}, torch {tr['torch']}.
