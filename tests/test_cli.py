@@ -113,15 +113,16 @@ def test_changed_model_version_refused_before_writing(job, tmp_path, capsys):
     """A bundle of the same name whose NAE settings changed cannot regenerate the noise: clear error, exit 2,
     nothing written (instead of writing noise)."""
     from ric import bundles
+    from ric.api import DEFAULT_MODEL
 
-    d, _ = job
-    folder = tmp_path / "svhn-ric"
-    shutil.copytree(bundles.resolve("svhn-ric", "ric"), folder)
+    d, _ = job  # encrypted with the default model
+    folder = tmp_path / DEFAULT_MODEL
+    shutil.copytree(bundles.resolve(DEFAULT_MODEL, "ric"), folder)
     cfg = json.loads((folder / "config.json").read_text())
     cfg["attack"]["steps"] += 1
     (folder / "config.json").write_text(json.dumps(cfg))
     rc = main(["decrypt", str(d / "ct"), "-o", str(tmp_path / "rec"), "-k", str(d / "k.key"), "-m", str(folder)])
-    assert rc == 2 and "another version of model 'svhn-ric'" in _err(capsys)
+    assert rc == 2 and f"another version of model '{DEFAULT_MODEL}'" in _err(capsys)
     assert not (tmp_path / "rec").exists()
 
 
