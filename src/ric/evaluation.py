@@ -102,7 +102,7 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
     t_enc = time.perf_counter() - t0
     log(f"  {n} images: NAE {t_nae:.0f}s, encode {t_enc:.0f}s")
     z0 = z.clone()
-    c, xh, lab, first, attempts = _encrypt_recover(ric, x, t, key, z, nonces, retries, c)
+    c, xh, lab, first, attempts = _encrypt_recover(ric, x, t, key, z, nonces, retries, c, perm)
     ok = lab == t
     xg, xhg = _grey(x, grey), _grey(xh, grey)
     ps, ss = psnr(xhg, xg), ssim(xhg, xg)
@@ -165,12 +165,14 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
 
 
 def _encrypt_recover(ric: RIC, x: torch.Tensor, t: torch.Tensor, key: SecretKey, z: torch.Tensor,
-                     nonces: list[bytes], retries: int, c: torch.Tensor | None = None):
+                     nonces: list[bytes], retries: int, c: torch.Tensor | None = None,
+                     perm: torch.Tensor | None = None):
     """Ciphertexts of ``x`` from the NAEs ``z`` (of ``nonces``), with the product's retries (a fresh nonce for
-    every mislabelled ciphertext, ``z`` updated in place), and their recoveries. ``c``: already encoded."""
+    every mislabelled ciphertext, ``z`` updated in place), and their recoveries. ``c`` (with its ``perm``):
+    already encoded."""
     shape = tuple(x.shape[1:])
-    perm = ric.perms(key, nonces, shape)
     if c is None:
+        perm = ric.perms(key, nonces, shape)
         c = ric.encode_with(x, z, perm)
     lab = ric.predict(c)
     first = lab == t
