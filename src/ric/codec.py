@@ -116,6 +116,17 @@ def srl_unmix(c: torch.Tensor, z: torch.Tensor, alpha: float) -> torch.Tensor:
     return (c - alpha * z) / (1 - alpha)
 
 
+def scramble(e: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Element ``i`` of each row's output is element ``perm[i]`` of ``e`` (one permutation per image)."""
+    return e.flatten(1).gather(1, perm).view_as(e)
+
+
+def unscramble(r: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`scramble` (differentiable, for training)."""
+    f = r.flatten(1)
+    return torch.zeros_like(f).scatter(1, perm, f).view_as(r)
+
+
 def quantize(c: torch.Tensor, training: bool) -> torch.Tensor:
     """8-bit quantisation: rounding at inference; ``clamp(255·c + u, 0, 255)/255``, u~U(−½,½) in training."""
     if training:

@@ -244,14 +244,6 @@ def codec_sources() -> list[dict]:
             and c.get("training", {}).get("dataset") in CROSS_SOURCES]
 
 
-def _model_codec_sha(model: str) -> str:
-    try:
-        cfg = bundles.read_config(bundles.resolve(model, kind="ric"))
-    except RICError:
-        return ""
-    return cfg.get("codec_weights_sha256") or cfg.get("weights_sha256", "")
-
-
 def default_tables_dir(limit: int | None) -> Path:
     """Full runs write ``docs/results``; runs with ``--limit`` write ``docs/results/quick`` (never over the full)."""
     return Path("docs/results") if limit is None else Path("docs/results/quick")
@@ -284,7 +276,7 @@ def _table_task(task: tuple, key_raw: bytes, limit, data_root, out: str, ablatio
                   if c["weights_sha256"] != own}
         log(f"{d}: {model} on {split}" + (f"; also the codecs of {', '.join(others)}" if others else ""))
         r = evaluate(ric, images, labels, key, grid=Path(out) / f"grid_{d}.png", log=log, others=others)
-        r.update(model=model, data=split, classifier=ric.classifier.ident, codec_sha256=codec_sha(ric),
+        r.update(model=model, data=split, classifier=ric.classifier.ident, codec_sha256=own,
                  codec_trained_on=ric.config.get("codec_trained_on", ric.config.get("training", {}).get("dataset")),
                  seconds=time.perf_counter() - t0)
         log(f"{d}: agreement {100 * r['agreement']:.2f} %, PSNR {r['psnr_db']:.2f} dB, "
@@ -308,7 +300,6 @@ def paper_tables(out: str | Path | None = None, limit: int | None = None, datase
     key = SecretKey.generate()
     datasets = datasets or list(DATASET_MODELS)
     codecs = codec_sources()  # Table 3: measured inside each dataset's task, on the same images and NAEs
-    own = {d: _model_codec_sha(DATASET_MODELS[d]) for d in datasets}
     tasks = [("dataset", d) for d in datasets]
     if "svhn" in datasets:
         tasks.append(("ablation", "svhn"))
@@ -335,7 +326,8 @@ def paper_tables(out: str | Path | None = None, limit: int | None = None, datase
         for d in datasets:
             if "skipped" in report["datasets"][d]:
                 continue
-            cells[d] = ({**report["datasets"][d], "own_model": True} if own[d] == c["weights_sha256"]
+            own = report["datasets"][d]["codec_sha256"] == c["weights_sha256"]
+            cells[d] = ({**report["datasets"][d], "own_model": True} if own
                         else report["datasets"][d].get("others", {}).get(c["name"], {"skipped": "not measured"}))
         report["cross"][c["name"]] = {"trained_on": c["training"]["dataset"], "codec_sha256": c["weights_sha256"],
                                       "scramble": bool(c.get("scramble")), "cells": cells}

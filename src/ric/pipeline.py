@@ -28,7 +28,7 @@ import torch
 from . import bundles
 from .attacks import make_attack
 from .classifiers import Classifier, fingerprint, load_classifier, rgb_input
-from .codec import make_codec, quantize, srl_mix, srl_unmix
+from .codec import make_codec, quantize, scramble, srl_mix, srl_unmix, unscramble
 from .container import Ciphertext
 from .errors import CiphertextError, InputError
 from .keys import SecretKey, new_nonce, random_noise_images, scramble_permutations
@@ -196,14 +196,14 @@ class RIC:
     def _encode_rows(self, x: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
         e = self.codec.encode(x.to(self.device), z.to(self.device))
         if perm is not None:  # scramble: element i of the output is element perm[i] of the encoder's output
-            e = e.flatten(1).gather(1, perm.to(self.device)).view_as(e)
+            e = scramble(e, perm.to(self.device))
         return quantize(srl_mix(e, z.to(self.device), self.alpha), training=False)
 
     @torch.no_grad()
     def _decode_rows(self, c: torch.Tensor, z: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
         r = srl_unmix(c.to(self.device), z.to(self.device), self.alpha)
         if perm is not None:
-            r = torch.empty_like(r).flatten(1).scatter_(1, perm.to(self.device), r.flatten(1)).view_as(r)
+            r = unscramble(r, perm.to(self.device))
         return self.codec.decode(r).clamp(0, 1)
 
     # ------------------------------------------------------------------ public API

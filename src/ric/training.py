@@ -388,16 +388,16 @@ def _codec_step(codec, clf, x, z, t, alpha: float, beta: float, kappa: float, tr
     """One pass: ciphertext, recovery, per-image MSE and margin. ``perm`` scrambles the encoder output as the
     pipeline does; ``use_margin=False`` (crops: the classifier needs whole images) gives a zero margin."""
     from .attacks import margin
-    from .codec import quantize, srl_mix, srl_unmix
+    from .codec import quantize, scramble, srl_mix, srl_unmix, unscramble
 
     e = codec.encode(x, z)
     if perm is not None:
-        e = e.flatten(1).gather(1, perm).view_as(e)
+        e = scramble(e, perm)
     c = quantize(srl_mix(e, z, alpha), training=training)
     lm = margin(clf(c), t, kappa) if use_margin else torch.zeros(len(x), device=x.device)
     r = srl_unmix(c, z, alpha)
     if perm is not None:
-        r = r.flatten(1).gather(1, perm.argsort(1)).view_as(r)
+        r = unscramble(r, perm)
     xh = codec.decode(r)
     mse = ((xh - x) ** 2).flatten(1).mean(1)
     return c, xh, mse, lm
