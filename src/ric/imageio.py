@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +21,77 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".p
 CHANNEL_POLICIES = ("strict", "auto")
 
 
-def open_image(path: str | Path) -> Image.Image:
+# Largest image read (width × height): far above any model's input (160×160), far below what would exhaust
+# memory; Pillow's own decompression-bomb limits (warning at ~89 Mpx, error at twice that) are errors here too.
+MAX_PIXELS = 1 << 26
+
+
+def _high_bit_depth(img: Image.Image) -> bool:
+    """True for images with more than 8 bits per sample (16-bit PNG/TIFF/PGM, 32-bit int or float)."""
+    if img.mode.startswith(("I", "F")):  # I, I;16, I;16B, I;16L, I;16N, F
+        return True
+    for tile in getattr(img, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        args = args if isinstance(args, tuple) else (args,)
+        raw = args[0] if args else None
+        if isinstance(raw, str) and any(b in raw for b in (";16", ";32", ";48", ";64")):
+            return True  # e.g. a 16-bit RGB PNG, which Pillow would silently cut to 8 bits
+        if tile[0] == "ppm" and len(args) > 1 and isinstance(args[1], int) and args[1] > 255:
+            return True  # PPM/PGM with maxval > 255
+    return False
+
+
+def check_header(img: Image.Image, name: str, size: tuple | None = None, max_pixels: int | None = None) -> None:
+    """Check an opened (not yet decoded) image's header: pixel count, bit depth and, if given, ``size``
+    (height, width; either may be ``None`` for any)."""
+    w, h = img.size
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if w * h > limit:
+        raise InputError(f"{name}: image is {h}x{w} pixels, more than the limit of {limit} pixels; not read")
+    if _high_bit_depth(img):
+        raise InputError(f"{name}: {img.mode} image with more than 8 bits per sample: 16-bit images are not "
+                         "supported (they would be clipped); convert it to 8-bit first")
+    if size is not None:
+        eh, ew = size
+        if (eh is not None and h != eh) or (ew is not None and w != ew):
+            raise InputError(f"{name}: the model expects {eh}x{ew} images, got {h}x{w}")
+
+
+def open_image(path: str | Path, size: tuple | None = None, max_pixels: int | None = None) -> Image.Image:
+    """Open and decode an image, header first: its size (against ``size`` (H, W) and ``max_pixels``) and bit
+    depth are checked before any pixel is decoded. Decompression bombs and every decoding failure end in
+    :class:`InputError` (one line)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
-    try:
-        img = Image.open(path)
-        img.load()
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: unreadable or truncated image ({e})") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except UnidentifiedImageError:
+            raise InputError(f"{path}: not an image file") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise InputError(f"{path}: image too large to read safely ({e})") from None
+        except Exception as e:  # anything a malformed header provokes in a plugin
+            raise InputError(f"{path}: unreadable image ({_one_line(e)})") from None
+        try:
+            check_header(img, str(path), size, max_pixels)
+            img.load()
+        except InputError:
+            img.close()
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            img.close()
+            raise InputError(f"{path}: image too large to read safely ({e})") from None
+        except Exception as e:  # OSError, SyntaxError, ValueError, zlib errors, ... from a damaged file
+            img.close()
+            raise InputError(f"{path}: unreadable or truncated image ({_one_line(e)})") from None
     return img
+
+
+def _one_line(e: Exception) -> str:
+    s = str(e).strip().splitlines()
+    return (s[0] if s else type(e).__name__)[:200]
 
 
 def _mode_channels(mode: str) -> int:
@@ -59,8 +119,9 @@ def to_array(img: Image.Image, channels: int, convert: str = "strict", name: str
     return a[:, :, None] if a.ndim == 2 else a
 
 
-def read_image(path: str | Path, channels: int = 3, convert: str = "strict") -> np.ndarray:
-    return to_array(open_image(path), channels, convert, name=str(path))
+def read_image(path: str | Path, channels: int = 3, convert: str = "strict", size: tuple | None = None) -> np.ndarray:
+    """uint8 H×W×C; ``size`` (H, W), when given, is checked from the header before decoding."""
+    return to_array(open_image(path, size=size), channels, convert, name=str(path))
 
 
 def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
