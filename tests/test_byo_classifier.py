@@ -56,7 +56,7 @@ def test_torchscript_classifier_drives_the_cli(torchscript_resnet, data_root, tm
     cloud = {Path(r["input"]).name: r["label"] for r in json.loads(capsys.readouterr().out)["items"]}
     assert all(cloud[Path(r["output"]).name] == r["target"] for r in done)  # C(c) = C(x)
     rc = main(["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k")])
-    assert rc == 2 and "encrypted for classifier ts-cifar10-resnet18@" in capsys.readouterr().err
+    assert rc == 2 and "encrypted for classifier 'ts-cifar10-resnet18@" in capsys.readouterr().err
     assert not (tmp_path / "rec").exists()
     rc = main(["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k"),
                "-c", str(path), "-q"])

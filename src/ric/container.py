@@ -4,28 +4,119 @@ Chunks: ``ric:format`` (``RIC-1``), ``ric:model`` (model id), ``ric:classifier``
 the classifier whose NAE is inside), ``ric:nonce`` (32 hex digits),
 ``ric:target`` (NAE target label), ``ric:key-id`` (public key fingerprint), ``ric:model-fp`` (fingerprint of
 everything decryption regenerates from: codec weights, α, NAE attack settings, scrambling; files written
-before this field existed lack it and are still read) and ``ric:tag``: HMAC-SHA256, keyed by the key's MAC
-sub-key, over the format, every other metadata field, the image shape and the raw pixels. Any classifier
-reads the file as a normal image.
+before this field existed lack it and are still read), ``ric:plain-mac`` (optional: a keyed hash of the
+plaintext, see :func:`plain_mac`; lets an interrupted ``encrypt`` skip only outputs made from the same input),
+``ric:scheme`` (optional, ``paper`` when absent) and ``ric:tag``: HMAC-SHA256, keyed by the key's MAC sub-key,
+over the format, every other metadata field, the image shape and the raw pixels. Any classifier reads the file
+as a normal image.
+
+Reading is strict (:func:`read_ciphertext`): the PNG's chunks are walked and checked (CRCs, chunk order, one
+zlib stream of exactly the image's size, nothing after ``IEND``), 8-bit grey or RGB, not interlaced; every
+``ric:*`` field appears once, in a tEXt chunk, is known to the file's scheme and equals its canonical text
+(:data:`FIELDS`). The tag is checked by the caller (:meth:`Ciphertext.verify`) before any semantic check (model,
+classifier, target range).
+
+Adding a field is one entry in :data:`FIELDS` (text check, parse, format, attribute, default) plus its name
+in the ``required``/``optional`` set of each scheme in :data:`SCHEMES` that allows it; adding a scheme is one
+entry in :data:`SCHEMES` (its allowed value of ``ric:scheme`` is its key).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac as _hmac
+import io
 import json
+import re
+import struct
+import warnings
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as chmac
 
-from .errors import AuthenticationError, CiphertextError, InputError
-from .imageio import open_image, png_bytes, write_png
+from . import imageio
+from .errors import AuthenticationError, CiphertextError, InputError, NotACiphertextError, quote
+from .imageio import png_bytes, write_png
 from .keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
-FIELDS = ("model", "classifier", "nonce", "target", "key-id")
+MAX_FILE_BYTES = 1 << 28  # a ciphertext PNG larger than this is refused before it is read
+
+
+# ------------------------------------------------------------------------------------------ field table
+def _regex(pattern: str) -> Callable[[str], bool]:
+    rx = re.compile(pattern, re.ASCII)
+    return lambda s: rx.fullmatch(s) is not None
+
+
+def _hex(n: int) -> Callable[[str], bool]:
+    """Exactly ``n`` lowercase hex digits."""
+    return _regex(f"[0-9a-f]{{{n}}}")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One ``ric:<name>`` field: ``attr`` of :class:`Ciphertext`, ``check`` (is the text canonical?),
+    ``parse`` (text → value), ``text`` (value → text, the inverse) and ``default`` (value when absent)."""
+
+    attr: str
+    check: Callable[[str], bool]
+    parse: Callable[[str], Any] = str
+    text: Callable[[Any], str] = str
+    default: Any = ""
+
+
+@dataclass(frozen=True)
+class SchemeFields:
+    """Which fields a scheme's ciphertexts must carry (``required``) and may carry (``optional``);
+    ``format`` is implicit and required for every scheme."""
+
+    required: frozenset
+    optional: frozenset
+
+
+# Model ids are bundle names; classifier ids ``name@fingerprint`` (name: printable ASCII, which covers paths and
+# ``module:factory`` specs of the operator's own classifiers; fingerprint: 16 lowercase hex digits).
+MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}"
+CLASSIFIER_IDENT = r"[!-~](?:[ -~]{0,198}[!-~])?@[0-9a-f]{16}"
+TARGET = r"0|[1-9][0-9]{0,8}"  # canonical non-negative decimal: no sign, leading zero, space or underscore
+
+SCHEMES: dict[str, SchemeFields] = {
+    "paper": SchemeFields(required=frozenset({"model", "classifier", "nonce", "target", "key-id", "tag"}),
+                          optional=frozenset({"model-fp", "plain-mac", "scheme"})),
+}
+
+FIELDS: dict[str, Field] = {
+    "scheme": Field("scheme", lambda s: s in SCHEMES),
+    "model": Field("model", _regex(MODEL_NAME)),
+    "classifier": Field("classifier", _regex(CLASSIFIER_IDENT)),
+    "nonce": Field("nonce", _hex(2 * NONCE_BYTES), bytes.fromhex, bytes.hex, b""),
+    "target": Field("target", _regex(TARGET), int, str, 0),
+    "key-id": Field("key_id", _hex(16)),
+    "model-fp": Field("model_fp", _hex(16)),
+    "plain-mac": Field("plain_mac", _hex(64)),
+    "tag": Field("tag", _hex(64), bytes.fromhex, bytes.hex, b""),
+}
+
+
+def check_field(name: str, value: Any, error: type = CiphertextError) -> str:
+    """The canonical text of field ``name`` for ``value``; raise ``error`` if it is not one (used before
+    writing, so no file is written that could not be read back)."""
+    f = FIELDS[name]
+    text = f.text(value) if not isinstance(value, str) else value
+    if not f.check(text):
+        raise error(f"ciphertext field ric:{name} cannot hold {quote(text)}")
+    return text
+
+
+def _absent(v: Any) -> bool:
+    return v is None or (isinstance(v, str | bytes) and len(v) == 0)
 
 
 @dataclass
@@ -38,12 +129,26 @@ class Ciphertext:
     tag: bytes = b""
     classifier: str = ""
     model_fp: str = ""  # RIC.fingerprint of the model that encrypted it ("" in files older than the field)
+    plain_mac: str = ""  # plain_mac(key, nonce, plaintext) ("" in files older than the field)
+    scheme: str = ""  # "" = absent = "paper"
+
+    @property
+    def scheme_name(self) -> str:
+        return self.scheme or "paper"
 
     def meta(self) -> dict[str, str]:
-        m = {"model": self.model, "classifier": self.classifier, "nonce": self.nonce.hex(),
-             "target": str(self.target), "key-id": self.key_id}
-        if self.model_fp:  # authenticated when present: removing it breaks the tag
-            m["model-fp"] = self.model_fp
+        """The authenticated fields (all but format and tag) as text: required ones always, optional ones when
+        set."""
+        spec = SCHEMES[self.scheme_name]
+        m = {}
+        for name, f in FIELDS.items():
+            if name == "tag":
+                continue
+            v = getattr(self, f.attr)
+            if name in spec.required or (name in spec.optional and not _absent(v)):
+                m[name] = f.text(v)
+            elif not _absent(v):
+                raise CiphertextError(f"field ric:{name} is not part of a {self.scheme_name}-scheme ciphertext")
         return m
 
     def message(self) -> bytes:
@@ -65,12 +170,16 @@ class Ciphertext:
         """Raise :class:`AuthenticationError` unless the tag verifies under ``key``."""
         if not _hmac.compare_digest(self.compute_tag(key), self.tag):
             if self.key_id != key.key_id:
-                raise AuthenticationError(f"{source}: wrong key (file was encrypted under key id {self.key_id}, "
-                                          f"this key is {key.key_id})")
+                raise AuthenticationError(f"{source}: wrong key (file was encrypted under key id "
+                                          f"{quote(self.key_id)}, this key is {key.key_id})")
             raise AuthenticationError(f"{source}: authentication failed: pixels or metadata were modified")
 
     def text_chunks(self) -> dict[str, str]:
-        return {"ric:format": FORMAT, **{f"ric:{k}": v for k, v in self.meta().items()}, "ric:tag": self.tag.hex()}
+        chunks = {"ric:format": FORMAT, **{f"ric:{k}": v for k, v in self.meta().items()}, "ric:tag": self.tag.hex()}
+        for k, v in chunks.items():
+            if k != "ric:format":
+                check_field(k[4:], v)
+        return chunks
 
     def to_png(self) -> bytes:
         return png_bytes(self.pixels, self.text_chunks())
@@ -79,32 +188,201 @@ class Ciphertext:
         return write_png(path, self.pixels, self.text_chunks())
 
 
-def read_ciphertext(path: str | Path) -> Ciphertext:
-    """Parse a ciphertext PNG; raise :class:`CiphertextError` for anything malformed."""
+# ------------------------------------------------------------------------------------------ keyed hashes
+def _mac(key: SecretKey, label: bytes, *parts: bytes) -> str:
+    h = _hmac.new(key.subkey(label), digestmod=hashlib.sha256)
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
+
+
+def _shape_bytes(pixels: np.ndarray) -> bytes:
+    a = pixels if pixels.ndim == 3 else pixels[:, :, None]
+    return struct.pack(">III", *a.shape)
+
+
+def plain_mac(key: SecretKey, nonce: bytes, pixels: np.ndarray) -> str:
+    """HMAC-SHA256 under the sub-key ``ric/plain-mac`` over nonce ‖ shape (3 × uint32 BE) ‖ the plaintext's
+    uint8 pixels (as encrypted, after the channel policy). Stored in the ciphertext (authenticated), so a rerun
+    of ``encrypt`` skips an output only if it was made from the same image; binding the nonce keeps two
+    ciphertexts of one image unlinkable."""
+    if len(nonce) != NONCE_BYTES:
+        raise InputError(f"nonce must be {NONCE_BYTES} bytes")
+    a = np.ascontiguousarray(pixels, dtype=np.uint8)
+    return _mac(key, b"ric/plain-mac", nonce, _shape_bytes(a), a.tobytes())
+
+
+RECOVERED_MAC_FIELD = "ric:recovered-mac"
+
+
+def recovered_mac(key: SecretKey, ct_digest: bytes, pixels: np.ndarray) -> str:
+    """HMAC-SHA256 under the sub-key ``ric/recovered-mac`` over SHA-256(ciphertext message) ‖ shape ‖ the
+    recovered pixels. ``decrypt`` stores it in each recovered PNG (tEXt ``ric:recovered-mac``); a rerun skips
+    an existing output only if it verifies for the same ciphertext and key (one HMAC instead of a decryption)."""
+    a = np.ascontiguousarray(pixels, dtype=np.uint8)
+    return _mac(key, b"ric/recovered-mac", ct_digest, _shape_bytes(a), a.tobytes())
+
+
+def message_digest(ct: Ciphertext) -> bytes:
+    return hashlib.sha256(ct.message()).digest()
+
+
+# ------------------------------------------------------------------------------------------ strict reader
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+_CRITICAL_OK = (b"IHDR", b"IDAT", b"IEND")
+
+
+@dataclass
+class PngLayout:
+    width: int
+    height: int
+    channels: int
+    texts: list  # (keyword, value or None, chunk type)
+
+
+def parse_png(data: bytes, name: str) -> PngLayout:
+    """Walk a ciphertext PNG's chunks and check its structure without decoding pixels; raise
+    :class:`CiphertextError` for anything a RIC writer would not produce."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise CiphertextError(f"{name}: not a PNG file (not an image, or another image format): "
+                              "not a RIC ciphertext")
+    pos, chunks = len(PNG_SIGNATURE), []
+    while True:
+        if pos + 12 > len(data):
+            raise CiphertextError(f"{name}: truncated PNG (ends inside a chunk, no IEND)")
+        n, typ = struct.unpack(">I4s", data[pos:pos + 8])
+        if n > 0x7FFFFFFF or pos + 12 + n > len(data):
+            raise CiphertextError(f"{name}: truncated PNG (chunk {quote(typ.decode('latin-1'))} runs past the end)")
+        body = data[pos + 8:pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        if not typ.isalpha():
+            raise CiphertextError(f"{name}: corrupt PNG (bad chunk type {quote(typ.decode('latin-1'))})")
+        if zlib.crc32(typ + body) != crc:
+            raise CiphertextError(f"{name}: corrupt PNG (CRC mismatch in a {typ.decode('ascii')} chunk)")
+        chunks.append((typ, body))
+        pos += 12 + n
+        if typ == b"IEND":
+            break
+    if pos != len(data):
+        raise CiphertextError(f"{name}: {len(data) - pos} bytes after the end of the PNG (IEND)")
+    if chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
+        raise CiphertextError(f"{name}: corrupt PNG (no IHDR header first)")
+    types = [t for t, _ in chunks]
+    for t in set(types):
+        if t[:1].isupper() and t not in _CRITICAL_OK:
+            raise CiphertextError(f"{name}: PNG chunk {t.decode('ascii')} is not allowed in a ciphertext "
+                                  "(8-bit grey or RGB only)")
+        if t in (b"IHDR", b"IEND") and types.count(t) != 1:
+            raise CiphertextError(f"{name}: corrupt PNG ({types.count(t)} {t.decode('ascii')} chunks)")
+    idat = [i for i, t in enumerate(types) if t == b"IDAT"]
+    if not idat or idat != list(range(idat[0], idat[-1] + 1)):
+        raise CiphertextError(f"{name}: corrupt PNG (image data missing or not contiguous)")
+    w, h, depth, colour, comp, filt, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    if depth != 8 or colour not in (0, 2):
+        raise CiphertextError(f"{name}: a ciphertext is an 8-bit grey or RGB PNG (this one has bit depth {depth}, "
+                              f"colour type {colour})")
+    if comp != 0 or filt != 0 or interlace != 0:
+        raise CiphertextError(f"{name}: unsupported PNG encoding (compression {comp}, filter {filt}, "
+                              f"interlace {interlace}); ciphertexts are not interlaced")
+    if not (0 < w and 0 < h and w * h <= imageio.MAX_PIXELS):
+        raise CiphertextError(f"{name}: image size {h}x{w} is out of range (at most {imageio.MAX_PIXELS} pixels)")
+    c = 1 if colour == 0 else 3
+    expect = h * (1 + w * c)
+    d = zlib.decompressobj()
     try:
-        img = open_image(path)
-    except InputError as e:
-        raise CiphertextError(str(e)) from None
-    text = getattr(img, "text", None) or {}
-    if img.format != "PNG" or text.get("ric:format") is None:
-        raise CiphertextError(f"{path}: not a RIC ciphertext (no RIC metadata in the PNG)")
-    if text["ric:format"] != FORMAT:
-        raise CiphertextError(f"{path}: unsupported ciphertext format {text['ric:format']!r} (this is {FORMAT})")
-    missing = [k for k in (*FIELDS, "tag") if f"ric:{k}" not in text]
+        raw = d.decompress(b"".join(chunks[i][1] for i in idat), expect + 1)
+    except zlib.error as e:
+        raise CiphertextError(f"{name}: corrupt image data ({e})") from None
+    if len(raw) != expect or not d.eof or d.unused_data or d.unconsumed_tail:
+        raise CiphertextError(f"{name}: corrupt image data (not one zlib stream of exactly {h}x{w}x{c} pixels)")
+    if raw[::1 + w * c].translate(None, b"\x00\x01\x02\x03\x04"):
+        raise CiphertextError(f"{name}: corrupt image data (bad row filter)")
+    texts = []
+    for typ, body in chunks:
+        if typ in _TEXT_CHUNKS:
+            key, sep, value = body.partition(b"\x00")
+            if not sep:
+                raise CiphertextError(f"{name}: malformed {typ.decode('ascii')} chunk")
+            texts.append((key.decode("latin-1"), value.decode("latin-1") if typ == b"tEXt" else None, typ))
+    return PngLayout(w, h, c, texts)
+
+
+def _ric_fields(layout: PngLayout, name: str) -> dict[str, str]:
+    """The ``ric:*`` fields, checked: once each, tEXt only, known to the scheme, all required present, canonical."""
+    got: dict[str, str] = {}
+    for k, v, typ in layout.texts:
+        if not k.startswith("ric:"):
+            continue  # other text (e.g. Software) is allowed; it is neither used nor authenticated
+        if typ != b"tEXt":
+            raise CiphertextError(f"{name}: RIC metadata {quote(k)} must be in a tEXt chunk, not {typ.decode()}")
+        if k in got:
+            raise CiphertextError(f"{name}: RIC metadata {quote(k)} appears more than once")
+        got[k] = v
+    if "ric:format" not in got:
+        raise NotACiphertextError(f"{name}: not a RIC ciphertext (no RIC metadata in the PNG)")
+    if got["ric:format"] != FORMAT:
+        raise CiphertextError(f"{name}: unsupported ciphertext format {quote(got['ric:format'])} (this is {FORMAT})")
+    scheme = got.get("ric:scheme", "paper")
+    if scheme not in SCHEMES:
+        raise CiphertextError(f"{name}: unknown ciphertext scheme {quote(scheme)} (known: {', '.join(SCHEMES)})")
+    spec = SCHEMES[scheme]
+    fields = {k[4:]: v for k, v in got.items() if k != "ric:format"}
+    unknown = sorted(set(fields) - spec.required - spec.optional)
+    if unknown:
+        raise CiphertextError(f"{name}: unknown RIC metadata {', '.join(quote('ric:' + k) for k in unknown)} "
+                              f"for a {scheme}-scheme ciphertext")
+    missing = sorted(spec.required - set(fields))
     if missing:
-        raise CiphertextError(f"{path}: ciphertext metadata is missing {', '.join(missing)}")
+        raise CiphertextError(f"{name}: ciphertext metadata is missing {', '.join(missing)}")
+    for k, v in fields.items():
+        if not FIELDS[k].check(v):
+            raise CiphertextError(f"{name}: malformed ciphertext metadata: ric:{k} = {quote(v)} is not canonical")
+    return fields
+
+
+def read_ciphertext(path: str | Path, pixels: bool = True) -> Ciphertext:
+    """Parse a ciphertext PNG strictly; raise :class:`CiphertextError` for anything malformed (structure and
+    canonical metadata only: the caller verifies the tag, then checks model, classifier and target).
+
+    ``pixels=False`` reads the header and metadata only: ``.pixels`` is then a read-only all-zero view of the
+    right shape (no memory), on which :meth:`Ciphertext.verify` fails."""
+    path = Path(path)
+    name = str(path)
     try:
-        nonce = bytes.fromhex(text["ric:nonce"])
-        tag = bytes.fromhex(text["ric:tag"])
-        target = int(text["ric:target"])
-    except ValueError:
-        raise CiphertextError(f"{path}: malformed ciphertext metadata") from None
-    if len(nonce) != NONCE_BYTES or len(tag) != 32 or target < 0:
-        raise CiphertextError(f"{path}: malformed ciphertext metadata (nonce, tag or target)")
-    if img.mode not in ("L", "RGB"):
-        raise CiphertextError(f"{path}: ciphertext must be 8-bit grey or RGB, got mode {img.mode}")
-    a = np.array(img, dtype=np.uint8)
+        if not path.is_file():
+            raise CiphertextError(f"no such file: {path}")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise CiphertextError(f"{name}: file too large for a ciphertext ({path.stat().st_size} bytes)")
+        data = path.read_bytes()
+    except OSError as e:
+        raise CiphertextError(f"{name}: cannot read ({e.strerror or e})") from None
+    layout = parse_png(data, name)
+    fields = _ric_fields(layout, name)
+    shape = (layout.height, layout.width, layout.channels)
+    if pixels:
+        a = _decode(data, name, shape)
+    else:
+        a = np.broadcast_to(np.zeros((), np.uint8), shape)
+    kw = {f.attr: (f.parse(fields[k]) if k in fields else f.default) for k, f in FIELDS.items()}
+    return Ciphertext(pixels=a, **kw)
+
+
+def _decode(data: bytes, name: str, shape: tuple) -> np.ndarray:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
+                if img.mode != ("L" if shape[2] == 1 else "RGB") or img.size != (shape[1], shape[0]):
+                    raise CiphertextError(f"{name}: ciphertext must be 8-bit grey or RGB, got mode {img.mode}")
+                a = np.array(img, dtype=np.uint8)
+        except CiphertextError:
+            raise
+        except Exception as e:  # a damaged stream that passed the structural checks
+            raise CiphertextError(f"{name}: unreadable or truncated ciphertext ({imageio._one_line(e)})") from None
     a = a[:, :, None] if a.ndim == 2 else a
-    return Ciphertext(pixels=a, model=text["ric:model"], nonce=nonce, target=target,
-                      key_id=text["ric:key-id"], tag=tag, classifier=text["ric:classifier"],
-                      model_fp=text.get("ric:model-fp", ""))
+    if a.shape != shape:
+        raise CiphertextError(f"{name}: unreadable ciphertext (decoded {a.shape}, header says {shape})")
+    return a

@@ -1,6 +1,12 @@
 """Exception hierarchy. Every error a user can provoke is a RICError with a one-line message."""
 
 
+def quote(s: str, n: int = 80) -> str:
+    """An untrusted string for a message: ``repr`` (no terminal escapes), cut to about ``n`` characters."""
+    s = str(s)
+    return repr(s if len(s) <= n else s[:n] + "...")
+
+
 class RICError(Exception):
     """Base class: the CLI prints ``str(err)`` on one line and exits with ``exit_code``."""
 
@@ -33,3 +39,15 @@ class EncryptionError(RICError):
     """Encryption could not produce a ciphertext that the classifier labels as the target."""
 
     exit_code = 1
+
+
+class NotACiphertextError(CiphertextError):
+    """A readable file without RIC metadata (a plain image)."""
+
+
+class RICWarning(UserWarning):
+    """Something the user should know that does not stop the job; the CLI prints it on one line."""
+
+
+class KeyPermissionWarning(RICWarning):
+    """A key file that group or others may read or write."""

@@ -30,7 +30,7 @@ from .attacks import make_attack
 from .classifiers import Classifier, fingerprint, load_classifier, rgb_input
 from .codec import make_codec, quantize, scramble, srl_mix, srl_unmix, unscramble
 from .container import Ciphertext
-from .errors import CiphertextError, InputError
+from .errors import CiphertextError, InputError, quote
 from .keys import SecretKey, new_nonce, random_noise_images, scramble_permutations
 from .metrics import to_uint8
 
@@ -104,13 +104,13 @@ class RIC:
     def check_ciphertext(self, ct: Ciphertext) -> None:
         """Raise :class:`CiphertextError` unless ``ct`` was made by this model (name, settings, classifier)."""
         if ct.model != self.model_id:
-            raise CiphertextError(f"ciphertext was made with model {ct.model!r}, not {self.model_id!r}")
+            raise CiphertextError(f"ciphertext was made with model {quote(ct.model)}, not {self.model_id!r}")
         if ct.model_fp and ct.model_fp != self.fingerprint:
             raise CiphertextError(f"ciphertext was made by another version of model {ct.model!r} (settings "
                                   f"fingerprint {ct.model_fp}, this one is {self.fingerprint}): its noise "
                                   "cannot be regenerated; decrypt it with the model files that encrypted it")
         if ct.classifier != self.classifier.ident:
-            raise CiphertextError(f"ciphertext was encrypted for classifier {ct.classifier}, this model uses "
+            raise CiphertextError(f"ciphertext was encrypted for classifier {quote(ct.classifier)}, this model uses "
                                   f"{self.classifier.ident} (pass the same --classifier as for encryption)")
 
     @property
