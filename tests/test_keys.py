@@ -80,3 +80,55 @@ def test_scramble_permutation(key):
             "print(scramble_permutation(SecretKey(bytes(range(32))), bytes(range(16)), 100).tolist())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(scramble_permutation(key, bytes(range(16)), 100).tolist())
+
+
+# ---------------------------------------------------------------- issue 13 item 4e: race-free keys, warnings
+def test_key_creation_never_clobbers_a_file_created_meanwhile(tmp_path, monkeypatch):
+    """The existence check and the write are one atomic step: a file that appears between a check and the
+    write (simulated: exists() says no) is not overwritten."""
+    from pathlib import Path
+
+    p = tmp_path / "k.key"
+    p.write_text("someone else's file\n")
+    with monkeypatch.context() as m:
+        m.setattr(Path, "exists", lambda self: False)
+        m.setattr(os.path, "exists", lambda path: False)
+        with pytest.raises(InputError, match="refusing to overwrite"):
+            SecretKey.generate().save(p)
+    assert p.read_text() == "someone else's file\n"
+    assert [q.name for q in tmp_path.iterdir()] == ["k.key"]  # no temporary file left behind
+    k = SecretKey.generate()
+    k.save(p, force=True)  # --force replaces atomically, with mode 0600
+    assert SecretKey.load(p) == k and stat.S_IMODE(os.stat(p).st_mode) == 0o600
+
+
+def test_key_creation_without_hard_links(tmp_path, monkeypatch):
+    def no_links(*a, **k):
+        raise PermissionError("no hard links on this file system")
+
+    monkeypatch.setattr(os, "link", no_links)
+    k = SecretKey.generate()
+    p = k.save(tmp_path / "k.key")
+    assert SecretKey.load(p) == k and stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    with pytest.raises(InputError, match="refusing to overwrite"):
+        SecretKey.generate().save(p)
+    assert SecretKey.load(p) == k
+
+
+def test_exposed_key_file_warns(tmp_path, capsys):
+    import warnings
+
+    from ric.cli import main
+    from ric.errors import KeyPermissionWarning
+
+    p = SecretKey.generate().save(tmp_path / "k.key")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SecretKey.load(p)  # 0600: silent
+    os.chmod(p, 0o644)
+    with pytest.warns(KeyPermissionWarning, match="group or others.*chmod 600"):
+        SecretKey.load(p)
+    capsys.readouterr()
+    rc = main(["decrypt", str(tmp_path / "none"), "-o", str(tmp_path / "rec"), "-k", str(p)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[0].startswith("ric decrypt: warning: key file") and "error:" in err[1], err

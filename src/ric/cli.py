@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import InputError, RICError
+from .errors import InputError, RICError, RICWarning
 
 
 def _progress(args, total: int, desc: str):
@@ -334,6 +335,21 @@ def cmd_security(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RICWarning)
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, RICWarning):  # ours: one line, like errors
+                print(f"ric {args.cmd}: warning: {message}", file=sys.stderr)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return args.fn(args)
     except RICError as e:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .bundles import atomic_write_bytes
-from .errors import InputError, KeyFileError
+from .errors import InputError, KeyFileError, KeyPermissionWarning
 
 KEY_BYTES = 32
 NONCE_BYTES = 16
@@ -79,12 +81,37 @@ class SecretKey:
         return _PREFIX + self._raw.hex() + "\n"
 
     def save(self, path: str | Path, force: bool = False) -> Path:
-        """Write the key with file mode 0600; refuse to overwrite unless ``force``."""
+        """Write the key with file mode 0600; refuse to overwrite unless ``force``.
+
+        Race-free: the key goes to a fresh 0600 temporary file in the same folder, which is then hard-linked to
+        ``path`` (fails if anything exists there, even a file created a moment ago) or, with ``force``, renamed
+        over it atomically. Where the file system has no hard links, ``path`` is created with ``O_EXCL``."""
         path = Path(path)
-        if path.exists() and not force:
-            raise InputError(f"{path} exists; refusing to overwrite a key (use --force)")
-        atomic_write_bytes(path, self.to_text().encode())
-        os.chmod(path, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+        except OSError as e:
+            raise InputError(f"cannot write key file {path}: {e.strerror or e}") from None
+        data = self.to_text().encode()
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if force:
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise InputError(f"{path} exists; refusing to overwrite a key (use --force)") from None
+                except OSError:  # no hard links here: exclusive create
+                    _write_exclusive(path, data)
+        except OSError as e:
+            raise InputError(f"cannot write key file {path}: {e.strerror or e}") from None
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
         return path
 
     @classmethod
@@ -104,7 +131,35 @@ class SecretKey:
             raise KeyFileError(f"{path}: key is not valid hex") from None
         if len(raw) != KEY_BYTES:
             raise KeyFileError(f"{path}: key has {8 * len(raw)} bits, expected {8 * KEY_BYTES}")
+        warn_if_exposed(path)
         return cls(raw)
+
+
+def _write_exclusive(path: Path, data: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(f"{path} exists; refusing to overwrite a key (use --force)") from None
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def warn_if_exposed(path: str | Path) -> bool:
+    """Warn (:class:`KeyPermissionWarning`) if group or others may read or write the key file (POSIX)."""
+    if os.name != "posix":
+        return False
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return False
+    if mode & 0o077:
+        warnings.warn(f"key file {path} is accessible to group or others (mode {mode:04o}); "
+                      f"keep it private: chmod 600 {path}", KeyPermissionWarning, stacklevel=3)
+        return True
+    return False
 
 
 def new_nonce() -> bytes:
