@@ -53,6 +53,23 @@ def resolve(name_or_path: str | Path, kind: str | None = None) -> Path:
     raise UnknownNameError(f"unknown {what} {str(name_or_path)!r}; shipped: {', '.join(names) or 'none'}")
 
 
+def resolve_shipped(name: str, kind: str) -> Path:
+    """Folder of the shipped bundle called exactly ``name`` of ``kind`` (``"ric"`` or ``"classifier"``).
+
+    For names read from files (ciphertext metadata, which anyone can write): only an exact shipped name is
+    accepted, never a path, ``module:factory`` or ``torchvision:`` spec, so a file cannot choose code or
+    weights. Anything else raises :class:`~ric.errors.InputError` quoting the name with ``repr``."""
+    from .errors import InputError, quote
+
+    what = {"ric": "RIC model", "classifier": "classifier"}[kind]
+    rows = {c["name"]: c for c in shipped() if c.get("kind") == kind}
+    if not isinstance(name, str) or name not in rows or Path(rows[name]["path"]).name != name:
+        raise InputError(f"the file names {what} {quote(name)}, which is not a shipped {what}; metadata may only "
+                         f"name shipped ones (shipped: {', '.join(sorted(rows)) or 'none'}); pass "
+                         f"{'-m/--model' if kind == 'ric' else '-c/--classifier'} to use another")
+    return Path(rows[name]["path"])
+
+
 def read_config(folder: Path) -> dict:
     return json.loads((Path(folder) / "config.json").read_text())
 

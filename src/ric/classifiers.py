@@ -253,6 +253,29 @@ def _load_state(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _load_bundle(folder: Path) -> Classifier:
+    cfg = bundles.read_config(folder)
+    clf = build(cfg)
+    clf.net.load_state_dict(bundles.load_weights(folder))
+    return clf
+
+
+def load_trusted_name(name: str, device: str | torch.device = "cpu") -> Classifier:
+    """Load a classifier named by untrusted data (a ciphertext's ``ric:classifier``): a shipped zoo name, or a
+    shipped grey classifier's name + ``+rgb`` (the grey wrapper), nothing else. Paths, ``module:factory`` and
+    ``torchvision:`` specs are refused with :class:`InputError` before anything is imported or read; they are
+    accepted only from the operator (:func:`load_classifier`, ``-c``). The caller compares the fingerprint."""
+    base = name[:-len(RGB_SUFFIX)] if isinstance(name, str) and name.endswith(RGB_SUFFIX) else name
+    folder = bundles.resolve_shipped(base, "classifier")
+    clf = _load_bundle(folder)
+    clf.requires_grad_(False)
+    clf.fingerprint = fingerprint(clf.net)
+    clf.spec = base
+    if base != name:
+        clf = rgb_input(clf)
+    return clf.to(device).eval()
+
+
 def load_classifier(spec: str | Path, device: str | torch.device = "cpu",
                     config: dict | str | Path | None = None) -> Classifier:
     """Load a frozen classifier in eval mode. ``spec`` is one of
@@ -271,10 +294,7 @@ def load_classifier(spec: str | Path, device: str | torch.device = "cpu",
         return rgb_input(load_classifier(spec_s[:-len(RGB_SUFFIX)], device, config)).to(device)
     p = Path(spec_s)
     if (p.is_dir() and (p / "config.json").is_file()) or (bundles.SHIPPED_DIR / spec_s / "config.json").is_file():
-        folder = bundles.resolve(spec_s, kind="classifier")
-        cfg = bundles.read_config(folder)
-        clf = build(cfg)
-        clf.net.load_state_dict(bundles.load_weights(folder))
+        clf = _load_bundle(bundles.resolve(spec_s, kind="classifier"))
     elif p.is_file():
         cfg = _byo_config(spec_s, config)
         try:
