@@ -48,7 +48,7 @@ def test_torchscript_classifier_drives_the_cli(torchscript_resnet, data_root, tm
     assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
     capsys.readouterr()
     rc = main(["encrypt", str(tmp_path / "in"), "-o", str(tmp_path / "ct"), "-k", str(tmp_path / "k"),
-               "-c", str(path), "--json"])
+               "-c", str(path), "--json", "--scheme", "paper"])
     enc = json.loads(capsys.readouterr().out)
     assert rc in (0, 1) and enc["summary"]["encrypted"] >= 4, enc  # failures are listed, never written
     done = [r for r in enc["items"] if r["status"] == "encrypted"]
@@ -65,6 +65,17 @@ def test_torchscript_classifier_drives_the_cli(torchscript_resnet, data_root, tm
         x = torch.from_numpy(read_image(r["input"])).permute(2, 0, 1)[None].float() / 255
         xh = torch.from_numpy(read_image(tmp_path / "rec" / Path(r["output"]).name)).permute(2, 0, 1)[None]
         assert psnr(xh.float() / 255, x).item() > 25  # recovered (a wrong key gives about 6 dB)
+    # the exact scheme (the default) with the same classifier: its files decrypt without it, bit-exactly
+    assert main(["encrypt", str(tmp_path / "in"), "-o", str(tmp_path / "cx"), "-k", str(tmp_path / "k"),
+                 "-c", str(path), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["classify", str(tmp_path / "cx"), "-c", str(path), "--json"]) == 0
+    cloud_x = {Path(r["input"]).name: r["label"] for r in json.loads(capsys.readouterr().out)["items"]}
+    assert main(["classify", str(tmp_path / "in"), "-c", str(path), "--json"]) == 0
+    assert cloud_x == {Path(r["input"]).name: r["label"] for r in json.loads(capsys.readouterr().out)["items"]}
+    assert main(["decrypt", str(tmp_path / "cx"), "-o", str(tmp_path / "rx"), "-k", str(tmp_path / "k"), "-q"]) == 0
+    for f in sorted((tmp_path / "in").iterdir()):
+        assert np.array_equal(read_image(f), read_image(tmp_path / "rx" / f.name))
 
 
 def test_factory_and_torchvision_specs(tmp_path):

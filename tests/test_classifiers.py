@@ -21,7 +21,13 @@ def test_input_contract():
     clf.check_input((3, 32, 32))
     with pytest.raises(InputError, match="3-channel"):
         clf.check_input((1, 32, 32))
+    clf.check_input((3, 64, 48))  # it declares its preprocessing (resize to 32x32): any size but tiny ones
+    with pytest.raises(InputError, match="smaller than"):
+        clf.check_input((3, 4, 64))
     with pytest.raises(InputError, match="32x32"):
+        clf.check_input((3, 64, 64), strict=True)  # the paper scheme takes the input size only
+    clf.preprocess = None
+    with pytest.raises(InputError, match="declares no preprocessing"):
         clf.check_input((3, 64, 64))
     with pytest.raises(UnknownNameError):
         load_classifier("nope")

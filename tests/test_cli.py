@@ -13,16 +13,18 @@ from ric.container import read_ciphertext
 from .conftest import write_rgb
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """keygen + encrypt 4 samples once; tests copy what they modify."""
-    d = tmp_path_factory.mktemp("job")
+@pytest.fixture(scope="module", params=["exact", "paper"])
+def job(request, tmp_path_factory):
+    """keygen + encrypt 4 samples once per scheme (exact: the default, no flag); tests copy what they modify."""
+    d = tmp_path_factory.mktemp(f"job-{request.param}")
     files, meta = sample_images()
     (d / "in").mkdir()
     for f in files[:4]:
         shutil.copy(f, d / "in")
     assert main(["keygen", "-o", str(d / "k.key")]) == 0
-    assert main(["encrypt", str(d / "in"), "-o", str(d / "ct"), "-k", str(d / "k.key"), "-q"]) == 0
+    flag = [] if request.param == "exact" else ["--scheme", "paper"]
+    assert main(["encrypt", str(d / "in"), "-o", str(d / "ct"), "-k", str(d / "k.key"), "-q", *flag]) == 0
+    meta = dict(meta, scheme=request.param, flag=flag)
     return d, meta
 
 
@@ -50,12 +52,14 @@ def test_encrypt_classify_decrypt(job, tmp_path, capsys):
 
 
 def test_rerun_skips_finished_work(job, tmp_path, capsys):
-    d, _ = job
+    d, meta = job
+    assert all(read_ciphertext(f).scheme_name == meta["scheme"] for f in (d / "ct").iterdir())
     shutil.copytree(d / "ct", tmp_path / "ct")
     victim = sorted((tmp_path / "ct").iterdir())[1]
     victim.unlink()  # as if the job had been interrupted before this file
     before = {f.name: f.read_bytes() for f in (tmp_path / "ct").iterdir()}
-    assert main(["encrypt", str(d / "in"), "-o", str(tmp_path / "ct"), "-k", str(d / "k.key"), "--json"]) == 0
+    assert main(["encrypt", str(d / "in"), "-o", str(tmp_path / "ct"), "-k", str(d / "k.key"), "--json",
+                 *meta["flag"]]) == 0
     s = json.loads(capsys.readouterr().out)["summary"]
     assert s == {"encrypted": 1, "skipped": 3, "failed": 0}
     assert victim.exists()
@@ -72,21 +76,24 @@ def test_keygen_refuses_overwrite(tmp_path, capsys):
 
 
 def test_wrong_key(job, tmp_path, capsys):
-    d, _ = job
+    d, meta = job
     main(["keygen", "-o", str(tmp_path / "other.key")])
     capsys.readouterr()
     rc = main(["decrypt", str(d / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "other.key")])
     assert rc == 3 and "wrong key" in _err(capsys)
     assert not (tmp_path / "rec").exists()
-    # --no-verify is for experiments: it decrypts (to noise) and says so
+    # --no-verify is for experiments: the paper scheme decrypts (to noise) and says so; the exact scheme's sealed
+    # payload cannot be opened without its key, so it still refuses
     rc = main(["decrypt", str(d / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "other.key"),
                "--no-verify", "-q"])
-    assert rc == 0 and "--no-verify" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--no-verify" in err
+    assert rc == (0 if meta["scheme"] == "paper" else 3)
 
 
 @pytest.mark.parametrize("what", ["pixels", "metadata", "truncated", "not-image", "plain-png"])
 def test_bad_ciphertexts_write_nothing(job, tmp_path, capsys, what):
-    d, _ = job
+    d, meta = job
     shutil.copytree(d / "ct", tmp_path / "ct")
     f = sorted((tmp_path / "ct").iterdir())[2]
     if what == "pixels":
@@ -103,6 +110,8 @@ def test_bad_ciphertexts_write_nothing(job, tmp_path, capsys, what):
         f.write_text("hello")
     else:
         Image.open(f).convert("RGB").save(f)  # metadata stripped
+        if meta["scheme"] == "exact":  # the pixels carry their header: it still decrypts (see test_exact_*)
+            f.write_bytes(b"not an image")
     rc = main(["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(d / "k.key")])
     msg = _err(capsys)
     assert rc == (3 if what in ("pixels", "metadata") else 2), msg
@@ -115,7 +124,9 @@ def test_changed_model_version_refused_before_writing(job, tmp_path, capsys):
     from ric import bundles
     from ric.api import DEFAULT_MODEL
 
-    d, _ = job  # encrypted with the default model
+    d, meta = job
+    if meta["scheme"] != "paper":
+        pytest.skip("the exact scheme regenerates nothing: there is no model to change")
     folder = tmp_path / DEFAULT_MODEL
     shutil.copytree(bundles.resolve(DEFAULT_MODEL, "ric"), folder)
     cfg = json.loads((folder / "config.json").read_text())
@@ -128,7 +139,7 @@ def test_changed_model_version_refused_before_writing(job, tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["grey", "rgba", "size", "not-image", "missing"])
 def test_bad_plaintexts_write_nothing(job, tmp_path, capsys, kind):
-    d, _ = job
+    d, meta = job
     src = tmp_path / "in"
     shutil.copytree(d / "in", src)
     bad = src / "zz_bad.png"
@@ -136,15 +147,16 @@ def test_bad_plaintexts_write_nothing(job, tmp_path, capsys, kind):
         write_rgb(bad, mode="L")
     elif kind == "rgba":
         write_rgb(bad, mode="RGBA")
-    elif kind == "size":
-        write_rgb(bad, 40, 32)
+    elif kind == "size":  # the default classifiers resize any photo (exact scheme) but not a 5-pixel one
+        write_rgb(bad, 40, 32) if meta["scheme"] == "paper" else write_rgb(bad, 5, 32)
     elif kind == "not-image":
         bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     args = [str(src)] if kind != "missing" else [str(src), str(tmp_path / "nope.png")]
-    rc = main(["encrypt", *args, "-o", str(tmp_path / "ct"), "-k", str(d / "k.key")])
+    rc = main(["encrypt", *args, "-o", str(tmp_path / "ct"), "-k", str(d / "k.key"), *meta["flag"]])
     msg = _err(capsys)
     assert rc == 2, msg
-    assert {"grey": "grey", "rgba": "RGBA", "size": "32x32", "not-image": "unreadable|not an image",
+    size = "32x32" if meta["scheme"] == "paper" else "smaller than"
+    assert {"grey": "grey", "rgba": "RGBA", "size": size, "not-image": "unreadable|not an image",
             "missing": "no such file"}[kind].split("|")[0] in msg or "not an image" in msg
     assert not (tmp_path / "ct").exists()
 
@@ -180,6 +192,10 @@ def test_models_and_datasets_listing(capsys):
 def test_demo_runs_offline(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert s["encrypted"] == s["images"] == 32 and s["label_agreement"] == 1.0
-    assert s["psnr_db"] > 38 and s["wrong_key_psnr_db"] < 12
-    assert len(list((tmp_path / "recovered").iterdir())) == 32
+    ex, pa = s["schemes"]["exact"], s["schemes"]["paper"]
+    assert s["images"] == 32 and ex["encrypted"] == pa["encrypted"] == 32
+    assert ex["label_agreement"] == pa["label_agreement"] == 1.0
+    assert ex["bit_exact"] == 1.0 and ex["wrong_key_refused"] == 1.0
+    assert pa["psnr_db"] > 38 and pa["wrong_key_psnr_db"] < 12 and pa["bit_exact"] < 1.0
+    assert len(list((tmp_path / "exact" / "recovered").iterdir())) == 32
+    assert len(list((tmp_path / "paper" / "recovered").iterdir())) == 32

@@ -169,7 +169,7 @@ def test_field_table_roundtrip_and_write_checks(tmp_path, key):
     for f in FIELDS.values():
         assert getattr(back, f.attr) == getattr(ct, f.attr)
     back.verify(key)
-    assert set(SCHEMES) == {"paper"} and FIELDS["target"].check("12") and not FIELDS["target"].check("012")
+    assert set(SCHEMES) == {"paper", "exact"} and FIELDS["target"].check("12") and not FIELDS["target"].check("012")
     with pytest.raises(CiphertextError, match="cannot hold"):
         replace(ct, model="a/b").sign(key).save(tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()

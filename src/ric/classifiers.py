@@ -16,6 +16,7 @@ from torch import nn
 
 from . import bundles
 from .errors import InputError, UnknownNameError
+from .preprocess import Preprocess
 from .registry import registrar
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
@@ -132,6 +133,8 @@ class Classifier(nn.Module):
         self.weights_sha256 = weights_sha256
         self.fingerprint = ""  # set by load_classifier: hash of the weights actually loaded
         self.spec = name
+        self.preprocess: Preprocess | None = None  # declared preprocessing: any image size is then accepted
+        self.exact_bits = 0  # declared low bits per sub-pixel for the exact scheme (0: the scheme's default)
         c = input_shape[0]
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1))
@@ -149,16 +152,30 @@ class Classifier(nn.Module):
         return len(self.class_names)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preprocess is not None:
+            x = self.preprocess(x)
         return self.net((x - self.mean) / self.std)
 
-    def check_input(self, shape) -> None:
-        """Raise :class:`InputError` unless ``shape`` (C,H,W) is what this classifier accepts."""
+    def accepts_any_size(self) -> bool:
+        return self.preprocess is not None
+
+    def check_input(self, shape, strict: bool = False) -> None:
+        """Raise :class:`InputError` unless ``shape`` (C,H,W) is what this classifier accepts: its input size,
+        or (``strict=False``) any size when it declares its preprocessing."""
         c, h, w = shape
         ec, eh, ew = self.input_shape
         if c != ec:
             raise InputError(f"classifier {self.name} expects {ec}-channel images, got {c} channels")
+        if self.preprocess is not None and not strict:
+            self.preprocess.check(h, w)
+            return
         if (eh is not None and h != eh) or (ew is not None and w != ew):
-            raise InputError(f"classifier {self.name} expects {eh}x{ew} images, got {h}x{w}")
+            raise InputError(f"classifier {self.name} expects {eh}x{ew} images, got {h}x{w}"
+                             + ("" if self.preprocess is not None else " (it declares no preprocessing)"))
+
+    def size_check(self) -> tuple | None:
+        """(H, W) to check image headers against before decoding, or ``None`` when any size is accepted."""
+        return None if self.preprocess is not None else tuple(self.input_shape[1:])
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -191,6 +208,8 @@ def rgb_input(clf: Classifier) -> Classifier:
     out = Classifier(_LumaInput(clf), clf.name + RGB_SUFFIX, (3, *clf.input_shape[1:]), (0.0, 0.0, 0.0),
                      (1.0, 1.0, 1.0), clf.class_names, clf.weights_sha256)
     out.spec = clf.spec + RGB_SUFFIX
+    out.preprocess, clf.preprocess = clf.preprocess, None  # resize the RGB input, then take its luma
+    out.exact_bits = clf.exact_bits
     out.requires_grad_(False)
     return out.eval()
 
@@ -201,8 +220,19 @@ def build(config: dict) -> Classifier:
         raise InputError(f"unknown classifier architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     net = ARCHITECTURES[arch](num_classes=len(config["class_names"]), in_channels=config["input_shape"][0],
                               **config.get("arch_kwargs", {}))
-    return Classifier(net, config["name"], config["input_shape"], config["mean"], config["std"],
-                      config["class_names"], config.get("weights_sha256", ""))
+    return declare(Classifier(net, config["name"], config["input_shape"], config["mean"], config["std"],
+                              config["class_names"], config.get("weights_sha256", "")), config)
+
+
+def declare(clf: Classifier, config: dict) -> Classifier:
+    """Attach what a config declares besides the network: ``preprocess`` (:mod:`ric.preprocess`) and
+    ``exact_bits`` (the exact scheme's low bits per sub-pixel for this classifier)."""
+    clf.preprocess = Preprocess.from_config(config.get("preprocess"))
+    bits = config.get("exact_bits", 0)
+    if bits not in (0, 3, 4, 5, 6, 7):
+        raise InputError(f"classifier config: exact_bits must be 3..7, got {bits!r}")
+    clf.exact_bits = int(bits)
+    return clf
 
 
 def fingerprint(net: nn.Module) -> str:
@@ -301,7 +331,8 @@ def load_classifier(spec: str | Path, device: str | torch.device = "cpu",
             net = torch.jit.load(str(p), map_location="cpu")
         except (RuntimeError, ValueError) as e:
             raise InputError(f"{p} is not a TorchScript file: {str(e).splitlines()[0]}") from None
-        clf = Classifier(net, cfg.get("name", p.stem), cfg["input_shape"], cfg["mean"], cfg["std"], cfg["class_names"])
+        clf = declare(Classifier(net, cfg.get("name", p.stem), cfg["input_shape"], cfg["mean"], cfg["std"],
+                                 cfg["class_names"]), cfg)
     elif spec_s.startswith("torchvision:") or (":" in spec_s and not p.exists()):
         cfg = _byo_config(spec_s, config)
         if spec_s.startswith("torchvision:"):
@@ -326,7 +357,8 @@ def load_classifier(spec: str | Path, device: str | torch.device = "cpu",
                 net.load_state_dict(_load_state(cfg["weights"]))
             except RuntimeError as e:
                 raise InputError(f"weights {cfg['weights']} do not fit {spec_s}: {str(e).splitlines()[0]}") from None
-        clf = Classifier(net, cfg.get("name", spec_s), cfg["input_shape"], cfg["mean"], cfg["std"], cfg["class_names"])
+        clf = declare(Classifier(net, cfg.get("name", spec_s), cfg["input_shape"], cfg["mean"], cfg["std"],
+                                 cfg["class_names"]), cfg)
     else:
         bundles.resolve(spec_s, kind="classifier")  # raises the 'unknown classifier' error
         raise AssertionError("unreachable")

@@ -90,10 +90,13 @@ TARGET = r"0|[1-9][0-9]{0,8}"  # canonical non-negative decimal: no sign, leadin
 SCHEMES: dict[str, SchemeFields] = {
     "paper": SchemeFields(required=frozenset({"model", "classifier", "nonce", "target", "key-id", "tag"}),
                           optional=frozenset({"model-fp", "plain-mac", "scheme"})),
+    "exact": SchemeFields(required=frozenset({"scheme", "bits", "classifier", "nonce", "target", "key-id", "tag"}),
+                          optional=frozenset({"plain-mac"})),
 }
 
 FIELDS: dict[str, Field] = {
     "scheme": Field("scheme", lambda s: s in SCHEMES),
+    "bits": Field("bits", _regex("[3-7]"), int, str, 0),
     "model": Field("model", _regex(MODEL_NAME)),
     "classifier": Field("classifier", _regex(CLASSIFIER_IDENT)),
     "nonce": Field("nonce", _hex(2 * NONCE_BYTES), bytes.fromhex, bytes.hex, b""),
@@ -115,8 +118,8 @@ def check_field(name: str, value: Any, error: type = CiphertextError) -> str:
     return text
 
 
-def _absent(v: Any) -> bool:
-    return v is None or (isinstance(v, str | bytes) and len(v) == 0)
+def _absent(v: Any, f: Field) -> bool:
+    return v is None or (type(v) is type(f.default) and v == f.default)
 
 
 @dataclass
@@ -131,6 +134,7 @@ class Ciphertext:
     model_fp: str = ""  # RIC.fingerprint of the model that encrypted it ("" in files older than the field)
     plain_mac: str = ""  # plain_mac(key, nonce, plaintext) ("" in files older than the field)
     scheme: str = ""  # "" = absent = "paper"
+    bits: int = 0  # exact scheme: low bits per sub-pixel that carry the sealed image
 
     @property
     def scheme_name(self) -> str:
@@ -145,9 +149,9 @@ class Ciphertext:
             if name == "tag":
                 continue
             v = getattr(self, f.attr)
-            if name in spec.required or (name in spec.optional and not _absent(v)):
+            if name in spec.required or (name in spec.optional and not _absent(v, f)):
                 m[name] = f.text(v)
-            elif not _absent(v):
+            elif not _absent(v, f):
                 raise CiphertextError(f"field ric:{name} is not part of a {self.scheme_name}-scheme ciphertext")
         return m
 
@@ -386,3 +390,49 @@ def _decode(data: bytes, name: str, shape: tuple) -> np.ndarray:
     if a.shape != shape:
         raise CiphertextError(f"{name}: unreadable ciphertext (decoded {a.shape}, header says {shape})")
     return a
+
+
+# ------------------------------------------------------------------------------------------ bare pixels
+def read_bare(path: str | Path) -> Ciphertext:
+    """An exact-scheme ciphertext known by its pixels only: its text chunks were stripped, or it was re-encoded
+    losslessly (PNG optimiser, WebP lossless, TIFF). The public header in the pixels gives ``bits``, the key id
+    and the nonce; there is no container tag (``tag`` is empty, ``target`` is -1), and the sealed payload's own
+    tag authenticates what decryption returns. Raise :class:`CiphertextError` if the pixels hold no header."""
+    from .schemes.exact import read_header  # the exact scheme builds on this module
+
+    name = str(path)
+    try:
+        with imageio.open_image(path) as img:
+            if img.mode not in ("L", "RGB", "P"):
+                raise CiphertextError(f"{name}: not a RIC ciphertext (mode {img.mode}; ciphertexts are 8-bit grey "
+                                      "or RGB)")
+            a = np.array(img.convert("RGB") if img.mode == "P" else img, dtype=np.uint8)
+    except InputError as e:
+        raise CiphertextError(str(e)) from None
+    a = a[:, :, None] if a.ndim == 2 else a
+    views = [a] + ([a[:, :, :1]] if a.shape[2] == 3 and (a == a[:, :, :1]).all() else [])  # grey saved as RGB
+    for v in views:
+        try:
+            hd = read_header(v)
+        except CiphertextError:
+            continue
+        return Ciphertext(pixels=np.ascontiguousarray(v), model="", nonce=hd.nonce, target=-1, key_id=hd.key_id,
+                          scheme="exact", bits=hd.bits)
+    raise CiphertextError(f"{name}: not a RIC ciphertext (no RIC metadata, and no exact-scheme header in its "
+                          "pixels)")
+
+
+def read_any(path: str | Path) -> Ciphertext:
+    """:func:`read_ciphertext`, or :func:`read_bare` for a file without RIC metadata (a stripped or re-encoded
+    exact-scheme ciphertext)."""
+    try:
+        with open(path, "rb") as f:
+            png = f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError as e:
+        raise CiphertextError(f"{path}: cannot read ({e.strerror or e})") from None
+    if png:
+        try:
+            return read_ciphertext(path)
+        except NotACiphertextError:
+            pass
+    return read_bare(path)

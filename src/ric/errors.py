@@ -35,6 +35,12 @@ class AuthenticationError(RICError):
     exit_code = 3
 
 
+class CapacityError(RICError):
+    """An image does not fit the capacity of its ciphertext (exact scheme): nothing is written for it."""
+
+    exit_code = 1
+
+
 class EncryptionError(RICError):
     """Encryption could not produce a ciphertext that the classifier labels as the target."""
 

@@ -41,7 +41,8 @@ def _high_bit_depth(img: Image.Image) -> bool:
     return False
 
 
-def check_header(img: Image.Image, name: str, size: tuple | None = None, max_pixels: int | None = None) -> None:
+def check_header(img: Image.Image, name: str, size: tuple | None = None, max_pixels: int | None = None,
+                 hint: str = "") -> None:
     """Check an opened (not yet decoded) image's header: pixel count, bit depth and, if given, ``size``
     (height, width; either may be ``None`` for any)."""
     w, h = img.size
@@ -54,10 +55,11 @@ def check_header(img: Image.Image, name: str, size: tuple | None = None, max_pix
     if size is not None:
         eh, ew = size
         if (eh is not None and h != eh) or (ew is not None and w != ew):
-            raise InputError(f"{name}: the model expects {eh}x{ew} images, got {h}x{w}")
+            raise InputError(f"{name}: the model expects {eh}x{ew} images, got {h}x{w}{hint}")
 
 
-def open_image(path: str | Path, size: tuple | None = None, max_pixels: int | None = None) -> Image.Image:
+def open_image(path: str | Path, size: tuple | None = None, max_pixels: int | None = None,
+               hint: str = "") -> Image.Image:
     """Open and decode an image, header first: its size (against ``size`` (H, W) and ``max_pixels``) and bit
     depth are checked before any pixel is decoded. Decompression bombs and every decoding failure end in
     :class:`InputError` (one line)."""
@@ -75,7 +77,7 @@ def open_image(path: str | Path, size: tuple | None = None, max_pixels: int | No
         except Exception as e:  # anything a malformed header provokes in a plugin
             raise InputError(f"{path}: unreadable image ({_one_line(e)})") from None
         try:
-            check_header(img, str(path), size, max_pixels)
+            check_header(img, str(path), size, max_pixels, hint)
             img.load()
         except InputError:
             img.close()
@@ -119,9 +121,24 @@ def to_array(img: Image.Image, channels: int, convert: str = "strict", name: str
     return a[:, :, None] if a.ndim == 2 else a
 
 
-def read_image(path: str | Path, channels: int = 3, convert: str = "strict", size: tuple | None = None) -> np.ndarray:
-    """uint8 H×W×C; ``size`` (H, W), when given, is checked from the header before decoding."""
-    return to_array(open_image(path, size=size), channels, convert, name=str(path))
+def read_image(path: str | Path, channels: int = 3, convert: str = "strict", size: tuple | None = None,
+               hint: str = "") -> np.ndarray:
+    """uint8 H×W×C; ``size`` (H, W), when given, is checked from the header before decoding (``hint`` ends the
+    message of a size mismatch)."""
+    return to_array(open_image(path, size=size, hint=hint), channels, convert, name=str(path))
+
+
+def read_native(path: str | Path, channels: int, convert: str = "strict", size: tuple | None = None) -> np.ndarray:
+    """uint8 H×W×C in the image's own channels (C = 1 for grey, 3 for colour; palettes expanded, alpha dropped),
+    for the exact scheme, which gives back exactly what it encrypts. The channel policy still applies against
+    the classifier's ``channels``: with ``strict`` a grey image for an RGB classifier (or RGB for a grey one)
+    is an error; with ``auto`` it is kept as it is and the classifier sees it converted."""
+    img = open_image(path, size=size)
+    mode = ("RGBA" if "transparency" in img.info else "RGB") if img.mode == "P" else img.mode
+    have = _mode_channels(mode)
+    if convert == "strict" and have != channels:
+        return to_array(img, channels, "strict", name=str(path))  # raises the policy's error
+    return to_array(img, 1 if have in (1, 2) else 3, "auto", name=str(path))
 
 
 def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,14 +32,7 @@ from .container import Ciphertext
 from .errors import CiphertextError, InputError, quote
 from .keys import SecretKey, new_nonce, random_noise_images, scramble_permutations
 from .metrics import to_uint8
-
-
-@dataclass
-class EncryptResult:
-    ciphertext: Ciphertext | None
-    target: int
-    attempts: int
-    error: str = ""
+from .schemes.base import EncryptResult
 
 
 class RIC:
@@ -208,7 +200,8 @@ class RIC:
 
     # ------------------------------------------------------------------ public API
     def check_shape(self, shape) -> None:
-        self.classifier.check_input(shape)
+        """The paper scheme takes exactly the classifier's input size (it recovers what it encrypts)."""
+        self.classifier.check_input(shape, strict=True)
 
     def encrypt(self, x: torch.Tensor, key: SecretKey, progress=None) -> list[EncryptResult]:
         """Encrypt images (N×C×H×W in [0,1]). Every ciphertext is checked: C(c) must equal t = C(x);

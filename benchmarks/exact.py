@@ -1,0 +1,165 @@
+"""The exact scheme on every dataset, against the paper scheme on the same images, in the same run.
+
+    python benchmarks/exact.py                      # 1,000 test images of SVHN, CIFAR-10, MNIST; all faces and
+                                                    # Tiny-ImageNet; paper scheme on the first 100 of each
+    python benchmarks/exact.py --n 100 --paper-n 20 # quick
+    python benchmarks/exact.py --bits-sweep --n 200 # first-try agreement and fit share for b = 4..7
+
+Per set (the zoo classifier of the set, the bits its config declares): label agreement C(c) = C(x) on the first
+try and after retries, the share of images that fit the capacity, the share of those recovered bit-exactly
+(sha256 of the pixels), attack steps (median, p99), and encrypt / decrypt images per second (decrypt includes
+the container's tag check). The paper scheme (the set's shipped RIC model) encrypts and decrypts the first
+``--paper-n`` of the same images; the speed ratios compare both schemes on exactly those images. One random key;
+this CPU, 2 threads. Writes docs/results/exact.{json,md} (``--bits-sweep``: exact_bits.{json,md}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ric.classifiers import load_classifier
+from ric.evaluation import DATASET_MODELS, eval_split, images_of, machine
+from ric.keys import SecretKey
+from ric.pipeline import RIC
+from ric.schemes.exact import ExactScheme
+
+CLASSIFIERS = {"svhn": "svhn-cnn7", "cifar10": "cifar10-resnet18", "mnist": "mnist-cnn5",
+               "faces": "faces-dlibface", "tinyimagenet": "tinyimagenet-resnet18"}
+DEFAULT_N = {"svhn": 1000, "cifar10": 1000, "mnist": 1000, "faces": 200, "tinyimagenet": 400}
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def run_exact(sch: ExactScheme, images: np.ndarray, key: SecretKey) -> dict:
+    plains = list(images)
+    t0 = time.perf_counter()
+    res = sch.encrypt(plains, key)
+    enc_s = time.perf_counter() - t0
+    ok = [(a, r) for a, r in zip(plains, res, strict=True) if r.ciphertext is not None]
+    fit = [r for r in res if "needs" not in r.error]
+    t0 = time.perf_counter()
+    back = sch.decrypt([r.ciphertext for _, r in ok], key)
+    dec_s = time.perf_counter() - t0
+    steps = np.array([r.steps for _, r in ok]) if ok else np.array([0])
+    return {"images": len(plains), "fit": len(fit) / len(plains),
+            "first_try": sum(r.attempts == 1 and r.ciphertext is not None for r in fit) / max(1, len(fit)),
+            "agreement": len(ok) / max(1, len(fit)),
+            "bit_exact": sum(_sha(a) == _sha(b) for (a, _), b in zip(ok, back, strict=True)) / max(1, len(ok)),
+            "steps_median": float(np.median(steps)), "steps_p99": float(np.percentile(steps, 99)),
+            "encrypt_img_s": len(plains) / enc_s, "decrypt_img_s": len(ok) / max(dec_s, 1e-9),
+            "failed": [i for i, r in enumerate(res) if r.ciphertext is None]}
+
+
+def run_paper(model: str, images: np.ndarray, key: SecretKey) -> dict:
+    ric = RIC.load(model)
+    x = images_of(ric, images)
+    t0 = time.perf_counter()
+    res = ric.encrypt(x, key)
+    enc_s = time.perf_counter() - t0
+    cts = [r.ciphertext for r in res if r.ciphertext is not None]
+    t0 = time.perf_counter()
+    ric.decrypt(cts, key)
+    dec_s = time.perf_counter() - t0
+    return {"model": model, "images": len(x), "agreement": len(cts) / len(x),
+            "encrypt_img_s": len(x) / enc_s, "decrypt_img_s": len(cts) / dec_s}
+
+
+def one_set(name: str, n: int, paper_n: int, key: SecretKey, data_root=None) -> dict:
+    images, _, split = eval_split(name, n, data_root=data_root)
+    sch = ExactScheme(load_classifier(CLASSIFIERS[name]))
+    row = {"data": split, "classifier": sch.classifier.ident, "scheme": repr(sch), "bits": sch.bits,
+           "exact": run_exact(sch, images, key)}
+    if paper_n:
+        row["exact_same"] = run_exact(sch, images[:paper_n], key)
+        row["paper"] = run_paper(DATASET_MODELS[name], images[:paper_n], key)
+        row["encrypt_speedup"] = row["exact_same"]["encrypt_img_s"] / row["paper"]["encrypt_img_s"]
+        row["decrypt_speedup"] = row["exact_same"]["decrypt_img_s"] / row["paper"]["decrypt_img_s"]
+    return row
+
+
+def _md(rep: dict) -> str:
+    lines = ["# Exact scheme vs paper scheme", "", f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}  ",
+             "One random key; exact-scheme ciphertexts decrypted and compared by sha256 of the pixels.", "",
+             "| set | images | classifier | b | fit | first try | after retries | bit-exact | steps median / p99 "
+             "| exact enc img/s | exact dec img/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rep["sets"].items():
+        e = r["exact"]
+        lines.append(f"| {name} | {e['images']} | `{r['classifier']}` | {r['bits']} | {100 * e['fit']:.2f} % | "
+                     f"{100 * e['first_try']:.2f} % | {100 * e['agreement']:.2f} % | {100 * e['bit_exact']:.2f} % | "
+                     f"{e['steps_median']:.0f} / {e['steps_p99']:.0f} | {e['encrypt_img_s']:.1f} | "
+                     f"{e['decrypt_img_s']:.0f} |")
+    if any("paper" in r for r in rep["sets"].values()):
+        lines += ["", "Speed on the same images (the first N of each set), both schemes in this run:", "",
+                  "| set | N | paper model | paper enc img/s | exact enc img/s | encrypt × | paper dec img/s | "
+                  "exact dec img/s | decrypt × | paper agreement |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, r in rep["sets"].items():
+            if "paper" not in r:
+                continue
+            p, e = r["paper"], r["exact_same"]
+            lines.append(f"| {name} | {p['images']} | `{p['model']}` | {p['encrypt_img_s']:.2f} | "
+                         f"{e['encrypt_img_s']:.1f} | {r['encrypt_speedup']:.1f} | {p['decrypt_img_s']:.1f} | "
+                         f"{e['decrypt_img_s']:.0f} | {r['decrypt_speedup']:.0f} | {100 * p['agreement']:.2f} % |")
+    return "\n".join(lines) + "\n"
+
+
+def bits_sweep(names, n: int, key: SecretKey, data_root=None) -> dict:
+    rows = {}
+    for name in names:
+        images, _, split = eval_split(name, n, data_root=data_root)
+        clf = load_classifier(CLASSIFIERS[name])
+        for b in (4, 5, 6, 7):
+            e = run_exact(ExactScheme(clf, bits=b), images, key)
+            rows[f"{name}/{b}"] = {"data": split, "bits": b, **e}
+            print(name, b, json.dumps({k: e[k] for k in ("fit", "first_try", "agreement", "steps_median")}),
+                  flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=list(CLASSIFIERS))
+    p.add_argument("--n", type=int, help="test images per set (default: 1,000; all faces and Tiny-ImageNet)")
+    p.add_argument("--paper-n", type=int, default=100, help="images per set for the paper scheme (0: skip)")
+    p.add_argument("--bits-sweep", action="store_true")
+    p.add_argument("--data-root")
+    p.add_argument("--out", default="docs/results")
+    a = p.parse_args()
+    torch.set_num_threads(2)
+    key = SecretKey.generate()
+    rep = {"command": "python " + " ".join(sys.argv), "machine": machine()}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.bits_sweep:
+        rep["runs"] = bits_sweep(a.datasets, a.n or 200, key, a.data_root)
+        (out / "exact_bits.json").write_text(json.dumps(rep, indent=1) + "\n")
+        lines = ["# Exact scheme: choosing b", "", f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}", "",
+                 "| set | b | fit | first try | after retries | steps median / p99 | enc img/s |",
+                 "|---|---|---|---|---|---|---|"]
+        for k, e in rep["runs"].items():
+            lines.append(f"| {k.split('/')[0]} | {e['bits']} | {100 * e['fit']:.1f} % | {100 * e['first_try']:.1f} % "
+                         f"| {100 * e['agreement']:.1f} % | {e['steps_median']:.0f} / {e['steps_p99']:.0f} | "
+                         f"{e['encrypt_img_s']:.1f} |")
+        (out / "exact_bits.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
+    rep["sets"] = {}
+    for name in a.datasets:
+        rep["sets"][name] = one_set(name, a.n or DEFAULT_N[name], a.paper_n, key, a.data_root)
+        print(name, json.dumps({k: v for k, v in rep["sets"][name]["exact"].items() if k != "failed"}), flush=True)
+    (out / "exact.json").write_text(json.dumps(rep, indent=1) + "\n")
+    (out / "exact.md").write_text(_md(rep))
+    print(_md(rep))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Lossless image codecs for the exact scheme's payload.
+
+Each codec has a one-byte id that is stored *inside* the encrypted payload, so the id a decryptor acts on
+has already been authenticated; it can only select among the codecs of :data:`CODECS`. Measured on the
+shipped datasets by ``benchmarks/lossless.py`` (``docs/results/lossless.md``): JPEG XL (``imagecodecs``,
+effort 7) is the smallest on colour images, WebP lossless (Pillow, method 4) is close and sometimes smaller
+on grey digits; PNG is kept as a last resort. :func:`compress` tries the candidates and keeps the smallest
+encoding whose decoding is bit-identical to the input.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..errors import CiphertextError
+
+
+def _pil(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a))
+
+
+def _pil_bytes(a: np.ndarray, **kw) -> bytes:
+    buf = io.BytesIO()
+    _pil(a).save(buf, **kw)
+    return buf.getvalue()
+
+
+def _pil_decode(data: bytes, channels: int) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("L" if channels == 1 else "RGB")  # WebP decodes grey as RGB with R = G = B
+        a = np.asarray(img, dtype=np.uint8)
+    return a[:, :, None] if a.ndim == 2 else a
+
+
+def _jxl_encode(a: np.ndarray) -> bytes:
+    import imagecodecs
+
+    return bytes(imagecodecs.jpegxl_encode(a[:, :, 0] if a.shape[2] == 1 else a, lossless=True, effort=7))
+
+
+def _jxl_decode(data: bytes, channels: int) -> np.ndarray:
+    try:
+        import imagecodecs
+    except ImportError:
+        raise CiphertextError("this ciphertext's image is JPEG XL: install imagecodecs to decrypt it") from None
+    a = np.asarray(imagecodecs.jpegxl_decode(data), dtype=np.uint8)
+    return a[:, :, None] if a.ndim == 2 else a
+
+
+def _jxl_available() -> bool:
+    try:
+        import imagecodecs
+
+        return bool(imagecodecs.JPEGXL.available)
+    except (ImportError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True)
+class LosslessCodec:
+    id: int
+    name: str
+    encode: Callable[[np.ndarray], bytes]
+    decode: Callable[[bytes, int], np.ndarray]
+    available: Callable[[], bool] = lambda: True
+
+
+CODECS: dict[int, LosslessCodec] = {c.id: c for c in (
+    LosslessCodec(1, "jpegxl", _jxl_encode, _jxl_decode, _jxl_available),
+    LosslessCodec(2, "webp", lambda a: _pil_bytes(a, format="WEBP", lossless=True, quality=100, method=4,
+                                                  exact=True), _pil_decode),
+    LosslessCodec(3, "png", lambda a: _pil_bytes(a, format="PNG", optimize=True), _pil_decode),
+)}
+BY_NAME = {c.name: c for c in CODECS.values()}
+DEFAULT_CANDIDATES = ("jpegxl", "webp")
+
+
+def compress(a: np.ndarray, candidates: tuple[str, ...] = DEFAULT_CANDIDATES) -> tuple[int, bytes]:
+    """``(codec id, bytes)``: the smallest lossless encoding of uint8 H×W×C ``a`` (C = 1 or 3) among the
+    available ``candidates`` whose decoding equals ``a`` exactly (PNG if none does)."""
+    best: tuple[int, bytes] | None = None
+    for name in candidates:
+        codec = BY_NAME[name]
+        if not codec.available():
+            continue
+        data = codec.encode(a)
+        if (best is None or len(data) < len(best[1])) and np.array_equal(codec.decode(data, a.shape[2]), a):
+            best = (codec.id, data)
+    if best is None:
+        png = BY_NAME["png"]
+        best = (png.id, png.encode(a))
+    return best
+
+
+def decompress(codec_id: int, data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """Decode an authenticated payload and check that it has the recorded ``shape`` (H, W, C)."""
+    codec = CODECS.get(codec_id)
+    if codec is None:
+        raise CiphertextError(f"unknown payload codec id {codec_id} (this version knows {sorted(CODECS)})")
+    try:
+        a = codec.decode(data, shape[2])
+    except CiphertextError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure of an authenticated payload is one error
+        raise CiphertextError(f"payload does not decode as {codec.name}: {type(e).__name__}") from None
+    if a.shape != tuple(shape):
+        raise CiphertextError(f"payload decodes to {a.shape}, expected {tuple(shape)}")
+    return a

@@ -1,0 +1,161 @@
+"""The exact scheme: digits, sealing, capacity, bit-exact round trips, labels that hold."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from ric.classifiers import load_classifier
+from ric.errors import AuthenticationError, CapacityError, CiphertextError
+from ric.keys import SecretKey, new_nonce
+from ric.schemes import exact as ex
+
+
+@given(st.binary(min_size=0, max_size=200), st.sampled_from(ex.BITS), st.integers(0, 40))
+@settings(max_examples=60, deadline=None)
+def test_digits_round_trip(data, bits, extra):
+    count = -(-8 * len(data) // bits) + extra
+    d = ex._to_digits(data, bits, count)
+    assert d.dtype == np.uint8 and len(d) == count and int(d.max(initial=0)) < (1 << bits)
+    assert ex._from_digits(d, bits)[:len(data)] == data
+
+
+def _img(h, w, c, seed=0, smooth=True):
+    rng = np.random.default_rng(seed)
+    if smooth:  # photo-like: compressible
+        yy, xx = np.mgrid[0:h, 0:w]
+        a = (yy[..., None] * 3 + xx[..., None] * 5 + np.arange(c) * 40 + rng.integers(0, 8, (h, w, c))) % 256
+        return a.astype(np.uint8)
+    return rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("plain_shape,ct_shape", [((32, 32, 3), (32, 32, 3)), ((28, 28, 1), (28, 28, 1)),
+                                                  ((17, 23, 3), (17, 23, 3)), ((20, 20, 1), (20, 20, 3))])
+@pytest.mark.parametrize("bits", [5, 6, 7])
+def test_seal_open_bit_exact(key, plain_shape, ct_shape, bits):
+    a = _img(*plain_shape)
+    nonce = new_nonce()
+    m = ex.seal(key, nonce, bits, ct_shape, a)
+    assert m.shape == ct_shape and int(m.max()) < (1 << bits)
+    q = np.random.default_rng(1).integers(0, 1 << (8 - bits), ct_shape).astype(np.uint8)
+    c = (q << bits) | m
+    back = ex.open_sealed(key, c)
+    assert back.shape == a.shape and np.array_equal(back, a)
+    hd = ex.read_header(c)
+    assert (hd.bits, hd.key_id, hd.nonce) == (bits, key.key_id, nonce)
+
+
+def test_capacity_error_names_bits(key):
+    a = _img(32, 32, 3, smooth=False)  # noise does not compress: 8 bits per sub-pixel
+    with pytest.raises(CapacityError) as e:
+        ex.seal(key, new_nonce(), 6, (32, 32, 3), a)
+    msg = str(e.value)
+    assert "needs" in msg and f"holds {32 * 32 * 3 * 6}" in msg
+    assert e.value.exit_code == 1
+
+
+def test_wrong_key_and_modified_pixels(key):
+    a = _img(32, 32, 3)
+    c = ex.seal(key, new_nonce(), 6, (32, 32, 3), a) | np.uint8(64)
+    with pytest.raises(AuthenticationError, match="wrong key"):
+        ex.open_sealed(SecretKey.generate(), c)
+    bad = c.copy()
+    bad[20, 20, 1] ^= 1  # a low bit inside the sealed payload
+    with pytest.raises(AuthenticationError, match="modified"):
+        ex.open_sealed(key, bad)
+    hi = c.copy()
+    hi[20, 20, 1] ^= 128  # a high digit: the payload is intact, so the pixels still decrypt
+    assert np.array_equal(ex.open_sealed(key, hi), a)
+
+
+def test_not_a_ciphertext():
+    with pytest.raises(CiphertextError):
+        ex.read_header(np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(CiphertextError):
+        ex.open_sealed(SecretKey.generate(), np.full((4, 4, 1), 6, np.uint8))
+
+
+@pytest.fixture(scope="module")
+def svhn_exact():
+    return ex.ExactScheme(load_classifier("svhn-cnn7"), bits=6)
+
+
+@pytest.fixture(scope="module")
+def encrypted(svhn_exact, samples, key):
+    plains = [(x.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy() for x in samples[1][:8]]
+    return plains, svhn_exact.encrypt(plains, key)
+
+
+def test_scheme_round_trip_and_labels(svhn_exact, encrypted, key):
+    plains, res = encrypted
+    assert all(r.ciphertext is not None for r in res), [r.error for r in res]
+    clf = svhn_exact.classifier
+    for a, r in zip(plains, res, strict=True):
+        assert np.array_equal(svhn_exact.decrypt([r.ciphertext], key)[0], a)
+        assert r.ciphertext.scheme == "exact" and r.ciphertext.bits == 6 and r.steps >= 0
+        x = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+        assert int(clf.predict(x)[0]) == r.target
+    c = torch.stack([torch.from_numpy(r.ciphertext.pixels).permute(2, 0, 1) for r in res]).float() / 255
+    assert clf.predict(c).tolist() == [r.target for r in res]
+
+
+def test_label_holds_in_float64_and_one_thread(svhn_exact, encrypted):
+    _, res = encrypted
+    c = torch.stack([torch.from_numpy(r.ciphertext.pixels).permute(2, 0, 1) for r in res]).double() / 255
+    clf64 = load_classifier("svhn-cnn7").double()
+    assert clf64(c).argmax(1).tolist() == [r.target for r in res]
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert svhn_exact.classifier.predict(c.float()).tolist() == [r.target for r in res]
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_two_encryptions_differ(svhn_exact, encrypted, key):
+    plains, res = encrypted
+    again = svhn_exact.encrypt(plains[:1], key)[0]
+    assert again.ciphertext is not None
+    assert again.ciphertext.nonce != res[0].ciphertext.nonce
+    assert not np.array_equal(again.ciphertext.pixels, res[0].ciphertext.pixels)
+
+
+def test_scheme_reports_what_does_not_fit(svhn_exact, key):
+    noise = _img(32, 32, 3, seed=3, smooth=False)
+    ok = _img(32, 32, 3, seed=4)
+    r = svhn_exact.encrypt([noise, ok], key)
+    assert r[0].ciphertext is None and "needs" in r[0].error and r[0].attempts == 0
+    assert r[1].ciphertext is not None
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF"])
+def test_pixels_survive_lossless_reencoding(encrypted, key, fmt):
+    plains, res = encrypted
+    px = res[0].ciphertext.pixels
+    buf = io.BytesIO()
+    kw = {"lossless": True} if fmt == "WEBP" else {}
+    Image.fromarray(px).save(buf, format=fmt, **kw)  # no text chunks survive
+    back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert np.array_equal(ex.open_sealed(key, back), plains[0])
+
+
+def test_grey_classifier_gets_grey_ciphertext(key, data_root):
+    from ric.datasets import load_dataset
+
+    ds = load_dataset("mnist", "test", data_root)
+    plains = [ds.images[i] for i in range(4)]
+    sch = ex.ExactScheme(load_classifier("mnist-cnn5"), bits=5)
+    res = sch.encrypt(plains, key)
+    for a, r in zip(plains, res, strict=True):
+        assert r.ciphertext is not None, r.error
+        assert r.ciphertext.pixels.shape == (28, 28, 1)
+        assert np.array_equal(sch.decrypt([r.ciphertext], key)[0], a)
+
+
+def test_repr_shows_settings(svhn_exact):
+    s = repr(svhn_exact)
+    assert s.startswith("ExactScheme(") and "bits=6" in s and "kappa" in s
