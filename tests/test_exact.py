@@ -1,6 +1,7 @@
 """The exact scheme: digits, sealing, capacity, bit-exact round trips, labels that hold."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -159,3 +160,56 @@ def test_grey_classifier_gets_grey_ciphertext(key, data_root):
 def test_repr_shows_settings(svhn_exact):
     s = repr(svhn_exact)
     assert s.startswith("ExactScheme(") and "bits=6" in s and "kappa" in s
+
+
+def test_cli_capacity_overflow_writes_nothing_for_that_image(tmp_path, capsys):
+    from ric.cli import main
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(_img(32, 32, 3, seed=5)).save(tmp_path / "in" / "ok.png")
+    Image.fromarray(_img(32, 32, 3, seed=6, smooth=False)).save(tmp_path / "in" / "noise.png")
+    assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
+    capsys.readouterr()
+    rc = main(["encrypt", str(tmp_path / "in"), "-o", str(tmp_path / "ct"), "-k", str(tmp_path / "k"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 1 and out["summary"] == {"encrypted": 1, "skipped": 0, "failed": 1}
+    bad = next(r for r in out["items"] if r["input"].endswith("noise.png"))
+    assert "needs" in bad["error"] and "holds 18432" in bad["error"]
+    assert sorted(p.name for p in (tmp_path / "ct").iterdir()) == ["ok.png"]
+
+
+@pytest.mark.parametrize("how", ["stripped", "webp", "tiff", "optimised"])
+def test_cli_decrypts_stripped_and_reencoded_files(tmp_path, capsys, how):
+    from ric.cli import main
+    from ric.imageio import read_native
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(_img(32, 32, 3, seed=7)).save(tmp_path / "in" / "p.png")
+    Image.fromarray(_img(32, 32, 1, seed=8)[:, :, 0]).save(tmp_path / "in" / "g.png")
+    assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
+    assert main(["encrypt", str(tmp_path / "in"), "-o", str(tmp_path / "ct"), "-k", str(tmp_path / "k"), "-q",
+                 "--convert", "auto"]) == 0
+    (tmp_path / "moved").mkdir()
+    for f in (tmp_path / "ct").iterdir():
+        img = Image.open(f)
+        img.load()
+        target = tmp_path / "moved" / (f.stem + {"webp": ".webp", "tiff": ".tif"}.get(how, ".png"))
+        if how == "webp":
+            img.save(target, format="WEBP", lossless=True, exact=True)
+        elif how == "tiff":
+            img.save(target, format="TIFF", compression="tiff_deflate")
+        else:  # "stripped": no text chunks; "optimised": PNG optimiser settings, no text chunks
+            img.save(target, format="PNG", optimize=how == "optimised", compress_level=9)
+    assert read_native(tmp_path / "in" / "g.png", 1).shape[2] == 1
+    capsys.readouterr()
+    assert main(["decrypt", str(tmp_path / "moved"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["decrypted"] == 2
+    for name, c in (("p", 3), ("g", 1)):
+        assert np.array_equal(read_native(tmp_path / "in" / f"{name}.png", c),
+                              read_native(tmp_path / "rec" / f"{name}.png", c))
+    other = tmp_path / "other.key"
+    assert main(["keygen", "-o", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["decrypt", str(tmp_path / "moved"), "-o", str(tmp_path / "rec2"), "-k", str(other)]) == 3
+    assert "wrong key" in capsys.readouterr().err and not (tmp_path / "rec2").exists()
