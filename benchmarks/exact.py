@@ -16,7 +16,6 @@ this CPU, 2 threads. Writes docs/results/exact.{json,md} (``--bits-sweep``: exac
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -26,38 +25,17 @@ import numpy as np
 import torch
 
 from ric.classifiers import load_classifier
-from ric.evaluation import DATASET_MODELS, eval_split, images_of, machine
+from ric.evaluation import DATASET_CLASSIFIERS, DATASET_MODELS, eval_split, evaluate_exact, images_of, machine
 from ric.keys import SecretKey
 from ric.pipeline import RIC
 from ric.schemes.exact import ExactScheme
 
-CLASSIFIERS = {"svhn": "svhn-cnn7", "cifar10": "cifar10-resnet18", "mnist": "mnist-cnn5",
-               "faces": "faces-dlibface", "tinyimagenet": "tinyimagenet-resnet18"}
+CLASSIFIERS = DATASET_CLASSIFIERS
 DEFAULT_N = {"svhn": 1000, "cifar10": 1000, "mnist": 1000, "faces": 200, "tinyimagenet": 400}
 
 
-def _sha(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-
-
 def run_exact(sch: ExactScheme, images: np.ndarray, key: SecretKey) -> dict:
-    plains = list(images)
-    t0 = time.perf_counter()
-    res = sch.encrypt(plains, key)
-    enc_s = time.perf_counter() - t0
-    ok = [(a, r) for a, r in zip(plains, res, strict=True) if r.ciphertext is not None]
-    fit = [r for r in res if "needs" not in r.error]
-    t0 = time.perf_counter()
-    back = sch.decrypt([r.ciphertext for _, r in ok], key)
-    dec_s = time.perf_counter() - t0
-    steps = np.array([r.steps for _, r in ok]) if ok else np.array([0])
-    return {"images": len(plains), "fit": len(fit) / len(plains),
-            "first_try": sum(r.attempts == 1 and r.ciphertext is not None for r in fit) / max(1, len(fit)),
-            "agreement": len(ok) / max(1, len(fit)),
-            "bit_exact": sum(_sha(a) == _sha(b) for (a, _), b in zip(ok, back, strict=True)) / max(1, len(ok)),
-            "steps_median": float(np.median(steps)), "steps_p99": float(np.percentile(steps, 99)),
-            "encrypt_img_s": len(plains) / enc_s, "decrypt_img_s": len(ok) / max(dec_s, 1e-9),
-            "failed": [i for i, r in enumerate(res) if r.ciphertext is None]}
+    return evaluate_exact(sch, images, key)
 
 
 def run_paper(model: str, images: np.ndarray, key: SecretKey) -> dict:

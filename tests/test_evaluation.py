@@ -160,3 +160,17 @@ def test_swapped_codec_brings_its_scrambling():
     assert not load_model("svhn-ric").scramble
     swapped = load_model("svhn-ric", codec_from="svhn-ric-scrambled")
     assert swapped.scramble and swapped.fingerprint != load_model("svhn-ric").fingerprint
+
+
+def test_evaluate_exact_counts_what_it_measures(samples, key):
+    from ric.classifiers import load_classifier
+    from ric.evaluation import evaluate_exact
+    from ric.schemes.exact import ExactScheme
+
+    _, x, meta = samples
+    imgs = (x[:6].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    noise = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)  # does not fit at b = 6
+    r = evaluate_exact(ExactScheme(load_classifier("svhn-cnn7")), np.concatenate([imgs, noise]), key,
+                       np.array(meta["labels"][:6] + [0]))
+    assert r["images"] == 7 and r["fit"] == 6 / 7 and r["failed"] == [6]
+    assert r["agreement"] == 1.0 and r["bit_exact"] == 1.0 and r["encrypt_img_s"] > 0
