@@ -52,7 +52,8 @@ def test_exact_scheme_at_the_photos_own_size(photos, tmp_path, capsys):
 
 def test_paper_scheme_needs_resize(photos, tmp_path, capsys):
     d = photos
-    args = ["encrypt", str(d / "in" / "a_square.png"), "-o", str(tmp_path / "ct"), "-k", str(d / "k"), "--scheme", "paper"]
+    args = ["encrypt", str(d / "in" / "a_square.png"), "-o", str(tmp_path / "ct"), "-k", str(d / "k"),
+            "--scheme", "paper"]
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err
