@@ -298,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root")
     common(s)
     s.set_defaults(fn=cmd_security)
+
+    from .cli_cloud import add_cloud_verbs
+
+    add_cloud_verbs(sub, common)  # serve (+ token), push, pull; classify --url
     return p
 
 

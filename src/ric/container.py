@@ -245,9 +245,12 @@ class PngLayout:
     texts: list  # (keyword, value or None, chunk type)
 
 
-def parse_png(data: bytes, name: str) -> PngLayout:
+def parse_png(data: bytes, name: str, max_pixels: int | None = None) -> PngLayout:
     """Walk a ciphertext PNG's chunks and check its structure without decoding pixels; raise
-    :class:`CiphertextError` for anything a RIC writer would not produce."""
+    :class:`CiphertextError` for anything a RIC writer would not produce. The image size in the header is
+    checked against ``max_pixels`` (default and upper bound :data:`ric.imageio.MAX_PIXELS`) before any image
+    data is decompressed."""
+    limit = imageio.MAX_PIXELS if max_pixels is None else min(max_pixels, imageio.MAX_PIXELS)
     if not data.startswith(PNG_SIGNATURE):
         raise CiphertextError(f"{name}: not a PNG file (not an image, or another image format): "
                               "not a RIC ciphertext")
@@ -289,8 +292,8 @@ def parse_png(data: bytes, name: str) -> PngLayout:
     if comp != 0 or filt != 0 or interlace != 0:
         raise CiphertextError(f"{name}: unsupported PNG encoding (compression {comp}, filter {filt}, "
                               f"interlace {interlace}); ciphertexts are not interlaced")
-    if not (0 < w and 0 < h and w * h <= imageio.MAX_PIXELS):
-        raise CiphertextError(f"{name}: image size {h}x{w} is out of range (at most {imageio.MAX_PIXELS} pixels)")
+    if not (0 < w and 0 < h and w * h <= limit):
+        raise CiphertextError(f"{name}: image size {h}x{w} is out of range (at most {limit} pixels)")
     c = 1 if colour == 0 else 3
     expect = h * (1 + w * c)
     d = zlib.decompressobj()
@@ -361,7 +364,16 @@ def read_ciphertext(path: str | Path, pixels: bool = True) -> Ciphertext:
         data = path.read_bytes()
     except OSError as e:
         raise CiphertextError(f"{name}: cannot read ({e.strerror or e})") from None
-    layout = parse_png(data, name)
+    return read_ciphertext_bytes(data, name, pixels)
+
+
+def read_ciphertext_bytes(data: bytes, name: str = "ciphertext", pixels: bool = True,
+                          max_pixels: int | None = None) -> Ciphertext:
+    """:func:`read_ciphertext` for bytes already in memory (e.g. an upload); ``name`` is used in messages.
+    ``max_pixels`` lowers the image-size limit, checked from the header before anything is decompressed."""
+    if len(data) > MAX_FILE_BYTES:
+        raise CiphertextError(f"{name}: too large for a ciphertext ({len(data)} bytes)")
+    layout = parse_png(data, name, max_pixels)
     fields = _ric_fields(layout, name)
     shape = (layout.height, layout.width, layout.channels)
     if pixels:

@@ -1,0 +1,349 @@
+"""The service's store: tenants, bearer tokens (SHA-256 hashes only) and content-addressed ciphertexts.
+
+Layout of a store folder::
+
+    index.sqlite3 (+ -wal, -shm)   tenants, tokens, images (SQLite, WAL, synchronous=FULL)
+    blobs/ab/<sha256>              ciphertext bytes, named by their SHA-256 (shared by tenants that store them)
+    tmp/                           uploads being written (removed on start)
+    lock                           flock of the serving process (one server per store)
+
+Writing an image: bytes → ``tmp/`` file, ``fsync`` → ``os.replace`` into ``blobs/`` → ``fsync`` of the folder →
+``INSERT`` + ``COMMIT``; only then is the upload acknowledged. A crash (``SIGKILL``, power loss) before the commit
+leaves a temp file or an unreferenced blob, both removed when the store is next opened for serving
+(:meth:`Store.recover`); a crash after it leaves a complete, indexed file. Deleting: ``DELETE`` + ``COMMIT``,
+then the blob is unlinked if no row refers to it any more (a crash in between leaves an orphan, removed on start).
+
+Image ids are the SHA-256 of the bytes (the client checks what it pulls against them); names are unique per
+tenant and are what ``ric pull`` writes (:func:`check_name`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, quote
+
+TOKEN_PREFIX = "ric_"
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+IMAGE_ID = re.compile(r"[0-9a-f]{64}", re.ASCII)
+MAX_NAME_BYTES = 200
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY, tenant INTEGER NOT NULL REFERENCES tenants(id), created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    tenant INTEGER NOT NULL REFERENCES tenants(id), id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+    label INTEGER NOT NULL, class TEXT NOT NULL, classifier TEXT NOT NULL, scheme TEXT NOT NULL,
+    created REAL NOT NULL, PRIMARY KEY (tenant, id), UNIQUE (tenant, name));
+CREATE INDEX IF NOT EXISTS images_by_label ON images (tenant, label);
+CREATE INDEX IF NOT EXISTS images_by_blob ON images (id);
+"""
+
+
+class StoreError(InputError):
+    """A request the store refuses; ``status`` is the HTTP status the service answers with."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_request"):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def check_name(name: str) -> str:
+    """A stored image's name, as ``ric pull`` will write it into its output folder: a plain file name (no
+    folder, no leading dot, no control characters, at most 200 UTF-8 bytes) ending in ``.png``. Raises
+    :class:`StoreError` otherwise. Used by the server on upload and by the client again before it writes."""
+    if not isinstance(name, str) or not name:
+        raise StoreError("image name is empty", 422, "bad_name")
+    bad = (name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name
+           or any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or name != name.strip()
+           or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES or not name.lower().endswith(".png"))
+    if bad:
+        raise StoreError(f"image name {quote(name)} is not a plain file name ending in .png (no folders, no leading "
+                         f"dot, no control characters, at most {MAX_NAME_BYTES} bytes)", 422, "bad_name")
+    return name
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Image:
+    id: str
+    name: str
+    size: int
+    label: int
+    cls: str
+    classifier: str
+    scheme: str
+    created: float
+
+    def public(self) -> dict:
+        name, _, fp = self.classifier.rpartition("@")
+        return {"id": self.id, "name": self.name, "size": self.size, "label": self.label, "class": self.cls,
+                "classifier": name, "fingerprint": fp, "scheme": self.scheme, "created": self.created}
+
+
+_COLS = "id, name, size, label, class, classifier, scheme, created"
+
+
+class Store:
+    """One store folder. ``serving=True`` takes the folder's lock (one serving process per store) and runs
+    :meth:`recover`; the token commands open it with ``serving=False`` (safe while a server runs)."""
+
+    def __init__(self, root: str | Path, serving: bool = False):
+        self.root = Path(root)
+        self.blobs = self.root / "blobs"
+        self.tmp = self.root / "tmp"
+        for d in (self.root, self.blobs, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._lockfile = None
+        if serving:
+            self._take_lock()
+        self.db = sqlite3.connect(self.root / "index.sqlite3", timeout=10.0, check_same_thread=False,
+                                  isolation_level=None)
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.executescript(SCHEMA)
+        self.recovered = self.recover() if serving else {}
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        f = open(self.root / "lock", "a+")  # noqa: SIM115 (held for the life of the store)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise InputError(f"store {self.root} is in use by another server") from None
+        self._lockfile = f
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+            if self._lockfile is not None:
+                self._lockfile.close()
+                self._lockfile = None
+
+    # ------------------------------------------------------------------ crash recovery
+    def recover(self) -> dict:
+        """Remove what a crash can leave: temp files, and blobs no row refers to. Returns the counts (and the
+        number of rows whose blob is missing, which a crash cannot cause: reported, not deleted)."""
+        with self._lock:
+            temps = 0
+            for p in self.tmp.iterdir():
+                if p.is_file() or p.is_symlink():
+                    p.unlink()
+                    temps += 1
+            known = {r[0] for r in self.db.execute("SELECT DISTINCT id FROM images")}
+            orphans, seen = 0, set()
+            for sub in self.blobs.iterdir():
+                if not sub.is_dir():
+                    continue
+                for p in sub.iterdir():
+                    if IMAGE_ID.fullmatch(p.name) and p.name not in known:
+                        p.unlink()
+                        orphans += 1
+                    else:
+                        seen.add(p.name)
+            self._fsync_dir(self.tmp)
+            return {"temp_files_removed": temps, "orphan_blobs_removed": orphans,
+                    "rows_without_blob": len(known - seen)}
+
+    # ------------------------------------------------------------------ tenants and tokens
+    def add_token(self, tenant: str) -> str:
+        """Create ``tenant`` if needed and a new bearer token for it; return the token (only its hash is kept)."""
+        if not TENANT_NAME.fullmatch(tenant or ""):
+            raise InputError(f"tenant name {quote(tenant)} must be 1-64 letters, digits, '.', '_' or '-'")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = time.time()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute("INSERT OR IGNORE INTO tenants (name, created) VALUES (?, ?)", (tenant, now))
+                (tid,) = self.db.execute("SELECT id FROM tenants WHERE name = ?", (tenant,)).fetchone()
+                self.db.execute("INSERT INTO tokens (hash, tenant, created) VALUES (?, ?, ?)",
+                                (hash_token(token), tid, now))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return token
+
+    def revoke_tokens(self, tenant: str) -> int:
+        """Revoke every token of ``tenant`` (its images stay); returns how many."""
+        with self._lock:
+            cur = self.db.execute("DELETE FROM tokens WHERE tenant = (SELECT id FROM tenants WHERE name = ?)",
+                                  (tenant,))
+            return cur.rowcount
+
+    def tenants(self) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT t.name, (SELECT count(*) FROM tokens k WHERE k.tenant = t.id), "
+                "(SELECT count(*) FROM images i WHERE i.tenant = t.id) FROM tenants t ORDER BY t.name").fetchall()
+        return [{"tenant": n, "tokens": k, "images": i} for n, k, i in rows]
+
+    def tenant_for(self, token: str) -> tuple[int, str] | None:
+        """(tenant id, name) for a presented token, or None."""
+        if not token or len(token) > 256:
+            return None
+        with self._lock:
+            row = self.db.execute("SELECT t.id, t.name FROM tokens k JOIN tenants t ON t.id = k.tenant "
+                                  "WHERE k.hash = ?", (hash_token(token),)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    # ------------------------------------------------------------------ images
+    def blob_path(self, image_id: str) -> Path:
+        return self.blobs / image_id[:2] / image_id
+
+    def get(self, tenant: int, image_id: str) -> Image | None:
+        if not IMAGE_ID.fullmatch(image_id or ""):
+            return None
+        with self._lock:
+            row = self.db.execute(f"SELECT {_COLS} FROM images WHERE tenant = ? AND id = ?",
+                                  (tenant, image_id)).fetchone()
+        return Image(*row) if row else None
+
+    def by_name(self, tenant: int, name: str) -> Image | None:
+        with self._lock:
+            row = self.db.execute(f"SELECT {_COLS} FROM images WHERE tenant = ? AND name = ?",
+                                  (tenant, name)).fetchone()
+        return Image(*row) if row else None
+
+    def read(self, tenant: int, image_id: str) -> tuple[Image, bytes] | None:
+        img = self.get(tenant, image_id)
+        if img is None:
+            return None
+        return img, self.blob_path(img.id).read_bytes()
+
+    def list(self, tenant: int, label: int | None = None, cls: str | None = None, limit: int = 1000,
+             offset: int = 0) -> tuple[list[Image], int]:
+        where, args = ["tenant = ?"], [tenant]
+        if label is not None:
+            where.append("label = ?")
+            args.append(label)
+        if cls is not None:
+            where.append("class = ?")
+            args.append(cls)
+        w = " AND ".join(where)
+        with self._lock:
+            (total,) = self.db.execute(f"SELECT count(*) FROM images WHERE {w}", args).fetchone()
+            rows = self.db.execute(f"SELECT {_COLS} FROM images WHERE {w} ORDER BY label, name LIMIT ? OFFSET ?",
+                                   [*args, limit, offset]).fetchall()
+        return [Image(*r) for r in rows], total
+
+    def count(self, tenant: int) -> int:
+        with self._lock:
+            return self.db.execute("SELECT count(*) FROM images WHERE tenant = ?", (tenant,)).fetchone()[0]
+
+    def put(self, tenant: int, data: bytes, name: str, label: int, cls: str, classifier: str, scheme: str,
+            max_images: int | None = None) -> tuple[Image, bool]:
+        """Store ``data`` for ``tenant`` under ``name``; returns (image, created). The same bytes under the
+        same name again return the stored image (``created`` False: a retried upload is harmless); a name
+        already used for other bytes, or these bytes under another name, is refused (409)."""
+        check_name(name)
+        image_id = hashlib.sha256(data).hexdigest()
+        existing = self.existing(tenant, image_id, name)
+        if existing is not None:
+            return existing, False
+        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix=image_id[:16] + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            img = Image(image_id, name, len(data), int(label), cls, classifier, scheme, time.time())
+            with self._lock:
+                existing = self.existing(tenant, image_id, name)
+                if existing is not None:
+                    return existing, False
+                if max_images is not None and self.count(tenant) >= max_images:
+                    raise StoreError(f"this tenant's store is full ({max_images} images); delete some first",
+                                     403, "quota_exceeded")
+                dest = self.blob_path(image_id)
+                dest.parent.mkdir(exist_ok=True)
+                os.replace(tmp, dest)
+                tmp = None
+                self._fsync_dir(dest.parent)
+                self.db.execute(f"INSERT INTO images (tenant, {_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (tenant, img.id, img.name, img.size, img.label, img.cls, img.classifier, img.scheme,
+                                 img.created))  # autocommit: durable (WAL, synchronous=FULL) when it returns
+            return img, True
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def existing(self, tenant: int, image_id: str, name: str) -> Image | None:
+        same = self.get(tenant, image_id)
+        if same is not None:
+            if same.name == name:
+                return same
+            raise StoreError(f"these bytes are already stored as {quote(same.name)} (id {image_id})", 409,
+                             "duplicate")
+        other = self.by_name(tenant, name)
+        if other is not None:
+            raise StoreError(f"name {quote(name)} is already used by another image (id {other.id}); delete it or "
+                             "push under another name", 409, "name_taken")
+        return None
+
+    def delete(self, tenant: int, image_id: str) -> bool:
+        if not IMAGE_ID.fullmatch(image_id or ""):
+            return False
+        with self._lock:
+            cur = self.db.execute("DELETE FROM images WHERE tenant = ? AND id = ?", (tenant, image_id))
+            if cur.rowcount == 0:
+                return False
+            (refs,) = self.db.execute("SELECT count(*) FROM images WHERE id = ?", (image_id,)).fetchone()
+            if refs == 0:
+                p = self.blob_path(image_id)
+                if p.exists():
+                    p.unlink()
+                    self._fsync_dir(p.parent)
+        return True
+
+    def check(self) -> dict:
+        """Consistency check for tests and the crash benchmark: every row's blob exists and hashes to its id,
+        no unreferenced blob, no temp file."""
+        with self._lock:
+            ids = {r[0] for r in self.db.execute("SELECT DISTINCT id FROM images")}
+        bad, missing, files = [], [], set()
+        for sub in self.blobs.iterdir():
+            for p in sub.iterdir() if sub.is_dir() else []:
+                files.add(p.name)
+        for i in ids:
+            p = self.blob_path(i)
+            if not p.is_file():
+                missing.append(i)
+            elif hashlib.sha256(p.read_bytes()).hexdigest() != i:
+                bad.append(i)
+        return {"rows": len(ids), "blobs": len(files), "missing": missing, "corrupt": bad,
+                "orphans": sorted(files - ids), "temp_files": sorted(p.name for p in self.tmp.iterdir())}
+
+    @staticmethod
+    def _fsync_dir(d: Path) -> None:
+        try:
+            fd = os.open(d, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
