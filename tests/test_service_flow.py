@@ -2,59 +2,18 @@
 uvicorn process on a free local port: the recovered images are bit-exact."""
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
+pytest.importorskip("httpx")
 
 from ric.api import classify_files, sample_images  # noqa: E402
 from ric.cli import main  # noqa: E402
 from ric.imageio import read_image  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(store, port, *extra):
-    """``ric serve`` as a subprocess; returns it once /healthz answers."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ric.cli", "serve", "--store", str(store), "--port", str(port),
-                             "--log-level", "warning", *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"ric serve exited with {proc.returncode}: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("ric serve did not come up within 120 s")
-
-
-def stop_server(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from ric.service.local import free_port, start, stop  # noqa: E402
 
 
 @pytest.mark.slow
@@ -72,7 +31,7 @@ def test_six_commands_against_a_real_server(tmp_path, capsys):
 
     assert main(["keygen", "-o", str(tmp_path / "secret.key")]) == 0                                    # 1
     assert main(["encrypt", str(plain), "-o", str(tmp_path / "ct"), "-k", str(tmp_path / "secret.key"), "-q"]) == 0  # 2
-    proc = start_server(tmp_path / "store", port)                                                      # 3
+    proc = start(tmp_path / "store", port, log=tmp_path / "serve.log")  # 3
     try:
         assert main(["push", str(tmp_path / "ct"), *cloud]) == 0                                       # 4
         assert main(["pull", *cloud, "-o", str(tmp_path / "pulled")]) == 0                             # 5
@@ -80,7 +39,7 @@ def test_six_commands_against_a_real_server(tmp_path, capsys):
         assert main(["classify", str(tmp_path / "ct"), *cloud, "--json"]) == 0
         remote = capsys.readouterr().out
     finally:
-        stop_server(proc)
+        stop(proc)
     assert main(["decrypt", str(tmp_path / "pulled"), "-o", str(tmp_path / "rec"), "-k",               # 6
                  str(tmp_path / "secret.key"), "-q"]) == 0
 
