@@ -33,7 +33,8 @@ def cmd_serve(args) -> int:
     except ImportError as e:
         raise InputError(f"ric serve needs the serve extra ({e.name} is missing): pip install -e '.[serve]'") from None
     lim = Limits(max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels, rate=args.rate, burst=args.burst,
-                 max_batch=1 if args.no_batching else args.max_batch, queue_max=args.queue_max,
+                 max_batch=1 if args.no_batching else args.max_batch, batch_wait_s=args.batch_wait_ms / 1000,
+                 queue_max=args.queue_max,
                  max_connections=args.max_connections)
     serve(args.store, args.host, args.port, args.classifier or DEFAULT_CLASSIFIERS, lim, args.log_level,
           args.threads)
@@ -126,6 +127,8 @@ def add_cloud_verbs(sub, common) -> None:
                         "default svhn-cnn7")
     s.add_argument("--no-batching", action="store_true", help="one forward pass per request (no micro-batching)")
     s.add_argument("--max-batch", type=int, default=64, help="images per forward pass (default 64)")
+    s.add_argument("--batch-wait-ms", type=float, default=2.0,
+                   help="how long a batch waits for more requests after its first (default 2 ms)")
     s.add_argument("--rate", type=float, default=50.0, help="requests/s per tenant (0: no limit; default 50)")
     s.add_argument("--burst", type=int, default=100, help="rate-limit burst (default 100)")
     s.add_argument("--max-body-bytes", type=int, default=8 << 20, help="largest request body (default 8 MiB)")
