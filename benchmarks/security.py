@@ -17,13 +17,15 @@ from ric.security_report import run_security
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["svhn-ric", "faces-ric"])
+    p.add_argument("--models", nargs="+", help="default: ric.security_report.DEFAULT_MODELS")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--run", default="runs/security")
     p.add_argument("--data-root")
     p.add_argument("--docs", default="docs")
+    p.add_argument("--fresh", action="store_true", help="recompute models whose finished results are cached")
     a = p.parse_args()
-    run_security(a.models, a.quick, a.run, a.docs, a.data_root, command="python " + " ".join(sys.argv))
+    run_security(a.models, a.quick, a.run, a.docs, a.data_root, command="python " + " ".join(sys.argv),
+                 fresh=a.fresh)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 real ciphertexts means something."""
 
 import numpy as np
+import pytest
 import torch
 
 from ric.container import Ciphertext
@@ -87,15 +88,15 @@ def test_nes_gradient_norm_matches_a_known_decryption():
     assert abs(n.median().item() - 4.0) < 0.4 and (n - 4.0).abs().max() < 1.5
 
 
-def test_theorem61_ball_bound():
+def test_theorem61_heuristic_ball():
     import math
 
-    from ric.security import ball_log10_probability, theorem61_bound
+    from ric.security import ball_log10_volume, theorem61_heuristic
 
-    assert abs(ball_log10_probability(1 / math.sqrt(math.pi), 2)) < 1e-9  # unit-area disc
-    b = theorem61_bound(lipschitz=2.0, d=3072, tau_db=20.0)
-    assert abs(b["radius"] - 0.05) < 1e-12 and b["log10_probability_bound"] < -1000
-    assert abs(ball_log10_probability(b["unit_ball_radius"], 3072)) < 1e-6
+    assert abs(ball_log10_volume(1 / math.sqrt(math.pi), 2)) < 1e-9  # unit-area disc
+    b = theorem61_heuristic(grad_norm=2.0, d=3072, tau_db=20.0)
+    assert abs(b["radius"] - 0.05) < 1e-12 and b["log10_ball_volume"] < -1000
+    assert abs(ball_log10_volume(b["unit_ball_radius"], 3072)) < 1e-6
 
 
 def test_curious_cloud_attack_learns_the_class():
@@ -129,36 +130,174 @@ def test_known_plaintext_attack_on_patches_reconstructs_whole_images():
     assert psnr(rec, x[64:]).mean() > psnr(mean_colour_baseline(x[64:]), x[64:]).mean() + 3
 
 
-def _fake_result(kpa_ssim):
+def _fake_result(kpa_ssim, keyless=True):
     sc = {"psnr_db": 18.0, "ssim": 0.27, "psnr_fit_db": 18.0, "ssim_fit": 0.27}
-    bound = {"lipschitz": 10.0, "d": 3072, "tau_db": 6.0, "radius": 0.05, "log10_probability_bound": -5000.0,
+    bound = {"gradient_norm": 10.0, "d": 3072, "tau_db": 6.0, "radius": 0.05, "log10_ball_volume": -5000.0,
              "unit_ball_radius": 13.4, "tau_unit_ball_db": -40.0}
-    return {"model": "m", "dataset": "svhn", "data": "d", "weights_sha256": "ab", "seconds": 60, "quick": True,
-            "right_key_psnr_db": 41.0, "plaintext_accuracy": 0.9,
-            "brute_force": {"ciphertexts": 2, "random_keys": 4, "one_bit_keys": 2, "right_key_psnr_db": 41.0,
-                            "random_key_psnr_db": {"mean": 6, "min": 5, "max": 6.5},
-                            "one_bit_psnr_db": {"mean": 6, "min": 5, "max": 6.5}},
-            "tags": {"right_key_accepted": 1.0, "wrong_keys_rejected": 1.0, "wrong_key_trials": 8,
-                     "tampered_rejected": {"pixel bit": 1.0}, "tamper_trials": 2},
-            "theorem61": {"ciphertexts": 1, "directions": 8, "grad_norm_max": 10.0, "grad_norm_mean": 5.0,
-                          "at_measured_max": bound, "at_30db": bound, "measured_max_wrong_key_psnr_db": 6.5},
-            "blind": {"median 3×3": dict(sc), "reference: mean colour of the plaintext (oracle)": dict(sc)},
-            "blind_best": "median 3×3",
-            "kpa": {"100": {**sc, "ssim": kpa_ssim, "classifier_accuracy_on_reconstructions": 0.2, "epochs": 5}},
-            "cloud": {**sc, "ciphertexts": 10, "epochs": 1, "size": 32, "classifier_accuracy_on_reconstructions": 0.1}}
+    corr = {"mean": 0.997, "std": 0.79, "dark": 0.987, "bright": 0.98}
+    r = {"model": "m", "dataset": "svhn", "data": "d", "weights_sha256": "ab", "seconds": 60, "quick": True,
+         "right_key_psnr_db": 41.0, "plaintext_accuracy": 0.9,
+         "brute_force": {"ciphertexts": 2, "random_keys": 4, "one_bit_keys": 2, "right_key_psnr_db": 41.0,
+                         "random_key_psnr_db": {"mean": 6, "min": 5, "max": 6.5},
+                         "one_bit_psnr_db": {"mean": 6, "min": 5, "max": 6.5}},
+         "tags": {"right_key_accepted": 1.0, "wrong_keys_rejected": 1.0, "wrong_key_trials": 8,
+                  "tampered_rejected": {"pixel bit": 1.0}, "tamper_trials": 2},
+         "theorem61": {"ciphertexts": 1, "directions": 8, "grad_norm_max": 10.0, "grad_norm_mean": 5.0,
+                       "at_measured_max": bound, "at_30db": bound, "measured_max_wrong_key_psnr_db": 6.5},
+         "blind": {"median 3×3": dict(sc), "oracle: the plaintext's own mean colour": dict(sc)},
+         "blind_best": "median 3×3",
+         "kpa": {"100": {**sc, "ssim": kpa_ssim, "classifier_accuracy_on_reconstructions": 0.2, "epochs": 5,
+                         "stats_reconstruction": dict(corr), "stats_head": dict(corr)}},
+         "kpa_plain": {**sc, "pairs": 100, "epochs": 5, "classifier_accuracy_on_reconstructions": 0.1,
+                       "stats_reconstruction": dict(corr)},
+         "cloud": {**sc, "ciphertexts": 10, "epochs": 1, "size": 32, "classifier_accuracy_on_reconstructions": 0.1},
+         "file_edits": {"files": 2, "lossless_reencode_accepted": 1.0,
+                        "edits": {"key-id edited": {"files": 2, "rejected": 2, "by": {"AuthenticationError": 2}}}}}
+    if keyless:
+        r["keyless"] = {"n": 64, "noise_band_95": 0.245, "alpha": 0.8, "analytic": dict(corr),
+                        "calibrated": dict(corr), "calibrated_mae": dict(corr), "truth_spread": dict(corr),
+                        "fit_pairs": 128, "histogram": {"cdf_mae": 0.04, "cdf_mae_population": 0.18},
+                        "above_noise": {k: True for k in corr}}
+    return r
+
+
+def _render(*results, **kw):
+    from ric.security_report import render
+
+    return render({"command": "c", "machine": "x", "quick": True, "seconds": 60,
+                   "models": {f"m{i}": r for i, r in enumerate(results)}, **kw})
 
 
 def test_report_puts_a_leak_first():
-    from ric.security_report import render
-
-    quiet = render({"command": "c", "machine": "x", "quick": True, "seconds": 60, "models": {"m": _fake_result(0.28)}})
-    assert "Findings first" not in quiet and "no structure recovered" in quiet
-    leaky = render({"command": "c", "machine": "x", "quick": True, "seconds": 60, "models": {"m": _fake_result(0.40)}})
+    quiet = _render(_fake_result(0.28, keyless=False))
+    assert "Findings first" not in quiet and "no spatial structure measured" in quiet
+    leaky = _render(_fake_result(0.40, keyless=False))
     assert leaky.index("Findings first") < leaky.index("## Summary")
     assert "N = 100 pairs: SSIM 0.400" in leaky and "permutation" in leaky
-    based = render({"command": "c", "machine": "x", "quick": True, "seconds": 60,
-                    "models": {"m": {**_fake_result(0.40), "majority_class_share": 0.245}}})
+    based = _render({**_fake_result(0.40), "majority_class_share": 0.245})
     assert "always answering the most common class: 24.5 %" in based
+
+
+def test_report_states_the_keyless_leak_and_names_oracles():
+    """The keyless leak of brightness and histogram comes first and under 'does not protect'; the mean-colour
+    rows are named oracles, and nothing is summarised as 'nothing beyond the mean colour'."""
+    md = _render(_fake_result(0.28))
+    first = md.index("Findings first")
+    assert first < md.index("brightness and value histogram") < md.index("## Summary")
+    assert "brightness (mean) r = 0.997" in md and "±0.245" in md
+    not_protected = md[md.index("## What RIC does not protect"):]
+    assert "brightness and value histogram" in not_protected.split("\n\n")[0]
+    assert "oracle: the plaintext's own mean colour" in md and "mean-colour oracle" in md
+    assert "beyond the mean colour" not in md and "beyond the average colour" not in md
+    assert "reference: mean colour" not in md
+    assert "statistics head" in md and "earlier plain U-Net" in md
+
+
+def test_theorem61_is_called_a_heuristic_not_a_bound():
+    md = _render(_fake_result(0.28))
+    th = md[md.index("**Theorem 6.1"):md.index("### 2.")]
+    assert "heuristic" in th and "not a Lipschitz constant" in th
+    assert "≤" not in th and "guaranteed PSNR" not in th and "bound" not in th.replace("not a bound", "")
+
+
+def test_report_renders_results_of_earlier_runs():
+    """docs/security.md is re-rendered from the stored JSON of a run that predates the new attacks: old names
+    are shown as oracles and the report says what was not rerun."""
+    old = _fake_result(0.40, keyless=False)
+    old["blind"] = {"median 3×3": old["blind"]["median 3×3"],
+                    "reference: mean colour of the plaintext (oracle)": old["blind"].pop(
+                        "oracle: the plaintext's own mean colour")}
+    for k in ("file_edits", "kpa_plain"):
+        old.pop(k)
+    for v in old["kpa"].values():
+        v.pop("stats_reconstruction"), v.pop("stats_head")
+    old["theorem61"]["at_measured_max"] = old["theorem61"]["at_30db"] = {
+        "lipschitz": 10.0, "d": 3072, "tau_db": 6.0, "radius": 0.05, "log10_probability_bound": -5000.0,
+        "unit_ball_radius": 13.4, "tau_unit_ball_db": -40.0}
+    md = _render(old)
+    assert "Not rerun with the current attacks" in md and "oracle: the plaintext's own mean colour" in md
+    assert "10^(-5,000)" in md and "plain U-Net on raw ciphertexts" in md
+
+
+def _blend(x, seed=1, scramble=True, alpha=0.8):
+    """The paper's blend with an identity encoder and uniform noise, optionally scrambled per image."""
+    g = torch.Generator().manual_seed(seed)
+    f = x.flatten(1)
+    if scramble:
+        f = torch.stack([r[torch.randperm(len(r), generator=g)] for r in f])
+    return torch.round(255 * ((1 - alpha) * f.view_as(x) + alpha * torch.rand(x.shape, generator=g))) / 255
+
+
+def _varied_images(n, size, seed=0):
+    """Smooth images whose brightness and contrast vary from image to image."""
+    gamma = torch.linspace(0.3, 3, n)[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
+    return smooth_images(n, size, seed) ** gamma.view(-1, 1, 1, 1)
+
+
+def test_keyless_estimator_reads_brightness_and_histogram_of_the_blend():
+    from ric.security import _to_uint8, keyless_estimates, leak_correlations, plaintext_stats
+
+    x = _varied_images(96, 32)
+    xu, cu = _to_uint8(x), _to_uint8(_blend(x))
+    r = leak_correlations(cu[:64], xu[:64], 0.8, cu[64:], xu[64:])
+    assert r["n"] == 64 and abs(r["noise_band_95"] - 1.96 / 8) < 1e-12
+    assert r["analytic"]["mean"] > 0.98 and r["analytic"]["dark"] > 0.9 and r["analytic"]["bright"] > 0.9
+    assert r["analytic"]["std"] > 0.5 and r["calibrated"]["mean"] > 0.98 and all(r["above_noise"].values())
+    assert r["histogram"]["cdf_mae"] < r["histogram"]["cdf_mae_population"] / 2
+    est, truth = keyless_estimates(cu), plaintext_stats(xu)
+    assert np.abs(est["mean"] - truth["mean"]).mean() < 0.03  # absolute values too, not only correlations
+    # ciphertexts that carry nothing about the plaintexts: correlations at noise level
+    noise = np.random.default_rng(0).integers(0, 256, cu.shape, dtype=np.uint8)
+    z = leak_correlations(noise[:64], xu[:64], 0.8, noise[64:], xu[64:])
+    assert all(abs(v) < 2 * z["noise_band_95"] for m in ("analytic", "calibrated") for v in z[m].values())
+
+
+def test_kpa_reaches_the_keyless_estimator_on_brightness():
+    """On a scrambled blend (no spatial structure to learn) the known-plaintext network must still get the
+    brightness as well as the keyless estimator; the earlier plain U-Net did not."""
+    from ric.security import _to_uint8, leak_correlations, plaintext_stats, stat_correlations
+
+    torch.manual_seed(0)
+    x = _varied_images(192, 16)
+    c = _blend(x)
+    truth = plaintext_stats(_to_uint8(x[128:]))
+    est = leak_correlations(_to_uint8(c[128:]), _to_uint8(x[128:]))["analytic"]["mean"]
+    rec, head = known_plaintext_attack(c[:128], x[:128], c[128:], epochs=15, width=8, batch_size=16,
+                                       return_stats=True)
+    assert stat_correlations(plaintext_stats(_to_uint8(rec)), truth)["mean"] >= est - 0.03
+    assert stat_correlations(head, truth)["mean"] >= est - 0.03
+    plain = known_plaintext_attack(c[:128], x[:128], c[128:], epochs=15, width=8, batch_size=16, plain=True)
+    assert stat_correlations(plaintext_stats(_to_uint8(plain)), truth)["mean"] < est - 0.05
+
+
+def test_result_cache_key_covers_fingerprint_sizes_and_version(tmp_path, monkeypatch):
+    """A cached model result is reused only for the same model fingerprint, sample sizes and package version."""
+    import json
+
+    from ric import security_report as sr
+    from ric.pipeline import RIC
+
+    calls = []
+
+    def fake_eval(model, quick, run, figs, data_root=None, log=print):
+        calls.append(model)
+        return {**_fake_result(0.28), "model": model}
+
+    monkeypatch.setattr(sr, "evaluate_model", fake_eval)
+
+    def run():
+        sr.run_security(["svhn-ric-v2"], True, tmp_path / "run", tmp_path / "docs", log=lambda *_: None)
+        return len(calls)
+
+    assert run() == 1 and run() == 1  # reused
+    cached = json.loads((tmp_path / "run-quick/svhn-ric-v2-result.json").read_text())
+    assert cached["cache_key"]["model_fp"] == RIC.load("svhn-ric-v2").fingerprint
+    monkeypatch.setattr(sr, "__version__", "9.9.9")
+    assert run() == 2 and run() == 2
+    monkeypatch.setitem(sr.SIZES, ("svhn", True), {**sr.SIZES[("svhn", True)], "n_eval": 65})
+    assert run() == 3
+    monkeypatch.setattr(RIC, "fingerprint", property(lambda self: "0123456789abcdef"))
+    assert run() == 4 and run() == 4
 
 
 def test_ciphertext_cache_reloads_with_valid_tags(shipped_ric, samples, key, tmp_path):
@@ -186,3 +325,61 @@ def test_ciphertext_cache_reloads_with_valid_tags(shipped_ric, samples, key, tmp
     for ct in encrypt_cached(other, key, x, path, quiet):
         assert ct.model_fp == ""
         ct.verify(key)
+
+
+@pytest.fixture(scope="module")
+def real_ciphertexts(tmp_path_factory):
+    """Two paper-scheme ciphertext files made by `ric encrypt -m svhn-ric-v2`, and their key."""
+    import shutil
+
+    from ric.api import sample_images
+    from ric.cli import main
+
+    d = tmp_path_factory.mktemp("edits")
+    (d / "in").mkdir()
+    for f in sample_images()[0][:2]:
+        shutil.copy(f, d / "in")
+    assert main(["keygen", "-o", str(d / "k.key")]) == 0
+    assert main(["encrypt", str(d / "in"), "-o", str(d / "ct"), "-k", str(d / "k.key"), "-m", "svhn-ric-v2",
+                 "-q"]) == 0
+    return d, sorted((d / "ct").iterdir())
+
+
+def test_edited_real_files_are_refused(real_ciphertexts):
+    """key-id and model-fp edits, removed and duplicated chunks and re-encodings of real ciphertext files are
+    all refused (CiphertextError or AuthenticationError); a lossless re-encoding keeping every field is not."""
+    from ric.container import read_ciphertext
+    from ric.security import file_edit_rejection, file_edits
+
+    d, files = real_ciphertexts
+    key = SecretKey.load(d / "k.key")
+    cts = [read_ciphertext(f) for f in files]
+    assert all(ct.model_fp for ct in cts)
+    edits = file_edits(cts[0], SecretKey.generate().key_id)
+    assert {"key-id edited", "model-fp edited", "model-fp removed", "target duplicated (same value)",
+            "re-encoded, metadata dropped", "re-encoded through JPEG q95, metadata kept"} <= set(edits)
+    r = file_edit_rejection(cts, key, d / "work")
+    for name, v in r["edits"].items():
+        assert v["files"] == 2 and v["rejected_share"] == 1.0, (name, v)
+        assert set(v["by"]) <= {"CiphertextError", "AuthenticationError"}, (name, v)
+    assert r["lossless_reencode_accepted"] == 1.0
+
+
+@pytest.mark.parametrize("edit", ["key-id edited", "model-fp edited", "model-fp removed",
+                                  "target duplicated (same value)", "re-encoded through JPEG q95, metadata kept"])
+def test_ric_decrypt_refuses_edited_files(real_ciphertexts, tmp_path, capsys, edit):
+    """The same edits through `ric decrypt`: exit 2 or 3, one error line, nothing written."""
+    from ric.cli import main
+    from ric.container import read_ciphertext
+    from ric.security import file_edits
+
+    d, files = real_ciphertexts
+    (tmp_path / "ct").mkdir()
+    (tmp_path / "ct" / files[1].name).write_bytes(files[1].read_bytes())
+    (tmp_path / "ct" / files[0].name).write_bytes(file_edits(read_ciphertext(files[0]),
+                                                             SecretKey.generate().key_id)[edit])
+    capsys.readouterr()
+    rc = main(["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(d / "k.key")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc in (2, 3) and len(err) == 1 and "error:" in err[0], (rc, err)
+    assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())

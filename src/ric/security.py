@@ -7,9 +7,12 @@ the tests can run it on tiny data; ``benchmarks/security.py`` runs it on the shi
 
 from __future__ import annotations
 
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -71,6 +74,303 @@ def tag_rejection(cts: list[Ciphertext], key: SecretKey, wrong_keys: list[Secret
             "tampered_rejected": {k: float(np.mean(v)) for k, v in tampered.items()}, "tamper_trials": len(cts)}
 
 
+# ------------------------------------------------------------------------------------------ edits of real files
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (type, body) chunks of a PNG file, in order."""
+    if data[:8] != _PNG:
+        raise ValueError("not a PNG")
+    out, i = [], 8
+    while i + 8 <= len(data):
+        n = struct.unpack(">I", data[i:i + 4])[0]
+        out.append((data[i + 4:i + 8], data[i + 8:i + 8 + n]))
+        i += 12 + n
+    return out
+
+
+def png_bytes_of(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG file from (type, body) chunks, with valid CRCs."""
+    return _PNG + b"".join(struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b)) for t, b in chunks)
+
+
+def _text(chunk: tuple[bytes, bytes]) -> tuple[str, str] | None:
+    t, b = chunk
+    if t != b"tEXt" or b"\0" not in b:
+        return None
+    k, v = b.split(b"\0", 1)
+    return k.decode("latin-1"), v.decode("latin-1")
+
+
+def _set_field(chunks, field: str, value: str | None):
+    """Replace (``value``) or remove (``None``) the tEXt chunk ``ric:<field>``."""
+    out = []
+    for c in chunks:
+        kv = _text(c)
+        if kv and kv[0] == f"ric:{field}":
+            if value is not None:
+                out.append((b"tEXt", f"ric:{field}".encode() + b"\0" + value.encode("latin-1")))
+        else:
+            out.append(c)
+    return out
+
+
+def _duplicate_field(chunks, field: str, value: str | None = None):
+    """A second ``ric:<field>`` chunk right after the first (same value, or ``value``)."""
+    out = []
+    for c in chunks:
+        out.append(c)
+        kv = _text(c)
+        if kv and kv[0] == f"ric:{field}":
+            out.append((b"tEXt", f"ric:{field}".encode() + b"\0" + (kv[1] if value is None else value).encode()))
+    return out
+
+
+def _reencode(data: bytes, keep_text: bool, jpeg: bool = False) -> bytes:
+    """What an image tool does: decode and save again (as PNG; ``jpeg``: through a JPEG at quality 95 first),
+    copying the text chunks or dropping them."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    info = PngImagePlugin.PngInfo()
+    for k, v in (img.text if keep_text else {}).items():
+        info.add_text(k, v)
+    px = img.convert("RGB") if img.mode != "RGB" else img
+    if jpeg:
+        buf = io.BytesIO()
+        px.save(buf, "JPEG", quality=95)
+        px = Image.open(io.BytesIO(buf.getvalue())).convert(img.mode)
+    out = io.BytesIO()
+    px.save(out, "PNG", pnginfo=info, compress_level=9)
+    return out.getvalue()
+
+
+def file_edits(ct: Ciphertext, other_key_id: str) -> dict[str, bytes]:
+    """Edited copies (PNG bytes) of the file of ``ct``: metadata edits, removed and duplicated chunks, and
+    re-encodings. Every one must be refused (:class:`CiphertextError` or :class:`AuthenticationError`)."""
+    data = ct.to_png()
+    ch = png_chunks(data)
+    meta = {kv[0]: kv[1] for kv in map(_text, ch) if kv}
+    fp = meta.get("ric:model-fp", "0" * 16)
+    flipped = ("1" if fp[0] == "0" else "0") + fp[1:]
+    return {
+        "key-id edited": png_bytes_of(_set_field(ch, "key-id", other_key_id)),
+        "model-fp edited": png_bytes_of(_set_field(ch, "model-fp", flipped)),
+        "model-fp removed": png_bytes_of(_set_field(ch, "model-fp", None)),
+        "nonce removed": png_bytes_of(_set_field(ch, "nonce", None)),
+        "tag removed": png_bytes_of(_set_field(ch, "tag", None)),
+        "target duplicated (other value)": png_bytes_of(_duplicate_field(ch, "target", str(ct.target + 1))),
+        "target duplicated (same value)": png_bytes_of(_duplicate_field(ch, "target")),
+        "tag duplicated (same value)": png_bytes_of(_duplicate_field(ch, "tag")),
+        "re-encoded, metadata dropped": _reencode(data, keep_text=False),
+        "re-encoded through JPEG q95, metadata kept": _reencode(data, keep_text=True, jpeg=True),
+    }
+
+
+def file_edit_rejection(cts: list[Ciphertext], key: SecretKey, folder: str | Path) -> dict:
+    """Write each ciphertext as a real PNG, apply every edit of :func:`file_edits`, read the file back with
+    :func:`~ric.container.read_ciphertext` and verify it under the right key. Returns, per edit, how often it
+    was refused and by which error; ``accepted`` counts files that passed (each is a failure of the check),
+    ``other`` any other exception (a bug). Also checks that a lossless re-encoding that keeps the pixels and
+    every field is accepted (the tag covers the content, not the PNG encoding)."""
+    from .container import read_ciphertext
+    from .errors import CiphertextError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    other = SecretKey.generate().key_id
+    res: dict[str, dict] = {}
+
+    def outcome(data: bytes, name: str) -> str:
+        p = folder / name
+        p.write_bytes(data)
+        try:
+            read_ciphertext(p).verify(key)
+            return "accepted"
+        except AuthenticationError:
+            return "AuthenticationError"
+        except CiphertextError:
+            return "CiphertextError"
+        except Exception as e:  # noqa: BLE001 - reported, not swallowed: any other exception is a bug
+            return f"other: {type(e).__name__}"
+        finally:
+            p.unlink(missing_ok=True)
+
+    lossless = 0
+    for i, ct in enumerate(cts):
+        for name, data in file_edits(ct, other).items():
+            r = res.setdefault(name, {"files": 0, "rejected": 0, "by": {}})
+            o = outcome(data, f"{i}.png")
+            r["files"] += 1
+            r["rejected"] += o in ("AuthenticationError", "CiphertextError")
+            r["by"][o] = r["by"].get(o, 0) + 1
+        lossless += outcome(_reencode(ct.to_png(), keep_text=True), f"{i}.png") == "accepted"
+    for r in res.values():
+        r["rejected_share"] = r["rejected"] / r["files"]
+    return {"edits": res, "files": len(cts), "lossless_reencode_accepted": lossless / max(1, len(cts))}
+
+
+# ------------------------------------------------------------------------------------------ keyless leak
+DARK_BELOW, BRIGHT_FROM = 64, 192  # uint8 thresholds of the dark / bright shares
+STATS = ("mean", "std", "dark", "bright")
+
+
+def plaintext_stats(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image statistics of uint8 images (N×H×W×C), over all elements in [0,1]: mean, standard deviation,
+    and the shares of dark (< 64) and bright (>= 192) elements."""
+    x = np.asarray(x)
+    flat = x.reshape(len(x), -1)
+    v = flat.astype(np.float64) / 255
+    return {"mean": v.mean(1), "std": v.std(1), "dark": (flat < DARK_BELOW).mean(1),
+            "bright": (flat >= BRIGHT_FROM).mean(1)}
+
+
+def value_cdf(c: np.ndarray, alpha: float = 0.8, group: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Estimate, from ciphertexts alone (uint8 N×H×W×C), the CDF F_e of the values of e = E(x) in each image.
+
+    Model: c = (1−α)·e + α·z before rounding, with z (the NAE) close to uniform on [0,1] and independent of
+    e (for the residual codecs e is close to x; scrambling only permutes it, which no histogram sees). For
+    α ≥ 1/2 the density of c is f(s) = F_e(s/(1−α))/α for s < α (the dark edge) and
+    f(s) = (1 − F_e((s−α)/(1−α)))/α for s > 1−α (the bright edge): both edges of c's histogram are
+    scaled copies of F_e. Each edge is cut into cells of ``group`` uint8 values (the end values 0 and 255
+    collect half a bin), each cell gives F_e at its centre, the two edges are interpolated onto one grid
+    and averaged. Returns (grid t in [0,1], F of shape N × len(t))."""
+    c = np.asarray(c)
+    flat = c.reshape(len(c), -1)
+    a = float(alpha)
+    counts = np.stack([np.bincount(r, minlength=256) for r in flat]).astype(np.float64) / flat.shape[1]
+    k = np.arange(256)
+    width = np.where((k == 0) | (k == 255), 0.5, 1.0) / 255  # s-interval each rounded value collects
+    centre = np.where(k == 0, 0.25, np.where(k == 255, 254.75, k)) / 255
+
+    def cells(lo: int, hi: int):  # (centres in s, densities N × cells) of value groups lo..hi
+        groups = [np.arange(i, min(i + group, hi + 1)) for i in range(lo, hi + 1, group)]
+        s_c = np.array([np.average(centre[g], weights=width[g]) for g in groups])
+        dens = np.stack([counts[:, g].sum(1) / width[g].sum() for g in groups], 1)
+        return s_c, dens
+
+    s_lo, d_lo = cells(0, int(np.floor(255 * (1 - a))))
+    s_hi, d_hi = cells(int(np.ceil(255 * a)), 255)
+    t = np.linspace(0, 1, 51)
+    t_lo, t_hi = s_lo / (1 - a), (s_hi - a) / (1 - a)
+    f_lo = np.stack([np.interp(t, t_lo, a * d) for d in d_lo])
+    f_hi = np.stack([np.interp(t, t_hi, 1 - a * d) for d in d_hi])
+    return t, np.clip((f_lo + f_hi) / 2, 0, 1)
+
+
+def keyless_estimates(c: np.ndarray, alpha: float = 0.8) -> dict[str, np.ndarray]:
+    """Estimate each plaintext's :func:`plaintext_stats` from its ciphertext alone (uint8 N×H×W×C): no key,
+    no plaintext, nothing fitted. All four come from the value CDF of :func:`value_cdf`:
+    mean = ∫(1 − F), E[e²] = ∫2t(1 − F), dark = F(64/255), bright = 1 − F(192/255) (each of the last two
+    averaged over ±0.04 around the threshold). They describe e = E(x), which is x for an identity codec;
+    the report measures how well they track x for each trained codec."""
+    t, f = value_cdf(c, alpha)
+    dt = np.diff(t)
+
+    def integral(y):  # trapezoid rule over the grid, row by row
+        return ((y[:, 1:] + y[:, :-1]) / 2 * dt).sum(1)
+
+    mean = integral(1 - f)
+    second = integral(2 * t * (1 - f))
+
+    def around(u):
+        m = np.abs(t - u) <= 0.04 + 1e-9
+        return f[:, m].mean(1)
+
+    return {"mean": mean, "std": np.sqrt(np.clip(second - mean ** 2, 0, None)),
+            "dark": around(DARK_BELOW / 255), "bright": 1 - around(BRIGHT_FROM / 255)}
+
+
+def ciphertext_features(c: np.ndarray, alpha: float = 0.8, bins: int = 16) -> np.ndarray:
+    """Per-image features a keyless attacker computes from ciphertexts (uint8 N×H×W×C): the analytic
+    :func:`keyless_estimates` and a ``bins``-bin histogram of the values. N × (4 + bins), float32."""
+    c = np.asarray(c)
+    flat = c.reshape(len(c), -1)
+    est = keyless_estimates(c, alpha)
+    hist = np.stack([np.bincount(r >> (8 - int(np.log2(bins))), minlength=bins) for r in flat]) / flat.shape[1]
+    return np.concatenate([np.stack([est[k] for k in STATS], 1), hist], 1).astype(np.float32)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    d = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / d) if d > 0 else float("nan")  # nan: one side is constant
+
+
+def stat_correlations(estimates: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
+    """Pearson correlation of each estimated statistic with the true one (nan where either is constant)."""
+    return {k: _pearson(estimates[k], truth[k]) for k in STATS if k in estimates}
+
+
+def noise_band(n: int) -> float:
+    """Half-width of the ≈95 % band of a Pearson correlation over ``n`` independent pairs whose true
+    correlation is zero (1.96/√n): correlations inside it are at noise level."""
+    return 1.96 / np.sqrt(max(n, 1))
+
+
+def fit_calibration(c_fit: np.ndarray, x_fit: np.ndarray, alpha: float = 0.8, ridge: float = 1e-3) -> dict:
+    """Ridge regression from :func:`ciphertext_features` to each plaintext statistic, fitted on the
+    attacker's *own* pairs: public images encrypted with the public model under a key the attacker made
+    (every key is uniformly random, so these pairs are distributed exactly as the victim's)."""
+    f = ciphertext_features(c_fit, alpha).astype(np.float64)
+    mu, sd = f.mean(0), f.std(0) + 1e-9
+    a = np.concatenate([(f - mu) / sd, np.ones((len(f), 1))], 1)
+    truth = plaintext_stats(x_fit)
+    reg = ridge * len(f) * np.eye(a.shape[1])
+    reg[-1, -1] = 0
+    w = {k: np.linalg.solve(a.T @ a + reg, a.T @ truth[k]) for k in STATS}
+    return {"alpha": alpha, "mu": mu, "sd": sd, "w": w, "n": len(f)}
+
+
+def apply_calibration(cal: dict, c: np.ndarray) -> dict[str, np.ndarray]:
+    f = (ciphertext_features(c, cal["alpha"]).astype(np.float64) - cal["mu"]) / cal["sd"]
+    a = np.concatenate([f, np.ones((len(f), 1))], 1)
+    return {k: a @ cal["w"][k] for k in STATS}
+
+
+def leak_correlations(ciphertexts: np.ndarray, plaintexts: np.ndarray, alpha: float = 0.8,
+                      fit_ciphertexts: np.ndarray | None = None, fit_plaintexts: np.ndarray | None = None) -> dict:
+    """How much of each plaintext's global statistics (:func:`plaintext_stats`) its ciphertext reveals
+    without the key. ``ciphertexts`` and ``plaintexts`` are uint8 N×H×W×C arrays in the same order (shapes
+    may differ between them). Returns Pearson correlations over the N images of the truth with
+
+    * ``analytic``: :func:`keyless_estimates` (nothing fitted; written for the paper's blend with ``alpha``),
+    * ``calibrated`` (when ``fit_*`` are given): :func:`fit_calibration` on the attacker's own pairs,
+      applied to ``ciphertexts``; also its mean absolute error (``calibrated_mae``, in the statistic's units),
+
+    with ``noise_band_95`` (correlations within ±it are at noise level) and ``above_noise`` per statistic
+    (the larger of the two |r| exceeds the band). ``histogram``: the mean absolute error of the CDF of the
+    values estimated by :func:`value_cdf` (``cdf_mae``) against that of the population's average CDF, taken
+    from these plaintexts (``cdf_mae_population``, an oracle prior: the estimate sees each image's own
+    histogram when its error is the smaller). Scheme-agnostic: a scheme that leaks nothing gives
+    correlations at noise level for any ``alpha``."""
+    truth = plaintext_stats(plaintexts)
+    n = len(truth["mean"])
+    band = noise_band(n)
+    out: dict = {"n": n, "noise_band_95": band, "thresholds": {"dark_below": DARK_BELOW, "bright_from": BRIGHT_FROM},
+                 "alpha": alpha, "analytic": stat_correlations(keyless_estimates(ciphertexts, alpha), truth)}
+    if fit_ciphertexts is not None and fit_plaintexts is not None:
+        cal = fit_calibration(fit_ciphertexts, fit_plaintexts, alpha)
+        est = apply_calibration(cal, ciphertexts)
+        out["calibrated"] = stat_correlations(est, truth)
+        out["calibrated_mae"] = {k: float(np.abs(est[k] - truth[k]).mean()) for k in STATS}
+        out["fit_pairs"] = cal["n"]
+    t, f_est = value_cdf(ciphertexts, alpha)
+    x_flat = np.asarray(plaintexts).reshape(n, -1).astype(np.float64) / 255
+    f_true = np.stack([(x_flat <= u + 1e-9).mean(1) for u in t], 1)
+    out["histogram"] = {"cdf_mae": float(np.abs(f_est - f_true).mean()),
+                        "cdf_mae_population": float(np.abs(f_true.mean(0) - f_true).mean())}
+    out["truth_spread"] = {k: float(truth[k].std()) for k in STATS}
+    out["above_noise"] = {k: bool(max(abs(np.nan_to_num(out[m].get(k, 0.0))) for m in ("analytic", "calibrated")
+                                      if m in out) > band) for k in STATS}
+    return out
+
+
 # ------------------------------------------------------------------------------------------ blind attacks
 def _affine_fit(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Oracle: best per-image gain/offset of ``y`` towards ``x`` (an upper bound for any blind attacker)."""
@@ -130,9 +430,10 @@ def mean_colour_baseline(x: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ known plaintext
 class UNet(nn.Module):
-    """A small U-Net (two down/up levels) mapping ciphertexts to plaintexts."""
+    """A small U-Net (two down/up levels) mapping ciphertexts to plaintexts (``ch`` channels in, ``out``
+    channels out, default ``ch``)."""
 
-    def __init__(self, ch: int = 3, w: int = 32):
+    def __init__(self, ch: int = 3, w: int = 32, out: int | None = None):
         super().__init__()
 
         def block(i, o):
@@ -142,56 +443,196 @@ class UNet(nn.Module):
         self.e1, self.e2, self.e3 = block(ch, w), block(w, 2 * w), block(2 * w, 4 * w)
         self.u2, self.d2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), block(4 * w, 2 * w)
         self.u1, self.d1 = nn.ConvTranspose2d(2 * w, w, 2, 2), block(2 * w, w)
-        self.out = nn.Conv2d(w, ch, 1)
+        self.out = nn.Conv2d(w, out or ch, 1)
 
-    def forward(self, c):
+    def logits(self, c):
         h1 = self.e1(c)
         h2 = self.e2(F.max_pool2d(h1, 2))
         h3 = self.e3(F.max_pool2d(h2, 2))
         d2 = self.d2(torch.cat([self.u2(h3), h2], 1))
         d1 = self.d1(torch.cat([self.u1(d2), h1], 1))
-        return torch.sigmoid(self.out(d1))
+        return self.out(d1)
+
+    def forward(self, c):
+        return torch.sigmoid(self.logits(c))
+
+
+class KPANet(nn.Module):
+    """The known-plaintext network: a U-Net over the normalised ciphertext, two coordinate planes (so that it
+    can learn the data set's average layout) and ``planes`` learned projections of the ciphertext's global
+    statistics (:func:`ciphertext_features`, the keyless estimator's inputs). A statistics head predicts the
+    plaintext's mean colour (``ch`` values) and its :data:`STATS` (mean, std, dark and bright shares) from the
+    same features: a linear layer (the ridge fit on the training pairs, kept fixed) plus an MLP that starts
+    at zero. The U-Net's output is added to the head's mean colour in logit space; with ``match_brightness``
+    (outside training) the result is shifted, all channels alike, to the head's brightness.
+    :func:`known_plaintext_attack` decides on the held-out pairs whether to do so."""
+
+    def __init__(self, ch: int, w: int, n_feat: int, planes: int = 8, match_brightness: bool = True):
+        super().__init__()
+        self.ch = ch
+        self.proj = nn.Linear(n_feat, planes)
+        self.unet = UNet(ch + 2 + planes, w, out=ch)
+        nn.init.zeros_(self.unet.out.bias)
+        n_out = ch + len(STATS)
+        self.linear = nn.Linear(n_feat, n_out)
+        self.mlp = nn.Sequential(nn.Linear(n_feat, 64), nn.ReLU(inplace=True), nn.Linear(64, n_out))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+        self.match_brightness = match_brightness
+
+    def stats(self, feats):
+        """(mean colour N×ch, STATS N×4) predicted from normalised features."""
+        s = self.linear(feats) + self.mlp(feats)
+        return s[:, :self.ch], s[:, self.ch:]
+
+    def forward(self, c, coords, feats):
+        colour, st = self.stats(feats)
+        colour = colour.clamp(1e-3, 1 - 1e-3)
+        planes = self.proj(feats)[:, :, None, None].expand(-1, -1, *c.shape[2:])
+        y = torch.sigmoid(torch.logit(colour)[:, :, None, None]
+                          + self.unet.logits(torch.cat([c, coords, planes], 1)))
+        if self.match_brightness and not self.training:  # one shift for all channels: the head's brightness
+            y = (y + (st[:, :1] - y.mean((1, 2, 3))[:, None])[:, :, None, None]).clamp(0, 1)
+        return y, colour, st
+
+
+def _coords(n: int, h: int, w: int) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    return torch.stack([yy, xx])[None].expand(n, -1, -1, -1)
+
+
+def _stats_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Training targets of the statistics head: mean colour (N×C) then :data:`STATS` (N×4) of images in [0,1]."""
+    st = plaintext_stats(_to_uint8(x))
+    return torch.cat([x.mean((2, 3)), torch.from_numpy(np.stack([st[k] for k in STATS], 1)).float()], 1)
+
+
+def _to_uint8(c: torch.Tensor) -> np.ndarray:
+    return (c.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test: torch.Tensor, epochs: int = 30,
                            batch_size: int = 64, lr: float = 1e-3, width: int = 32, seed: int = 0,
-                           time_budget: float | None = None, log=None, crop: int | None = None) -> torch.Tensor:
-    """Train a U-Net on (ciphertext, plaintext) pairs (L1 + MSE) and return its reconstructions of ``c_test``.
+                           time_budget: float | None = None, log=None, crop: int | None = None,
+                           plain: bool = False, alpha: float = 0.8, val: float = 0.15, return_stats: bool = False):
+    """Train a network on (ciphertext, plaintext) pairs (L1 + MSE) and return its reconstructions of ``c_test``.
 
-    ``crop``: train on random aligned ``crop``×``crop`` patches of each pair (the U-Net is fully
-    convolutional; reconstructions are made on whole images), which makes large images affordable."""
+    Default: :class:`KPANet` on ciphertexts normalised with the training pairs' per-channel mean and standard
+    deviation, with coordinate planes and the ciphertext's global statistics (:func:`ciphertext_features` of
+    the whole image, ``alpha`` for the estimator); its statistics head gets an extra L1 loss to the
+    plaintext's mean colour and :data:`STATS`. A share ``val`` of the pairs (at least 2) is held out; the
+    weights of the epoch with the lowest held-out loss are kept (so that long training cannot overfit a few
+    pairs), with or without shifting the output to the head's brightness, whichever did better there.
+    ``plain=True``: the earlier bare :class:`UNet` on raw ciphertexts, trained on all pairs for
+    ``epochs`` (for comparison with earlier reports).
+
+    ``crop``: train on random aligned ``crop``×``crop`` patches of each pair (the networks are fully
+    convolutional; reconstructions are made on whole images), which makes large images affordable.
+    ``return_stats``: return ``(reconstructions, head)`` with the statistics head's predictions of
+    :data:`STATS` for ``c_test`` (a dict of arrays; ``None`` for ``plain``)."""
+    import copy
+
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    net = UNet(c_train.shape[1], width)
+    ch, h, w = c_train.shape[1:]
+    if plain:
+        net: nn.Module = UNet(ch, width)
+        tr, va = torch.arange(len(c_train)), torch.arange(0)
+    else:
+        order = torch.randperm(len(c_train), generator=g)
+        n_val = max(2, int(round(val * len(c_train)))) if val > 0 and len(c_train) >= 8 else 0
+        tr, va = order[n_val:], order[:n_val]
+        mu = c_train[tr].mean((0, 2, 3), keepdim=True)
+        sd = c_train[tr].std((0, 2, 3), keepdim=True).clamp_min(1e-6)
+        feats = torch.from_numpy(ciphertext_features(_to_uint8(c_train), alpha))
+        f_mu, f_sd = feats[tr].mean(0), feats[tr].std(0).clamp_min(1e-6)
+        feats = (feats - f_mu) / f_sd
+        x_stats = _stats_tensor(x_train)
+        net = KPANet(ch, width, feats.shape[1])
+        xy = _coords(1, h, w)
+        with torch.no_grad():  # the linear part of the statistics head: the ridge fit
+            a = torch.cat([feats[tr], torch.ones(len(tr), 1)], 1).double()
+            reg = 1e-3 * len(a) * torch.eye(a.shape[1], dtype=torch.float64)
+            reg[-1, -1] = 0
+            wb = torch.linalg.solve(a.T @ a + reg, a.T @ x_stats[tr].double()).float()
+            net.linear.weight.copy_(wb[:-1].T)
+            net.linear.bias.copy_(wb[-1])
+        net.linear.requires_grad_(False)  # kept at the ridge fit; the MLP learns a correction
+
+    def run(cb, fb, xyb):
+        if plain:
+            return net(cb), None
+        y, colour, st = net((cb - mu) / sd, xyb.expand(len(cb), -1, -1, -1), fb)
+        return y, torch.cat([colour, st], 1)
+
+    def loss_of(y, xb, head, sb):
+        loss = F.l1_loss(y, xb) + F.mse_loss(y, xb)
+        return loss if head is None else loss + F.l1_loss(head, sb)
+
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    steps = max(1, epochs * ((len(c_train) + batch_size - 1) // batch_size))
+    steps = max(1, epochs * ((len(tr) + batch_size - 1) // batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    best, best_loss = None, float("inf")
     t0 = time.time()
     for ep in range(epochs):
         net.train()
-        perm = torch.randperm(len(c_train), generator=g)
-        for i in range(0, len(c_train), batch_size):
+        perm = tr[torch.randperm(len(tr), generator=g)]
+        for i in range(0, len(perm), batch_size):
             idx = perm[i:i + batch_size]
+            if len(idx) < 2 and len(perm) > 1:  # BatchNorm needs two rows
+                continue
             cb, xb = c_train[idx], x_train[idx]
+            fb, sb, xyb = (None, None, None) if plain else (feats[idx], x_stats[idx], xy)
             if crop and crop < cb.shape[-1]:
                 top = int(torch.randint(0, cb.shape[-2] - crop + 1, (1,), generator=g))
                 left = int(torch.randint(0, cb.shape[-1] - crop + 1, (1,), generator=g))
                 cb = cb[..., top:top + crop, left:left + crop]
                 xb = xb[..., top:top + crop, left:left + crop]
-            y = net(cb)
-            loss = F.l1_loss(y, xb) + F.mse_loss(y, xb)
+                xyb = None if plain else xyb[..., top:top + crop, left:left + crop]
+            y, head = run(cb, fb, xyb)
+            loss = loss_of(y, xb, head, sb)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+        msg = f"KPA N={len(c_train)} epoch {ep + 1}/{epochs} loss {loss.item():.4f}"
+        if len(va):
+            net.eval()
+            for match in (False, True):  # with and without the head's brightness: whichever does better
+                net.match_brightness = match
+                with torch.no_grad():
+                    vl = 0.0
+                    for j in range(0, len(va), 16):
+                        vb = va[j:j + 16]
+                        y, head = run(c_train[vb], feats[vb], xy)
+                        vl += loss_of(y, x_train[vb], head, x_stats[vb]).item() * len(vb) / len(va)
+                if vl < best_loss:
+                    best, best_loss = (copy.deepcopy(net.state_dict()), match), vl
+                msg += f", held-out {vl:.4f}" + (" (head's brightness)" if match else "")
         if log:
-            log(f"KPA N={len(c_train)} epoch {ep + 1}/{epochs} loss {loss.item():.4f}")
+            log(msg)
         if time_budget and time.time() - t0 > time_budget:
             break
+    if best is not None:
+        net.load_state_dict(best[0])
+        net.match_brightness = best[1]
     net.eval()
+    step = 256 if c_test.shape[-1] <= 64 else 16
+    out, stats = [], []
     with torch.no_grad():
-        step = 256 if c_test.shape[-1] <= 64 else 16
-        return torch.cat([net(c_test[i:i + step]) for i in range(0, len(c_test), step)])
+        for i in range(0, len(c_test), step):
+            cb = c_test[i:i + step]
+            if plain:
+                out.append(net(cb))
+            else:
+                fb = (torch.from_numpy(ciphertext_features(_to_uint8(cb), alpha)) - f_mu) / f_sd
+                y, head = run(cb, fb, xy)
+                out.append(y)
+                stats.append(head[:, ch:])
+    rec = torch.cat(out)
+    if not return_stats:
+        return rec
+    return rec, (None if plain else {k: torch.cat(stats)[:, i].numpy() for i, k in enumerate(STATS)})
 
 
 # ------------------------------------------------------------------------------------------ curious cloud
@@ -304,7 +745,8 @@ def curious_cloud_attack(classifier, c_train: torch.Tensor, real: torch.Tensor, 
 # ------------------------------------------------------------------------------------------ Theorem 6.1
 def nes_pixel_gradient_norms(ric, ct: Ciphertext, key: SecretKey, directions: int = 32,
                              sigma: float = 1e-3, seed: int = 0) -> torch.Tensor:
-    """Gradient norm of every recovered pixel with respect to the RNI, ‖∇_z x̂_i(z)‖, at the right key's RNI.
+    """Gradient norm of every recovered pixel with respect to the RNI, ‖∇_z x̂_i(z)‖, at the right key's RNI
+    (a local slope at one point: a heuristic input to :func:`theorem61_heuristic`, not a Lipschitz constant).
 
     Appendix A of the paper estimates this gradient with NES (Gaussian directions and antithetic finite
     differences). We use the unbiased form for the *norm*: for u ~ N(0, I), E[(u·∇f)²] = ‖∇f‖², so
@@ -326,9 +768,8 @@ def nes_pixel_gradient_norms(ric, ct: Ciphertext, key: SecretKey, directions: in
     return dd.pow(2).mean(0).sqrt()
 
 
-def ball_log10_probability(radius: float, d: int) -> float:
-    """log10 of the volume of a d-ball of ``radius``: an upper bound on the probability that a uniform
-    random point of the unit cube [0,1]^d lies within ``radius`` of a given point."""
+def ball_log10_volume(radius: float, d: int) -> float:
+    """log10 of the volume of a d-ball of ``radius`` (the largest share of the unit cube [0,1]^d it can cover)."""
     import math
 
     if radius <= 0:
@@ -336,15 +777,18 @@ def ball_log10_probability(radius: float, d: int) -> float:
     return (d / 2 * math.log(math.pi) + d * math.log(radius) - math.lgamma(d / 2 + 1)) / math.log(10)
 
 
-def theorem61_bound(lipschitz: float, d: int, tau_db: float) -> dict:
-    """The Lipschitz-ball reading of Theorem 6.1: if ‖z' − z‖ ≤ r then every recovered pixel moves by at
-    most L·r, so PSNR(x̂', x̂) ≥ −20·log10(L·r). A wrong key reaches PSNR ≥ ``tau_db`` *this way* only
-    inside r(τ) = 10^(−τ/20)/L, whose probability is at most the ball volume. ``tau_unit_ball_db`` is the
-    PSNR guaranteed at the radius of a unit-volume ball: below it, the argument bounds nothing."""
+def theorem61_heuristic(grad_norm: float, d: int, tau_db: float) -> dict:
+    """A heuristic reading of Theorem 6.1, *not* a bound. ``grad_norm`` is a finite-difference estimate of
+    the largest gradient norm of a recovered pixel at one point (the right key's RNI); it is not a Lipschitz
+    constant, since the slope elsewhere is unknown. If it held everywhere, every recovered pixel would move
+    by about L·r when the RNI moves by r, so a wrong key would need its RNI within about
+    r(τ) = 10^(−τ/20)/L of the right one to reach PSNR τ; ``log10_ball_volume`` is the log10 volume of that
+    ball (the share of the unit cube it covers). ``tau_unit_ball_db`` is the PSNR the same reading gives at
+    the radius of a unit-volume ball (the analogue of the paper's 5.64 dB)."""
     import math
 
-    r = 10 ** (-tau_db / 20) / lipschitz
+    r = 10 ** (-tau_db / 20) / grad_norm
     r1 = math.exp(math.lgamma(d / 2 + 1) / d) / math.sqrt(math.pi)
-    return {"lipschitz": lipschitz, "d": d, "tau_db": tau_db, "radius": r,
-            "log10_probability_bound": ball_log10_probability(r, d),
-            "unit_ball_radius": r1, "tau_unit_ball_db": -20 * math.log10(lipschitz * r1)}
+    return {"gradient_norm": grad_norm, "d": d, "tau_db": tau_db, "radius": r,
+            "log10_ball_volume": ball_log10_volume(r, d),
+            "unit_ball_radius": r1, "tau_unit_ball_db": -20 * math.log10(grad_norm * r1)}
