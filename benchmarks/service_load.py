@@ -316,7 +316,8 @@ def write_report(out: Path, rep: dict) -> None:
     L = [
         "# The cloud service: load, crash and abuse (issue 15)",
         "",
-        f"`{rep['command']}` — {rep['machine']}; {rep['date']}; {rep['wall_s'] / 60:.1f} min in all. Server: "
+        f"`{rep['command']}` — {rep['machine']}, load average {rep['load_average_at_start']} when it began (the "
+        f"cores are shared with other work); {rep['date']}; {rep['wall_s'] / 60:.1f} min in all. Server: "
         "`ric serve` on 127.0.0.1 (one uvicorn process, torch at 1 thread, classifier `svhn-cnn7`); the load "
         "generator runs on the same 2 cores.",
         "",
@@ -370,7 +371,7 @@ def write_report(out: Path, rep: dict) -> None:
         "|---|---|---|---|",
     ]
     for r in ab["cases"]:
-        msg = (r["message"] or "").replace("|", "\\|")
+        msg = (r["message"] or "").replace("|", "\\|").replace("<", "&lt;")
         L.append(f"| {r['case']} | {r['status']} | `{r['error']}` | {msg} |")
     L += [
         "",
@@ -391,6 +392,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs/results")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    load0 = round(os.getloadavg()[0], 2)  # the cores are shared: how busy they were when the run began
     with tempfile.TemporaryDirectory(prefix="ric-service-bench-") as tmp:
         work = Path(tmp)
         files, _ = sample_images()
@@ -421,7 +423,7 @@ def main(argv=None) -> int:
                                                              " " + " ".join(sys.argv[1:] if argv is None else argv)),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
                       f"torch {torch.__version__}",
-           "date": time.strftime("%Y-%m-%d"), "wall_s": time.perf_counter() - t0,
+           "date": time.strftime("%Y-%m-%d"), "wall_s": time.perf_counter() - t0, "load_average_at_start": load0,
            "load": load, "crash": crash, "abuse": abuse}
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(args.out, rep)
