@@ -122,46 +122,57 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
     }
     res["adp"] = res["plaintext_accuracy"] - res["ciphertext_accuracy"]
     if baselines:
-        ident = RIC(make_codec({"name": "identity"}), ric.classifier, alpha=ric.alpha, batch_size=ric.batch_size,
-                    device=ric.device)
-        c_id = ident.encode_with(x, z)
-        x_id = _grey(ident.decode_with(c_id, z), grey)
-        c_lsb = lsb_hide(x, z)
-        x_lsb = _grey(lsb_reveal(c_lsb), grey)
-        res.update(identity_psnr_db=float(psnr(x_id, xg).mean()), identity_ssim=float(ssim(x_id, xg).mean()),
-                   identity_agreement=float((ric.predict(c_id) == t).float().mean()),
-                   lsb4_psnr_db=float(psnr(x_lsb, xg).mean()), lsb4_ssim=float(ssim(x_lsb, xg).mean()),
-                   lsb4_agreement=float((ric.predict(c_lsb) == t).float().mean()))
-    # throughput through the public API, on a subset (encrypt includes classification of x and c)
+        res.update(_baselines(ric, x, z, t, xg, grey))
     k = min(n, timing_images)
     if k:
-        t0 = time.perf_counter()
-        enc = ric.encrypt(x[:k], key)
-        t_e = time.perf_counter() - t0
-        cts = [r.ciphertext for r in enc if r.ciphertext is not None]
-        t0 = time.perf_counter()
-        ric.decrypt(cts, key)
-        t_d = time.perf_counter() - t0
-        res["throughput"] = {"encrypt_images_per_s": k / t_e, "decrypt_images_per_s": len(cts) / max(t_d, 1e-9),
-                             "classify_images_per_s": n / max(t_cls_plain, 1e-9),
-                             "nae_share_of_encrypt": t_nae / (t_nae + t_enc), "timed_images": k}
+        res["throughput"] = _throughput(ric, x[:k], key, n, t_cls_plain, t_nae / (t_nae + t_enc))
     if others:  # other codecs on the same images and the same NAEs (Table 3)
-        res["others"] = {}
-        for name, other in others.items():
-            co, xo, lo, fo, _ = _encrypt_recover(other, x, t, key, z0.clone(), nonces, retries)
-            oko = lo == t
-            pso, sso = psnr(_grey(xo, grey), xg), ssim(_grey(xo, grey), xg)
-            res["others"][name] = {
-                "images": n, "agreement_first_try": float(fo.float().mean()), "agreement": float(oko.float().mean()),
-                "failed_after_retries": int((~oko).sum()),
-                "psnr_db": float(pso[oko].mean()) if oko.any() else float("nan"),
-                "psnr_min_db": float(pso[oko].min()) if oko.any() else float("nan"),
-                "ssim": float(sso[oko].mean()) if oko.any() else float("nan")}
-            log(f"  codec of {name}: {res['others'][name]['psnr_db']:.2f} dB, "
-                f"agreement {100 * res['others'][name]['agreement']:.2f} %")
+        res["others"] = {name: _other_codec(other, x, t, key, z0, nonces, retries, xg, grey)
+                         for name, other in others.items()}
+        for name, o in res["others"].items():
+            log(f"  codec of {name}: {o['psnr_db']:.2f} dB, agreement {100 * o['agreement']:.2f} %")
     if grid:
         save_grid(grid, x[:8], c[:8], xh[:8], grey)
     return res
+
+
+def _baselines(ric: RIC, x, z, t, xg, grey: bool) -> dict:
+    """The identity codec (8-bit floor) and LSB-4 in the NAE, on the same images and NAEs."""
+    ident = RIC(make_codec({"name": "identity"}), ric.classifier, alpha=ric.alpha, batch_size=ric.batch_size,
+                device=ric.device)
+    c_id = ident.encode_with(x, z)
+    x_id = _grey(ident.decode_with(c_id, z), grey)
+    c_lsb = lsb_hide(x, z)
+    x_lsb = _grey(lsb_reveal(c_lsb), grey)
+    return dict(identity_psnr_db=float(psnr(x_id, xg).mean()), identity_ssim=float(ssim(x_id, xg).mean()),
+                identity_agreement=float((ric.predict(c_id) == t).float().mean()),
+                lsb4_psnr_db=float(psnr(x_lsb, xg).mean()), lsb4_ssim=float(ssim(x_lsb, xg).mean()),
+                lsb4_agreement=float((ric.predict(c_lsb) == t).float().mean()))
+
+
+def _throughput(ric: RIC, x, key: SecretKey, n: int, t_cls_plain: float, nae_share: float) -> dict:
+    """Through the public API, on a subset (encrypt includes classification of x and c)."""
+    t0 = time.perf_counter()
+    enc = ric.encrypt(x, key)
+    t_e = time.perf_counter() - t0
+    cts = [r.ciphertext for r in enc if r.ciphertext is not None]
+    t0 = time.perf_counter()
+    ric.decrypt(cts, key)
+    t_d = time.perf_counter() - t0
+    return {"encrypt_images_per_s": len(x) / t_e, "decrypt_images_per_s": len(cts) / max(t_d, 1e-9),
+            "classify_images_per_s": n / max(t_cls_plain, 1e-9), "nae_share_of_encrypt": nae_share,
+            "timed_images": len(x)}
+
+
+def _other_codec(other: RIC, x, t, key, z0, nonces, retries: int, xg, grey: bool) -> dict:
+    _, xo, lo, fo, _ = _encrypt_recover(other, x, t, key, z0.clone(), nonces, retries)
+    oko = lo == t
+    pso, sso = psnr(_grey(xo, grey), xg), ssim(_grey(xo, grey), xg)
+    return {"images": len(x), "agreement_first_try": float(fo.float().mean()), "agreement": float(oko.float().mean()),
+            "failed_after_retries": int((~oko).sum()),
+            "psnr_db": float(pso[oko].mean()) if oko.any() else float("nan"),
+            "psnr_min_db": float(pso[oko].min()) if oko.any() else float("nan"),
+            "ssim": float(sso[oko].mean()) if oko.any() else float("nan")}
 
 
 def _encrypt_recover(ric: RIC, x: torch.Tensor, t: torch.Tensor, key: SecretKey, z: torch.Tensor,
@@ -429,9 +440,14 @@ def render_markdown(rep: dict) -> str:
     for k, v in rep["datasets"].items():
         if "skipped" in v:
             lines.append(f"- **{k}: skipped** ({v['skipped']})")
-    lines += ["", "## Table 1: classification on ciphertexts", "",
-              "| dataset | model (classifier) | images | plaintext acc | ciphertext acc | ADP | agreement first try |"
-              " agreement after retries |", "|---|---|---|---|---|---|---|---|"]
+    lines += _table1(ds) + _table2(ds) + _later_tables(rep, ds)
+    return "\n".join(lines) + "\n"
+
+
+def _table1(ds: dict) -> list[str]:
+    lines = ["", "## Table 1: classification on ciphertexts", "",
+             "| dataset | model (classifier) | images | plaintext acc | ciphertext acc | ADP | agreement first try |"
+             " agreement after retries |", "|---|---|---|---|---|---|---|---|"]
     for k, r in ds.items():
         lines.append(f"| {k} | `{r['model']}` (`{r['classifier']}`) | {r['images']} | "
                      f"{_f(r['plaintext_accuracy'], scale=100)} % | {_f(r['ciphertext_accuracy'], scale=100)} % | "
@@ -445,10 +461,13 @@ def render_markdown(rep: dict) -> str:
                          f"{_f(_adp(e), scale=100)} pp | {_f(e['first_try'], scale=100)} % | "
                          f"{_f(e['agreement'], scale=100)} % ({len(e['failed'])} failed; fit "
                          f"{_f(e['fit'], scale=100)} %) |")
-    lines += ["", "Data: " + "; ".join(f"{k}: {r['data']}" for k, r in ds.items()), "",
-              "## Table 2: recovery quality (same images, same NAEs for every row)", "",
-              "| dataset | method | PSNR (dB) | min PSNR | SSIM | LPIPS | label agreement |",
-              "|---|---|---|---|---|---|---|"]
+    return lines + ["", "Data: " + "; ".join(f"{k}: {r['data']}" for k, r in ds.items())]
+
+
+def _table2(ds: dict) -> list[str]:
+    lines = ["", "## Table 2: recovery quality (same images, same NAEs for every row)", "",
+             "| dataset | method | PSNR (dB) | min PSNR | SSIM | LPIPS | label agreement |",
+             "|---|---|---|---|---|---|---|"]
     for k in ("svhn", "faces"):
         if k not in ds:
             continue
@@ -467,6 +486,11 @@ def render_markdown(rep: dict) -> str:
             lines.append(f"| {k} | exact scheme (ours, b = {e['bits']}): bit-exact on "
                          f"{_f(e['bit_exact'], scale=100)} % of the images that fit | ∞ | ∞ | 1.0000 | 0 | "
                          f"{_f(e['agreement'], scale=100)} % |")
+    return lines
+
+
+def _later_tables(rep: dict, ds: dict) -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Table 3: cross-dataset recovery (codec trained on X, used on Y)", "",
               "| codec (trained on) | " + " | ".join(ds) + " |", "|---|" + "---|" * len(ds)]
     for name, row in rep.get("cross", {}).items():
@@ -512,4 +536,4 @@ def render_markdown(rep: dict) -> str:
               "(NAE + codec + checks); classify = the plaintext classifier over all images; NAE share from the full "
               "pass.", "", "## Sample grids (rows: plaintext, ciphertext, recovered)", ""]
     lines += [f"- {k}: ![{k}](grid_{k}.png)" for k in ds]
-    return "\n".join(lines) + "\n"
+    return lines
