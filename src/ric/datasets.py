@@ -11,7 +11,6 @@ Splits are fixed and documented in :data:`SPLITS`; SVHN is split contiguously (0
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,10 +136,6 @@ def available(root: str | Path | None = None) -> list[dict]:
         present = all((root / f).is_file() for f in files)
         rows.append({"name": name, "present": present, "root": str(root), "split": spec["note"]})
     return rows
-
-
-DATASETS: dict[str, Callable[..., ArrayDataset]] = {n: (lambda split="test", root=None, _n=n:
-                                                        load_dataset(_n, split, root)) for n in SPLITS}
 
 
 # ------------------------------------------------------------------------------ user data and torchvision

@@ -41,11 +41,6 @@ class CapacityError(RICError):
     exit_code = 1
 
 
-class EncryptionError(RICError):
-    """Encryption could not produce a ciphertext that the classifier labels as the target."""
-
-    exit_code = 1
-
 
 class NotACiphertextError(CiphertextError):
     """A readable file without RIC metadata (a plain image)."""
