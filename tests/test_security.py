@@ -246,6 +246,12 @@ def test_keyless_estimator_reads_brightness_and_histogram_of_the_blend():
     assert r["histogram"]["cdf_mae"] < r["histogram"]["cdf_mae_population"] / 2
     est, truth = keyless_estimates(cu), plaintext_stats(xu)
     assert np.abs(est["mean"] - truth["mean"]).mean() < 0.03  # absolute values too, not only correlations
+    # per-image arrays of any shapes (photos of different sizes) give the same numbers
+    as_list = leak_correlations(list(cu[:64]), list(xu[:64]))
+    assert as_list["analytic"] == leak_correlations(cu[:64], xu[:64])["analytic"]
+    mixed = leak_correlations([a[:24] if i % 2 else a for i, a in enumerate(cu[:64])],
+                              [a[:24] if i % 2 else a for i, a in enumerate(xu[:64])])
+    assert mixed["n"] == 64 and mixed["analytic"]["mean"] > 0.95
     # ciphertexts that carry nothing about the plaintexts: correlations at noise level
     noise = np.random.default_rng(0).integers(0, 256, cu.shape, dtype=np.uint8)
     z = leak_correlations(noise[:64], xu[:64], 0.8, noise[64:], xu[64:])

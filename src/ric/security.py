@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -219,17 +219,28 @@ DARK_BELOW, BRIGHT_FROM = 64, 192  # uint8 thresholds of the dark / bright share
 STATS = ("mean", "std", "dark", "bright")
 
 
-def plaintext_stats(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image statistics of uint8 images (N×H×W×C), over all elements in [0,1]: mean, standard deviation,
-    and the shares of dark (< 64) and bright (>= 192) elements."""
-    x = np.asarray(x)
-    flat = x.reshape(len(x), -1)
-    v = flat.astype(np.float64) / 255
-    return {"mean": v.mean(1), "std": v.std(1), "dark": (flat < DARK_BELOW).mean(1),
-            "bright": (flat >= BRIGHT_FROM).mean(1)}
+Images = np.ndarray | Sequence[np.ndarray]
 
 
-def value_cdf(c: np.ndarray, alpha: float = 0.8, group: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def _rows(x: Images) -> list[np.ndarray]:
+    """Each image's uint8 values as one flat row: ``x`` is an N×H×W×C array, or a sequence of images of any
+    (even different) shapes."""
+    if isinstance(x, np.ndarray):
+        return list(x.reshape(len(x), -1))
+    return [np.asarray(a, dtype=np.uint8).reshape(-1) for a in x]
+
+
+def plaintext_stats(x: Images) -> dict[str, np.ndarray]:
+    """Per-image statistics of uint8 images (N×H×W×C, or a sequence of images of any shapes), over all
+    elements in [0,1]: mean, standard deviation, and the shares of dark (< 64) and bright (>= 192) elements."""
+    rows = _rows(x)
+    v = [r.astype(np.float64) / 255 for r in rows]
+    return {"mean": np.array([a.mean() for a in v]), "std": np.array([a.std() for a in v]),
+            "dark": np.array([(r < DARK_BELOW).mean() for r in rows]),
+            "bright": np.array([(r >= BRIGHT_FROM).mean() for r in rows])}
+
+
+def value_cdf(c: Images, alpha: float = 0.8, group: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Estimate, from ciphertexts alone (uint8 N×H×W×C), the CDF F_e of the values of e = E(x) in each image.
 
     Model: c = (1−α)·e + α·z before rounding, with z (the NAE) close to uniform on [0,1] and independent of
@@ -239,10 +250,8 @@ def value_cdf(c: np.ndarray, alpha: float = 0.8, group: int = 2) -> tuple[np.nda
     scaled copies of F_e. Each edge is cut into cells of ``group`` uint8 values (the end values 0 and 255
     collect half a bin), each cell gives F_e at its centre, the two edges are interpolated onto one grid
     and averaged. Returns (grid t in [0,1], F of shape N × len(t))."""
-    c = np.asarray(c)
-    flat = c.reshape(len(c), -1)
     a = float(alpha)
-    counts = np.stack([np.bincount(r, minlength=256) for r in flat]).astype(np.float64) / flat.shape[1]
+    counts = np.stack([np.bincount(r, minlength=256) / len(r) for r in _rows(c)]).astype(np.float64)
     k = np.arange(256)
     width = np.where((k == 0) | (k == 255), 0.5, 1.0) / 255  # s-interval each rounded value collects
     centre = np.where(k == 0, 0.25, np.where(k == 255, 254.75, k)) / 255
@@ -262,7 +271,7 @@ def value_cdf(c: np.ndarray, alpha: float = 0.8, group: int = 2) -> tuple[np.nda
     return t, np.clip((f_lo + f_hi) / 2, 0, 1)
 
 
-def keyless_estimates(c: np.ndarray, alpha: float = 0.8) -> dict[str, np.ndarray]:
+def keyless_estimates(c: Images, alpha: float = 0.8) -> dict[str, np.ndarray]:
     """Estimate each plaintext's :func:`plaintext_stats` from its ciphertext alone (uint8 N×H×W×C): no key,
     no plaintext, nothing fitted. All four come from the value CDF of :func:`value_cdf`:
     mean = ∫(1 − F), E[e²] = ∫2t(1 − F), dark = F(64/255), bright = 1 − F(192/255) (each of the last two
@@ -285,13 +294,12 @@ def keyless_estimates(c: np.ndarray, alpha: float = 0.8) -> dict[str, np.ndarray
             "dark": around(DARK_BELOW / 255), "bright": 1 - around(BRIGHT_FROM / 255)}
 
 
-def ciphertext_features(c: np.ndarray, alpha: float = 0.8, bins: int = 16) -> np.ndarray:
+def ciphertext_features(c: Images, alpha: float = 0.8, bins: int = 16) -> np.ndarray:
     """Per-image features a keyless attacker computes from ciphertexts (uint8 N×H×W×C): the analytic
     :func:`keyless_estimates` and a ``bins``-bin histogram of the values. N × (4 + bins), float32."""
-    c = np.asarray(c)
-    flat = c.reshape(len(c), -1)
-    est = keyless_estimates(c, alpha)
-    hist = np.stack([np.bincount(r >> (8 - int(np.log2(bins))), minlength=bins) for r in flat]) / flat.shape[1]
+    rows = _rows(c)
+    est = keyless_estimates(rows, alpha)
+    hist = np.stack([np.bincount(r >> (8 - int(np.log2(bins))), minlength=bins) / len(r) for r in rows])
     return np.concatenate([np.stack([est[k] for k in STATS], 1), hist], 1).astype(np.float32)
 
 
@@ -313,7 +321,7 @@ def noise_band(n: int) -> float:
     return 1.96 / np.sqrt(max(n, 1))
 
 
-def fit_calibration(c_fit: np.ndarray, x_fit: np.ndarray, alpha: float = 0.8, ridge: float = 1e-3) -> dict:
+def fit_calibration(c_fit: Images, x_fit: Images, alpha: float = 0.8, ridge: float = 1e-3) -> dict:
     """Ridge regression from :func:`ciphertext_features` to each plaintext statistic, fitted on the
     attacker's *own* pairs: public images encrypted with the public model under a key the attacker made
     (every key is uniformly random, so these pairs are distributed exactly as the victim's)."""
@@ -327,17 +335,18 @@ def fit_calibration(c_fit: np.ndarray, x_fit: np.ndarray, alpha: float = 0.8, ri
     return {"alpha": alpha, "mu": mu, "sd": sd, "w": w, "n": len(f)}
 
 
-def apply_calibration(cal: dict, c: np.ndarray) -> dict[str, np.ndarray]:
+def apply_calibration(cal: dict, c: Images) -> dict[str, np.ndarray]:
     f = (ciphertext_features(c, cal["alpha"]).astype(np.float64) - cal["mu"]) / cal["sd"]
     a = np.concatenate([f, np.ones((len(f), 1))], 1)
     return {k: a @ cal["w"][k] for k in STATS}
 
 
-def leak_correlations(ciphertexts: np.ndarray, plaintexts: np.ndarray, alpha: float = 0.8,
-                      fit_ciphertexts: np.ndarray | None = None, fit_plaintexts: np.ndarray | None = None) -> dict:
+def leak_correlations(ciphertexts: Images, plaintexts: Images, alpha: float = 0.8,
+                      fit_ciphertexts: Images | None = None, fit_plaintexts: Images | None = None) -> dict:
     """How much of each plaintext's global statistics (:func:`plaintext_stats`) its ciphertext reveals
     without the key. ``ciphertexts`` and ``plaintexts`` are uint8 N×H×W×C arrays in the same order (shapes
-    may differ between them). Returns Pearson correlations over the N images of the truth with
+    may differ between them), or sequences of per-image uint8 arrays of any shapes. Returns Pearson
+    correlations over the N images of the truth with
 
     * ``analytic``: :func:`keyless_estimates` (nothing fitted; written for the paper's blend with ``alpha``),
     * ``calibrated`` (when ``fit_*`` are given): :func:`fit_calibration` on the attacker's own pairs,
@@ -361,8 +370,8 @@ def leak_correlations(ciphertexts: np.ndarray, plaintexts: np.ndarray, alpha: fl
         out["calibrated_mae"] = {k: float(np.abs(est[k] - truth[k]).mean()) for k in STATS}
         out["fit_pairs"] = cal["n"]
     t, f_est = value_cdf(ciphertexts, alpha)
-    x_flat = np.asarray(plaintexts).reshape(n, -1).astype(np.float64) / 255
-    f_true = np.stack([(x_flat <= u + 1e-9).mean(1) for u in t], 1)
+    f_true = np.stack([np.searchsorted(np.sort(r), np.floor(t * 255 + 1e-6), side="right") / len(r)
+                       for r in _rows(plaintexts)])  # share of values <= t
     out["histogram"] = {"cdf_mae": float(np.abs(f_est - f_true).mean()),
                         "cdf_mae_population": float(np.abs(f_true.mean(0) - f_true).mean())}
     out["truth_spread"] = {k: float(truth[k].std()) for k in STATS}
