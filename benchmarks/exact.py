@@ -66,8 +66,10 @@ def one_set(name: str, n: int, paper_n: int, key: SecretKey, data_root=None) -> 
 
 
 def _md(rep: dict) -> str:
-    lines = ["# Exact scheme vs paper scheme", "", f"Command: `{rep['command']}`  ", f"Machine: {rep['machine']}  ",
-             "One random key; exact-scheme ciphertexts decrypted and compared by sha256 of the pixels.", "",
+    cmds = sorted({r.get("command", rep["command"]) for r in rep["sets"].values()})
+    lines = ["# Exact scheme vs paper scheme", "", "Commands: " + "; ".join(f"`{c}`" for c in cmds) + "  ",
+             f"Machine: {rep['machine']}  ",
+             "One random key per run; exact-scheme ciphertexts decrypted and compared array by array (bit-exact).", "",
              "| set | images | classifier | b | fit | first try | after retries | bit-exact | steps median / p99 "
              "| exact enc img/s | exact dec img/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rep["sets"].items():
@@ -109,6 +111,7 @@ def main() -> None:
     p.add_argument("--n", type=int, help="test images per set (default: 1,000; all faces and Tiny-ImageNet)")
     p.add_argument("--paper-n", type=int, default=100, help="images per set for the paper scheme (0: skip)")
     p.add_argument("--bits-sweep", action="store_true")
+    p.add_argument("--merge", action="store_true", help="keep the other sets of an existing exact.json")
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
     a = p.parse_args()
@@ -131,11 +134,16 @@ def main() -> None:
         print("\n".join(lines))
         return
     rep["sets"] = {}
+    if a.merge and (out / "exact.json").is_file():  # add to the sets measured by earlier runs
+        rep["sets"] = json.loads((out / "exact.json").read_text()).get("sets", {})
+        rep["command"] += " (merged with the sets of earlier runs; each set records its own command)"
     for name in a.datasets:
-        rep["sets"][name] = one_set(name, a.n or DEFAULT_N[name], a.paper_n, key, a.data_root)
-        print(name, json.dumps({k: v for k, v in rep["sets"][name]["exact"].items() if k != "failed"}), flush=True)
-    (out / "exact.json").write_text(json.dumps(rep, indent=1) + "\n")
-    (out / "exact.md").write_text(_md(rep))
+        row = one_set(name, a.n or DEFAULT_N[name], a.paper_n, key, a.data_root)
+        row["command"], row["machine"] = "python " + " ".join(sys.argv), rep["machine"]
+        rep["sets"][name] = row
+        print(name, json.dumps({k: v for k, v in row["exact"].items() if k != "failed"}), flush=True)
+        (out / "exact.json").write_text(json.dumps(rep, indent=1) + "\n")  # after every set: nothing is lost
+        (out / "exact.md").write_text(_md(rep))
     print(_md(rep))
 
 

@@ -71,7 +71,8 @@ def list_models() -> list[dict]:
         row = {"name": c["name"], "kind": c["kind"], "path": c["path"]}
         if c["kind"] == "classifier":
             row.update(input_shape=c["input_shape"], classes=len(c["class_names"]),
-                       test_accuracy=c.get("test_accuracy"), test_data=c.get("test_data"))
+                       test_accuracy=c.get("test_accuracy"), test_data=c.get("test_data"),
+                       preprocess=c.get("preprocess"), exact_bits=c.get("exact_bits", 0) or None)
         else:
             row.update(classifier=c["classifier"], alpha=c["alpha"], codec=c["codec"]["name"],
                        codec_trained_on=c.get("codec_trained_on", c.get("training", {}).get("dataset")),

@@ -115,7 +115,10 @@ def cmd_models(args) -> int:
     for r in rows:
         if r["kind"] == "classifier":
             acc = f"{100 * r['test_accuracy']:.2f}% on {r['test_data']}" if r.get("test_accuracy") else ""
-            print(f"{r['name']:<20} classifier  input {r['input_shape']}, {r['classes']} classes  {acc}")
+            pre = r.get("preprocess") or {}
+            takes = (f"any size ({pre['kind']} to {pre['size'][0]}x{pre['size'][1]})" if pre
+                     else f"input {r['input_shape']}")
+            print(f"{r['name']:<20} classifier  {takes}, {r['classes']} classes  {acc}")
         else:
             m = r.get("metrics") or {}
             extra = (f"PSNR {m['psnr_db']:.2f} dB, agreement {100 * m['label_agreement']:.2f}% on {m['data']}"
