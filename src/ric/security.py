@@ -520,6 +520,112 @@ def _to_uint8(c: torch.Tensor) -> np.ndarray:
     return (c.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+class _KPA:
+    """The state of one known-plaintext training run (see :func:`known_plaintext_attack`): the network, the
+    training/held-out split, the input normalisation and the statistics targets."""
+
+    def __init__(self, c_train: torch.Tensor, x_train: torch.Tensor, width: int, g: torch.Generator,
+                 plain: bool, alpha: float, val: float):
+        self.c, self.x, self.plain, self.alpha = c_train, x_train, plain, alpha
+        self.ch, h, w = c_train.shape[1:]
+        self.feats = self.x_stats = self.xy = None
+        if plain:
+            self.net: nn.Module = UNet(self.ch, width)
+            self.tr, self.va = torch.arange(len(c_train)), torch.arange(0)
+            return
+        order = torch.randperm(len(c_train), generator=g)
+        n_val = max(2, int(round(val * len(c_train)))) if val > 0 and len(c_train) >= 8 else 0
+        self.tr, self.va = order[n_val:], order[:n_val]
+        tr = self.tr
+        self.mu = c_train[tr].mean((0, 2, 3), keepdim=True)
+        self.sd = c_train[tr].std((0, 2, 3), keepdim=True).clamp_min(1e-6)
+        feats = torch.from_numpy(ciphertext_features(_to_uint8(c_train), alpha))
+        self.f_mu, self.f_sd = feats[tr].mean(0), feats[tr].std(0).clamp_min(1e-6)
+        self.feats = (feats - self.f_mu) / self.f_sd
+        self.x_stats = _stats_tensor(x_train)
+        self.net = KPANet(self.ch, width, self.feats.shape[1])
+        self.xy = _coords(1, h, w)
+        with torch.no_grad():  # the linear part of the statistics head: the ridge fit
+            a = torch.cat([self.feats[tr], torch.ones(len(tr), 1)], 1).double()
+            reg = 1e-3 * len(a) * torch.eye(a.shape[1], dtype=torch.float64)
+            reg[-1, -1] = 0
+            wb = torch.linalg.solve(a.T @ a + reg, a.T @ self.x_stats[tr].double()).float()
+            self.net.linear.weight.copy_(wb[:-1].T)
+            self.net.linear.bias.copy_(wb[-1])
+        self.net.linear.requires_grad_(False)  # kept at the ridge fit; the MLP learns a correction
+
+    def run(self, cb, fb, xyb):
+        """(reconstruction, head: mean colour and STATS, or None for the plain U-Net)."""
+        if self.plain:
+            return self.net(cb), None
+        y, colour, st = self.net((cb - self.mu) / self.sd, xyb.expand(len(cb), -1, -1, -1), fb)
+        return y, torch.cat([colour, st], 1)
+
+    @staticmethod
+    def loss(y, xb, head, sb):
+        loss = F.l1_loss(y, xb) + F.mse_loss(y, xb)
+        return loss if head is None else loss + F.l1_loss(head, sb)
+
+    def batch(self, idx, crop: int | None, g: torch.Generator):
+        """(ciphertexts, plaintexts, features, statistics, coordinates) of the pairs ``idx``, cropped."""
+        cb, xb = self.c[idx], self.x[idx]
+        fb, sb, xyb = (None, None, None) if self.plain else (self.feats[idx], self.x_stats[idx], self.xy)
+        if crop and crop < cb.shape[-1]:
+            top = int(torch.randint(0, cb.shape[-2] - crop + 1, (1,), generator=g))
+            left = int(torch.randint(0, cb.shape[-1] - crop + 1, (1,), generator=g))
+            cb = cb[..., top:top + crop, left:left + crop]
+            xb = xb[..., top:top + crop, left:left + crop]
+            xyb = None if self.plain else xyb[..., top:top + crop, left:left + crop]
+        return cb, xb, fb, sb, xyb
+
+    def epoch(self, opt, sched, batch_size: int, crop: int | None, g: torch.Generator) -> float:
+        """One pass over the training pairs; the last batch's loss."""
+        self.net.train()
+        perm = self.tr[torch.randperm(len(self.tr), generator=g)]
+        loss = torch.tensor(float("nan"))
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i:i + batch_size]
+            if len(idx) < 2 and len(perm) > 1:  # BatchNorm needs two rows
+                continue
+            cb, xb, fb, sb, xyb = self.batch(idx, crop, g)
+            y, head = self.run(cb, fb, xyb)
+            loss = self.loss(y, xb, head, sb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        return loss.item()
+
+    def held_out(self, match: bool) -> float:
+        """Loss on the held-out pairs, with or without the head's brightness."""
+        self.net.eval()
+        self.net.match_brightness = match
+        vl = 0.0
+        with torch.no_grad():
+            for j in range(0, len(self.va), 16):
+                vb = self.va[j:j + 16]
+                y, head = self.run(self.c[vb], self.feats[vb], self.xy)
+                vl += self.loss(y, self.x[vb], head, self.x_stats[vb]).item() * len(vb) / len(self.va)
+        return vl
+
+    def predict(self, c_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Reconstructions of ``c_test`` and the head's STATS (None for the plain U-Net)."""
+        self.net.eval()
+        step = 256 if c_test.shape[-1] <= 64 else 16
+        out, stats = [], []
+        with torch.no_grad():
+            for i in range(0, len(c_test), step):
+                cb = c_test[i:i + step]
+                if self.plain:
+                    out.append(self.net(cb))
+                    continue
+                fb = (torch.from_numpy(ciphertext_features(_to_uint8(cb), self.alpha)) - self.f_mu) / self.f_sd
+                y, head = self.run(cb, fb, self.xy)
+                out.append(y)
+                stats.append(head[:, self.ch:])
+        return torch.cat(out), (torch.cat(stats) if stats else None)
+
+
 def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test: torch.Tensor, epochs: int = 30,
                            batch_size: int = 64, lr: float = 1e-3, width: int = 32, seed: int = 0,
                            time_budget: float | None = None, log=None, crop: int | None = None,
@@ -543,105 +649,30 @@ def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test:
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    ch, h, w = c_train.shape[1:]
-    if plain:
-        net: nn.Module = UNet(ch, width)
-        tr, va = torch.arange(len(c_train)), torch.arange(0)
-    else:
-        order = torch.randperm(len(c_train), generator=g)
-        n_val = max(2, int(round(val * len(c_train)))) if val > 0 and len(c_train) >= 8 else 0
-        tr, va = order[n_val:], order[:n_val]
-        mu = c_train[tr].mean((0, 2, 3), keepdim=True)
-        sd = c_train[tr].std((0, 2, 3), keepdim=True).clamp_min(1e-6)
-        feats = torch.from_numpy(ciphertext_features(_to_uint8(c_train), alpha))
-        f_mu, f_sd = feats[tr].mean(0), feats[tr].std(0).clamp_min(1e-6)
-        feats = (feats - f_mu) / f_sd
-        x_stats = _stats_tensor(x_train)
-        net = KPANet(ch, width, feats.shape[1])
-        xy = _coords(1, h, w)
-        with torch.no_grad():  # the linear part of the statistics head: the ridge fit
-            a = torch.cat([feats[tr], torch.ones(len(tr), 1)], 1).double()
-            reg = 1e-3 * len(a) * torch.eye(a.shape[1], dtype=torch.float64)
-            reg[-1, -1] = 0
-            wb = torch.linalg.solve(a.T @ a + reg, a.T @ x_stats[tr].double()).float()
-            net.linear.weight.copy_(wb[:-1].T)
-            net.linear.bias.copy_(wb[-1])
-        net.linear.requires_grad_(False)  # kept at the ridge fit; the MLP learns a correction
-
-    def run(cb, fb, xyb):
-        if plain:
-            return net(cb), None
-        y, colour, st = net((cb - mu) / sd, xyb.expand(len(cb), -1, -1, -1), fb)
-        return y, torch.cat([colour, st], 1)
-
-    def loss_of(y, xb, head, sb):
-        loss = F.l1_loss(y, xb) + F.mse_loss(y, xb)
-        return loss if head is None else loss + F.l1_loss(head, sb)
-
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    steps = max(1, epochs * ((len(tr) + batch_size - 1) // batch_size))
+    kpa = _KPA(c_train, x_train, width, g, plain, alpha, val)
+    opt = torch.optim.Adam(kpa.net.parameters(), lr=lr)
+    steps = max(1, epochs * ((len(kpa.tr) + batch_size - 1) // batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     best, best_loss = None, float("inf")
     t0 = time.time()
     for ep in range(epochs):
-        net.train()
-        perm = tr[torch.randperm(len(tr), generator=g)]
-        for i in range(0, len(perm), batch_size):
-            idx = perm[i:i + batch_size]
-            if len(idx) < 2 and len(perm) > 1:  # BatchNorm needs two rows
-                continue
-            cb, xb = c_train[idx], x_train[idx]
-            fb, sb, xyb = (None, None, None) if plain else (feats[idx], x_stats[idx], xy)
-            if crop and crop < cb.shape[-1]:
-                top = int(torch.randint(0, cb.shape[-2] - crop + 1, (1,), generator=g))
-                left = int(torch.randint(0, cb.shape[-1] - crop + 1, (1,), generator=g))
-                cb = cb[..., top:top + crop, left:left + crop]
-                xb = xb[..., top:top + crop, left:left + crop]
-                xyb = None if plain else xyb[..., top:top + crop, left:left + crop]
-            y, head = run(cb, fb, xyb)
-            loss = loss_of(y, xb, head, sb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        msg = f"KPA N={len(c_train)} epoch {ep + 1}/{epochs} loss {loss.item():.4f}"
-        if len(va):
-            net.eval()
-            for match in (False, True):  # with and without the head's brightness: whichever does better
-                net.match_brightness = match
-                with torch.no_grad():
-                    vl = 0.0
-                    for j in range(0, len(va), 16):
-                        vb = va[j:j + 16]
-                        y, head = run(c_train[vb], feats[vb], xy)
-                        vl += loss_of(y, x_train[vb], head, x_stats[vb]).item() * len(vb) / len(va)
-                if vl < best_loss:
-                    best, best_loss = (copy.deepcopy(net.state_dict()), match), vl
-                msg += f", held-out {vl:.4f}" + (" (head's brightness)" if match else "")
+        msg = f"KPA N={len(c_train)} epoch {ep + 1}/{epochs} loss {kpa.epoch(opt, sched, batch_size, crop, g):.4f}"
+        for match in ((False, True) if len(kpa.va) else ()):  # with and without the head's brightness
+            vl = kpa.held_out(match)
+            if vl < best_loss:
+                best, best_loss = (copy.deepcopy(kpa.net.state_dict()), match), vl
+            msg += f", held-out {vl:.4f}" + (" (head's brightness)" if match else "")
         if log:
             log(msg)
         if time_budget and time.time() - t0 > time_budget:
             break
     if best is not None:
-        net.load_state_dict(best[0])
-        net.match_brightness = best[1]
-    net.eval()
-    step = 256 if c_test.shape[-1] <= 64 else 16
-    out, stats = [], []
-    with torch.no_grad():
-        for i in range(0, len(c_test), step):
-            cb = c_test[i:i + step]
-            if plain:
-                out.append(net(cb))
-            else:
-                fb = (torch.from_numpy(ciphertext_features(_to_uint8(cb), alpha)) - f_mu) / f_sd
-                y, head = run(cb, fb, xy)
-                out.append(y)
-                stats.append(head[:, ch:])
-    rec = torch.cat(out)
+        kpa.net.load_state_dict(best[0])
+        kpa.net.match_brightness = best[1]
+    rec, stats = kpa.predict(c_test)
     if not return_stats:
         return rec
-    return rec, (None if plain else {k: torch.cat(stats)[:, i].numpy() for i, k in enumerate(STATS)})
+    return rec, (None if plain else {k: stats[:, i].numpy() for i, k in enumerate(STATS)})
 
 
 # ------------------------------------------------------------------------------------------ curious cloud
