@@ -313,7 +313,7 @@ def test_batcher_shares_forward_passes_and_can_be_switched_off():
 
 
 def test_batcher_queue_is_bounded():
-    clf = _SlowClassifier(delay=0.5)
+    clf = _SlowClassifier(delay=1.0)
     b = Batcher(max_batch=1, max_wait=0, queue_max=1)
     first = b.submit(clf, np.zeros((2, 2, 3), np.uint8))
     deadline = time.monotonic() + 5
@@ -327,7 +327,7 @@ def test_batcher_queue_is_bounded():
 
 
 def test_concurrent_requests_share_batches(tmp_path, clf, cts):
-    app = create_app(tmp_path / "s", classifiers=[clf], batch_wait_s=0.2)
+    app = create_app(tmp_path / "s", classifiers=[clf], batch_wait_s=0.5)
     t = app.state.store.add_token("a")
     with TestClient(app) as c:
         out = [None] * 8

@@ -22,7 +22,7 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -64,7 +64,6 @@ class Limits:
     body_timeout_s: float = 30.0  # reading one request body
     max_images_per_tenant: int = 100_000
     max_connections: int = 128  # uvicorn's limit_concurrency (503 beyond)
-    extra: dict = field(default_factory=dict)
 
 
 class ServiceError(Exception):

@@ -290,6 +290,8 @@ class Store:
                 os.unlink(tmp)
 
     def existing(self, tenant: int, image_id: str, name: str) -> Image | None:
+        """The stored image if ``tenant`` already has these bytes under this name (a retried upload), None if
+        neither is stored; :class:`StoreError` (409) if only one of them is."""
         same = self.get(tenant, image_id)
         if same is not None:
             if same.name == name:
