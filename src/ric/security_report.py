@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -150,56 +151,57 @@ def _majority(labels) -> float:
     return float(np.bincount(np.asarray(labels)).max() / len(labels))
 
 
-def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=None, log: Callable = print) -> dict:
-    """All four threat models on one shipped model; figures go to ``figs`` as ``<model>_*.png``."""
-    dataset = MODEL_DATASETS[model]
-    sz = SIZES[(dataset, quick)]
-    torch.manual_seed(0)
-    ric = RIC.load(model)
-    cfg = bundles.read_config(bundles.resolve(model, "ric"))
-    run.mkdir(parents=True, exist_ok=True)
-    kf = run / f"{model}-victim.key"
-    key = SecretKey.load(kf) if kf.is_file() else SecretKey.generate()
-    if not kf.is_file():
-        key.save(kf)
+def load_or_make_key(path: Path) -> SecretKey:
+    """The key stored at ``path``, or a fresh one saved there."""
+    if path.is_file():
+        return SecretKey.load(path)
+    key = SecretKey.generate()
+    key.save(path)
+    return key
+
+
+@dataclass
+class AttackData:
+    """The images of one model's evaluation: attacked test images (``x_eval``, ``y_eval``), the adversary's
+    known pairs / the cloud's history (``x_kpa``, train images) and the keyless attacker's calibration images
+    (``x_cal``, the last train images of the same order, encrypted under the attacker's own key)."""
+
+    dataset: str
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+    x_kpa: torch.Tensor
+    x_cal: torch.Tensor
+    kpa_sizes: list[int]
+    sel: np.ndarray  # indices of x_eval in the test split
+    test: object  # ric.datasets.ArrayDataset
+    description: str
+
+
+def attack_data(dataset: str, sz: dict, data_root=None) -> AttackData:
+    """Load and select the images of :class:`AttackData` for ``sz`` (one entry of :data:`SIZES`)."""
     test, train = load_dataset(dataset, "test", data_root), load_dataset(dataset, "train", data_root)
     n_eval = min(sz["n_eval"], len(test))
     kpa_sizes = [len(train) if n == "all" else min(n, len(train)) for n in sz["kpa"]]
     per_class = isinstance(SPLITS[dataset]["test"], str)
     sel = _eval_selection(dataset, len(test), n_eval)
-    x_eval = torch.from_numpy(test.images[sel]).permute(0, 3, 1, 2).float() / 255
-    y_eval = torch.from_numpy(test.labels[sel])
-    # the adversary's pairs / the cloud's history: train images (shuffled once for per-class splits)
-    order = (np.random.default_rng(0).permutation(len(train)) if per_class else np.arange(len(train)))[:max(kpa_sizes)]
-    x_kpa = torch.from_numpy(train.images[order]).permute(0, 3, 1, 2).float() / 255
-    t_start = time.time()
-    log(f"[{_now()}] {model}: encrypting {n_eval} test and {len(x_kpa)} train images")
-    cts_eval = encrypt_cached(ric, key, x_eval, run / f"{model}-eval.npz", log)
-    cts_kpa = encrypt_cached(ric, key, x_kpa, run / f"{model}-train.npz", log)
-    c_eval, c_kpa = as_tensor(cts_eval), as_tensor(cts_kpa)
-    # the keyless attacker's calibration pairs: the last train images (of the shuffled order), encrypted with
-    # the public model under a key the attacker made itself (not the victim's)
-    akf = run / f"{model}-attacker.key"
-    akey = SecretKey.load(akf) if akf.is_file() else SecretKey.generate()
-    if not akf.is_file():
-        akey.save(akf)
-    full_order = np.random.default_rng(0).permutation(len(train)) if per_class else np.arange(len(train))
-    cal_idx = full_order[::-1][:min(sz["n_cal"], len(train))]
-    x_cal = torch.from_numpy(train.images[cal_idx]).permute(0, 3, 1, 2).float() / 255
-    log(f"[{_now()}] {model}: encrypting {len(x_cal)} calibration images under the attacker's own key")
-    cts_cal = encrypt_cached(ric, akey, x_cal, run / f"{model}-attacker.npz", log)
-    right = ric.decrypt(cts_eval, key)
-    res: dict = {"model": model, "dataset": dataset, "weights_sha256": cfg.get("weights_sha256") or
-                 cfg.get("codec_weights_sha256"), "quick": quick,
-                 "data": f"{dataset}: {n_eval} test images "
-                         f"({'a fixed random subset, seed 1' if per_class else 'the first'}; attacked); "
-                         f"{len(x_kpa)} train images (adversary's pairs / the cloud's ciphertext history)",
-                 "right_key_psnr_db": psnr(right, x_eval).mean().item(),
-                 "plaintext_accuracy": (ric.predict(x_eval) == y_eval).float().mean().item(),
-                 "majority_class_share": _majority(y_eval.numpy())}
 
-    # 1. brute force, key sensitivity, tags, Theorem 6.1 ------------------------------------------
-    n_bf = min(sz["n_bf"], n_eval)
+    def tensor(a):
+        return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
+
+    # the adversary's pairs / the cloud's history: train images (shuffled once for per-class splits)
+    full_order = np.random.default_rng(0).permutation(len(train)) if per_class else np.arange(len(train))
+    x_kpa = tensor(train.images[full_order[:max(kpa_sizes)]])
+    x_cal = tensor(train.images[full_order[::-1][:min(sz["n_cal"], len(train))]])
+    desc = (f"{dataset}: {n_eval} test images ({'a fixed random subset, seed 1' if per_class else 'the first'}; "
+            f"attacked); {len(x_kpa)} train images (adversary's pairs / the cloud's ciphertext history)")
+    return AttackData(dataset, tensor(test.images[sel]), torch.from_numpy(test.labels[sel]), x_kpa, x_cal,
+                      kpa_sizes, sel, test, desc)
+
+
+def _brute_force(ric: RIC, key: SecretKey, cts_eval, x_eval, right, sz: dict, figs: Path, model: str,
+                 log: Callable) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Random and one-bit-away wrong keys: (result, PSNRs of random keys, PSNRs of one-bit keys)."""
+    n_bf = min(sz["n_bf"], len(cts_eval))
     kpc = sz["keys_per_ct"]
     log(f"[{_now()}] brute force: {n_bf} ciphertexts x {kpc} random keys; {sz['n_bits']} one-bit-away keys")
     rng = np.random.default_rng(0)
@@ -211,15 +213,12 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     xb = torch.cat([decrypt_pairs(ric, bit_pairs[i:i + 64]) for i in range(0, len(bit_pairs), 64)])
     ps_bits = psnr(xb, torch.stack([x_eval[j % n_bf] for j in range(len(bits))])).numpy()
     right_bf = psnr(right[:n_bf], x_eval[:n_bf]).mean().item()
-    res["brute_force"] = {"ciphertexts": n_bf, "random_keys": len(rand_pairs),
-                          "random_key_psnr_db": {"mean": float(ps_rand.mean()), "min": float(ps_rand.min()),
-                                                 "max": float(ps_rand.max())},
-                          "one_bit_keys": len(bits),
-                          "one_bit_psnr_db": {"mean": float(ps_bits.mean()), "min": float(ps_bits.min()),
-                                              "max": float(ps_bits.max())},
-                          "right_key_psnr_db": right_bf}
-    res["tags"] = tag_rejection(cts_eval[:n_bf], key, [SecretKey.generate() for _ in range(1000)])
-    res["file_edits"] = file_edit_rejection(cts_eval[:n_bf], key, run / "edits")
+
+    def summary(p):
+        return {"mean": float(p.mean()), "min": float(p.min()), "max": float(p.max())}
+
+    res = {"ciphertexts": n_bf, "random_keys": len(rand_pairs), "random_key_psnr_db": summary(ps_rand),
+           "one_bit_keys": len(bits), "one_bit_psnr_db": summary(ps_bits), "right_key_psnr_db": right_bf}
     k8 = min(8, n_bf)
     save_image(torch.cat([x_eval[:k8], xr[:k8 * kpc:kpc], xb[:k8], right[:k8]]), figs / f"{model}_brute_force.png",
                nrow=k8)
@@ -227,72 +226,131 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
         _histogram(ps_rand, ps_bits, right_bf, figs / f"{model}_brute_force_hist.png")
     except ImportError:
         log("matplotlib not installed (pip install -e '.[security]'): no histogram")
+    return res, ps_rand, ps_bits
+
+
+def _theorem61(ric: RIC, key: SecretKey, cts_eval, d: int, max_wrong: float, sz: dict, log: Callable) -> dict:
     log(f"[{_now()}] Theorem 6.1: NES gradient norms on {sz['nes_cts']} ciphertexts x {sz['nes_dirs']} directions")
     norms = torch.stack([nes_pixel_gradient_norms(ric, cts_eval[i], key, sz["nes_dirs"], seed=i)
                          for i in range(sz["nes_cts"])])
-    d = int(c_eval[0].numel())
-    max_wrong = float(max(ps_rand.max(), ps_bits.max()))
-    res["theorem61"] = {"ciphertexts": sz["nes_cts"], "directions": sz["nes_dirs"], "sigma": 1e-3,
-                        "grad_norm_max": float(norms.max()), "grad_norm_mean": float(norms.mean()),
-                        "at_measured_max": theorem61_heuristic(float(norms.max()), d, max_wrong),
-                        "at_30db": theorem61_heuristic(float(norms.max()), d, 30.0),
-                        "measured_max_wrong_key_psnr_db": max_wrong}
+    return {"ciphertexts": sz["nes_cts"], "directions": sz["nes_dirs"], "sigma": 1e-3,
+            "grad_norm_max": float(norms.max()), "grad_norm_mean": float(norms.mean()),
+            "at_measured_max": theorem61_heuristic(float(norms.max()), d, max_wrong),
+            "at_30db": theorem61_heuristic(float(norms.max()), d, 30.0), "measured_max_wrong_key_psnr_db": max_wrong}
 
-    # 0. what the ciphertext alone reveals -----------------------------------------------------------
-    log(f"[{_now()}] keyless estimator of brightness and value histogram")
-    x_eval_u8 = _to_uint8(x_eval)
-    res["keyless"] = leak_correlations(np.stack([ct.pixels for ct in cts_eval]), x_eval_u8, ric.alpha,
-                                       np.stack([ct.pixels for ct in cts_cal]), _to_uint8(x_cal))
-    truth = plaintext_stats(x_eval_u8)
 
-    # 2. blind attacks ----------------------------------------------------------------------------
-    log(f"[{_now()}] blind attacks")
-    blind = blind_attacks(c_eval, ric.alpha)
-    res["blind"] = {name: score(y, x_eval) for name, y in blind.items()}
-    res["blind"][MEAN_COLOUR] = score(mean_colour_baseline(x_eval), x_eval)
-    best = max(blind, key=lambda k: res["blind"][k]["ssim_fit"])
-    res["blind_best"] = best
+def blind_section(c_eval: torch.Tensor, x_eval: torch.Tensor, alpha: float, fig: Path,
+                  extra: dict[str, torch.Tensor] | None = None) -> tuple[dict, str, dict[str, torch.Tensor]]:
+    """Every blind filter (and ``extra`` ones) scored against the plaintext, with the mean-colour oracle; the
+    best one (with the oracle fit) drawn to ``fig``. Returns (scores by name, the best's name, the outputs)."""
+    blind = {**blind_attacks(c_eval, alpha), **(extra or {})}
+    scores = {name: score(y, x_eval) for name, y in blind.items()}
+    scores[MEAN_COLOUR] = score(mean_colour_baseline(x_eval), x_eval)
+    best = max(blind, key=lambda k: scores[k]["ssim_fit"])
     save_image(torch.cat([x_eval[:8], c_eval[:8], blind[best][:8].clamp(0, 1), _affine_fit(blind[best], x_eval)[:8]]),
-               figs / f"{model}_blind_best.png", nrow=min(8, n_eval))
+               fig, nrow=min(8, len(x_eval)))
+    return scores, best, blind
 
-    # 3. known-plaintext attack -------------------------------------------------------------------
-    res["kpa"] = {}
-    rows = [x_eval[:8], c_eval[:8]]
+
+def kpa_section(c_kpa: torch.Tensor, x_kpa: torch.Tensor, c_eval: torch.Tensor, x_eval: torch.Tensor,
+                y_eval: torch.Tensor, predict: Callable, sizes: list[int], sz: dict, alpha: float,
+                log: Callable) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The known-plaintext network for each N in ``sizes``: scores, the classifier's accuracy on the
+    reconstructions (``predict``: images in [0,1] → labels) and the statistics' correlations; with the
+    reconstructions per N."""
+    truth = plaintext_stats(_to_uint8(x_eval))
+    out, recs = {}, {}
     width, crop = sz.get("kpa_width", 32), sz.get("kpa_crop")
-    bs = 32 if crop else 64
-    for n in kpa_sizes:
+    for n in sizes:
         log(f"[{_now()}] known-plaintext attack, N = {n}")
         t0 = time.time()
         ep = kpa_epochs(n, sz["kpa_epochs"])
         rec, head = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=width, crop=crop,
-                                           batch_size=bs, alpha=ric.alpha, return_stats=True)
-        acc = (ric.predict(rec) == y_eval).float().mean().item()
-        res["kpa"][str(n)] = {**score(rec, x_eval), "classifier_accuracy_on_reconstructions": acc,
-                              "epochs": ep, "unet_width": width, "train_crop": crop, "seconds": time.time() - t0,
-                              "stats_reconstruction": stat_correlations(plaintext_stats(_to_uint8(rec)), truth),
-                              "stats_head": stat_correlations(head, truth)}
-        rows.append(rec[:8])
-    n = kpa_sizes[-1]
+                                           batch_size=32 if crop else 64, alpha=alpha, return_stats=True)
+        out[str(n)] = {**score(rec, x_eval), "classifier_accuracy_on_reconstructions":
+                       (predict(rec) == y_eval).float().mean().item(),
+                       "epochs": ep, "unet_width": width, "train_crop": crop, "seconds": time.time() - t0,
+                       "stats_reconstruction": stat_correlations(plaintext_stats(_to_uint8(rec)), truth),
+                       "stats_head": stat_correlations(head, truth)}
+        recs[str(n)] = rec
+    return out, recs
+
+
+def _kpa_plain(c_kpa, x_kpa, c_eval, x_eval, y_eval, predict: Callable, n: int, sz: dict, log: Callable) -> dict:
     log(f"[{_now()}] the earlier plain U-Net, N = {n}, for comparison")
     t0 = time.time()
     ep = kpa_epochs(n, sz["plain_epochs"])
-    rec = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=width, crop=crop, batch_size=bs,
-                                 plain=True)
-    res["kpa_plain"] = {**score(rec, x_eval), "pairs": n, "epochs": ep, "seconds": time.time() - t0,
-                        "classifier_accuracy_on_reconstructions": (ric.predict(rec) == y_eval).float().mean().item(),
-                        "stats_reconstruction": stat_correlations(plaintext_stats(_to_uint8(rec)), truth)}
-    save_image(torch.cat(rows), figs / f"{model}_kpa.png", nrow=min(8, n_eval))
+    crop = sz.get("kpa_crop")
+    rec = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=sz.get("kpa_width", 32), crop=crop,
+                                 batch_size=32 if crop else 64, plain=True)
+    truth = plaintext_stats(_to_uint8(x_eval))
+    return {**score(rec, x_eval), "pairs": n, "epochs": ep, "seconds": time.time() - t0,
+            "classifier_accuracy_on_reconstructions": (predict(rec) == y_eval).float().mean().item(),
+            "stats_reconstruction": stat_correlations(plaintext_stats(_to_uint8(rec)), truth)}
 
-    # 4. curious cloud ----------------------------------------------------------------------------
+
+def cloud_section(classifier, predict: Callable, c_kpa: torch.Tensor, real: torch.Tensor, c_eval: torch.Tensor,
+                  x_eval: torch.Tensor, y_eval: torch.Tensor, sz: dict, fig: Path, log: Callable) -> dict:
+    """The curious cloud trained on ``c_kpa`` and the classifier, with unpaired ``real`` images of the domain."""
     log(f"[{_now()}] curious cloud: generative attack on {len(c_kpa)} ciphertexts")
     t0 = time.time()
-    real = x_kpa  # unpaired real images of the domain (never paired with their ciphertexts)
-    gen = curious_cloud_attack(ric.classifier, c_kpa, real, c_eval, size=sz["cloud_size"],
-                               epochs=sz["cloud_epochs"])
-    res["cloud"] = {**score(gen, x_eval), "ciphertexts": len(c_kpa), "epochs": sz["cloud_epochs"],
-                    "size": sz["cloud_size"], "seconds": time.time() - t0,
-                    "classifier_accuracy_on_reconstructions": (ric.predict(gen) == y_eval).float().mean().item()}
-    save_image(torch.cat([x_eval[:8], c_eval[:8], gen[:8]]), figs / f"{model}_cloud.png", nrow=min(8, n_eval))
+    gen = curious_cloud_attack(classifier, c_kpa, real, c_eval, size=sz["cloud_size"], epochs=sz["cloud_epochs"])
+    save_image(torch.cat([x_eval[:8], c_eval[:8], gen[:8]]), fig, nrow=min(8, len(x_eval)))
+    return {**score(gen, x_eval), "ciphertexts": len(c_kpa), "epochs": sz["cloud_epochs"], "size": sz["cloud_size"],
+            "seconds": time.time() - t0,
+            "classifier_accuracy_on_reconstructions": (predict(gen) == y_eval).float().mean().item()}
+
+
+def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=None, log: Callable = print) -> dict:
+    """All four threat models on one shipped model; figures go to ``figs`` as ``<model>_*.png``."""
+    dataset = MODEL_DATASETS[model]
+    sz = SIZES[(dataset, quick)]
+    torch.manual_seed(0)
+    ric = RIC.load(model)
+    cfg = bundles.read_config(bundles.resolve(model, "ric"))
+    run.mkdir(parents=True, exist_ok=True)
+    key = load_or_make_key(run / f"{model}-victim.key")
+    data = attack_data(dataset, sz, data_root)
+    x_eval, y_eval, x_kpa = data.x_eval, data.y_eval, data.x_kpa
+    t_start = time.time()
+    log(f"[{_now()}] {model}: encrypting {len(x_eval)} test and {len(x_kpa)} train images")
+    cts_eval = encrypt_cached(ric, key, x_eval, run / f"{model}-eval.npz", log)
+    cts_kpa = encrypt_cached(ric, key, x_kpa, run / f"{model}-train.npz", log)
+    c_eval, c_kpa = as_tensor(cts_eval), as_tensor(cts_kpa)
+    # the keyless attacker's calibration pairs: public images encrypted with the public model under a key the
+    # attacker made itself (not the victim's)
+    akey = load_or_make_key(run / f"{model}-attacker.key")
+    log(f"[{_now()}] {model}: encrypting {len(data.x_cal)} calibration images under the attacker's own key")
+    cts_cal = encrypt_cached(ric, akey, data.x_cal, run / f"{model}-attacker.npz", log)
+    right = ric.decrypt(cts_eval, key)
+    res: dict = {"model": model, "dataset": dataset, "weights_sha256": cfg.get("weights_sha256") or
+                 cfg.get("codec_weights_sha256"), "quick": quick, "data": data.description,
+                 "right_key_psnr_db": psnr(right, x_eval).mean().item(),
+                 "plaintext_accuracy": (ric.predict(x_eval) == y_eval).float().mean().item(),
+                 "majority_class_share": _majority(y_eval.numpy())}
+    # 1. brute force, key sensitivity, tags, Theorem 6.1
+    res["brute_force"], ps_rand, ps_bits = _brute_force(ric, key, cts_eval, x_eval, right, sz, figs, model, log)
+    n_bf = res["brute_force"]["ciphertexts"]
+    res["tags"] = tag_rejection(cts_eval[:n_bf], key, [SecretKey.generate() for _ in range(1000)])
+    res["file_edits"] = file_edit_rejection(cts_eval[:n_bf], key, run / "edits")
+    res["theorem61"] = _theorem61(ric, key, cts_eval, int(c_eval[0].numel()),
+                                  float(max(ps_rand.max(), ps_bits.max())), sz, log)
+    # 0. what the ciphertext alone reveals
+    log(f"[{_now()}] keyless estimator of brightness and value histogram")
+    res["keyless"] = leak_correlations(np.stack([ct.pixels for ct in cts_eval]), _to_uint8(x_eval), ric.alpha,
+                                       np.stack([ct.pixels for ct in cts_cal]), _to_uint8(data.x_cal))
+    # 2. blind attacks
+    log(f"[{_now()}] blind attacks")
+    res["blind"], res["blind_best"], _ = blind_section(c_eval, x_eval, ric.alpha, figs / f"{model}_blind_best.png")
+    # 3. known-plaintext attack (the strengthened network at every N, the earlier plain U-Net at the largest)
+    res["kpa"], recs = kpa_section(c_kpa, x_kpa, c_eval, x_eval, y_eval, ric.predict, data.kpa_sizes, sz,
+                                   ric.alpha, log)
+    res["kpa_plain"] = _kpa_plain(c_kpa, x_kpa, c_eval, x_eval, y_eval, ric.predict, data.kpa_sizes[-1], sz, log)
+    save_image(torch.cat([x_eval[:8], c_eval[:8], *(r[:8] for r in recs.values())]), figs / f"{model}_kpa.png",
+               nrow=min(8, len(x_eval)))
+    # 4. curious cloud (unpaired real images of the domain: never paired with their ciphertexts)
+    res["cloud"] = cloud_section(ric.classifier, ric.predict, c_kpa, x_kpa, c_eval, x_eval, y_eval, sz,
+                                 figs / f"{model}_cloud.png", log)
     res["seconds"] = time.time() - t_start
     return res
 
