@@ -67,8 +67,10 @@ SIZES = {
 }
 # Bumped whenever evaluate_model's results change meaning (new attacks or fields): part of the cache key.
 RESULT_SCHEMA = 2
-DEFAULT_MODELS = ("svhn-ric-v2", "faces-ric-v2", "svhn-ric", "faces-ric")
-QUICK_MODELS = ("svhn-ric-v2", "faces-ric-v2")  # --quick: the shipped second-generation models (about 15 min)
+# "exact:<classifier>": the exact scheme with that classifier (ric.security_exact_report)
+DEFAULT_MODELS = ("svhn-ric-v2", "faces-ric-v2", "svhn-ric", "faces-ric", "exact:svhn-cnn7", "exact:faces-dlibface")
+QUICK_MODELS = ("svhn-ric-v2", "faces-ric-v2", "exact:svhn-cnn7")  # --quick: the shipped second-generation models
+# and the exact scheme on SVHN (about 25 min at one thread, uncached)
 MEAN_COLOUR = "oracle: the plaintext's own mean colour"
 OLD_MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"  # its name in results of earlier runs
 
@@ -290,15 +292,17 @@ def _kpa_plain(c_kpa, x_kpa, c_eval, x_eval, y_eval, predict: Callable, n: int, 
 
 
 def cloud_section(classifier, predict: Callable, c_kpa: torch.Tensor, real: torch.Tensor, c_eval: torch.Tensor,
-                  x_eval: torch.Tensor, y_eval: torch.Tensor, sz: dict, fig: Path, log: Callable) -> dict:
-    """The curious cloud trained on ``c_kpa`` and the classifier, with unpaired ``real`` images of the domain."""
+                  x_eval: torch.Tensor, y_eval: torch.Tensor, sz: dict, fig: Path,
+                  log: Callable) -> tuple[dict, torch.Tensor]:
+    """The curious cloud trained on ``c_kpa`` and the classifier, with unpaired ``real`` images of the domain:
+    (scores, the generated images)."""
     log(f"[{_now()}] curious cloud: generative attack on {len(c_kpa)} ciphertexts")
     t0 = time.time()
     gen = curious_cloud_attack(classifier, c_kpa, real, c_eval, size=sz["cloud_size"], epochs=sz["cloud_epochs"])
     save_image(torch.cat([x_eval[:8], c_eval[:8], gen[:8]]), fig, nrow=min(8, len(x_eval)))
     return {**score(gen, x_eval), "ciphertexts": len(c_kpa), "epochs": sz["cloud_epochs"], "size": sz["cloud_size"],
             "seconds": time.time() - t0,
-            "classifier_accuracy_on_reconstructions": (predict(gen) == y_eval).float().mean().item()}
+            "classifier_accuracy_on_reconstructions": (predict(gen) == y_eval).float().mean().item()}, gen
 
 
 def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=None, log: Callable = print) -> dict:
@@ -349,8 +353,8 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     save_image(torch.cat([x_eval[:8], c_eval[:8], *(r[:8] for r in recs.values())]), figs / f"{model}_kpa.png",
                nrow=min(8, len(x_eval)))
     # 4. curious cloud (unpaired real images of the domain: never paired with their ciphertexts)
-    res["cloud"] = cloud_section(ric.classifier, ric.predict, c_kpa, x_kpa, c_eval, x_eval, y_eval, sz,
-                                 figs / f"{model}_cloud.png", log)
+    res["cloud"], _ = cloud_section(ric.classifier, ric.predict, c_kpa, x_kpa, c_eval, x_eval, y_eval, sz,
+                                    figs / f"{model}_cloud.png", log)
     res["seconds"] = time.time() - t_start
     return res
 
@@ -382,9 +386,11 @@ def run_security(models: list[str] | None = None, quick: bool = False, run: str 
     report = {"command": command, "quick": quick, "models": {}, "figures": sub,
               "machine": f"{platform.machine()} cpu, torch {torch.__version__}, {torch.get_num_threads()} threads"}
     run.mkdir(parents=True, exist_ok=True)
+    from .security_exact_report import evaluate_exact_model, exact_result_key, is_exact
+
     for m in models:
-        cache = run / f"{m}-result.json"
-        rk = result_key(m, quick)
+        cache = run / f"{m.replace(':', '-')}-result.json"
+        rk = exact_result_key(m, quick) if is_exact(m) else result_key(m, quick)
         if cache.is_file() and not fresh:
             cached = json.loads(cache.read_text())
             if cached.get("cache_key") == rk:
@@ -392,7 +398,8 @@ def run_security(models: list[str] | None = None, quick: bool = False, run: str 
                 report["models"][m] = cached
                 continue
             log(f"[{_now()}] {m}: the cached result in {cache} is for other settings, sizes or version: recomputing")
-        report["models"][m] = {**evaluate_model(m, quick, run, figs, data_root, log), "cache_key": rk}
+        evaluate = evaluate_exact_model if is_exact(m) else evaluate_model
+        report["models"][m] = {**evaluate(m, quick, run, figs, data_root, log), "cache_key": rk}
         cache.write_text(json.dumps(report["models"][m], indent=1) + "\n")
     report["seconds"] = sum(r["seconds"] for r in report["models"].values())  # compute time, cached included
     out = docs / "results"
@@ -633,10 +640,11 @@ def _base(r: dict) -> str:
     return f"; always answering the most common class: {100 * share:.1f} %" if share else ""
 
 
-def _leaks(rep: dict, margin: float = 0.05) -> list[str]:
-    """Attacks whose SSIM exceeds the mean-colour oracle by more than ``margin`` (see :func:`verdict`)."""
+def _leaks(models: dict, margin: float = 0.05) -> list[str]:
+    """Attacks on paper-scheme ``models`` (name → result) whose SSIM exceeds the mean-colour oracle by more than
+    ``margin`` (see :func:`verdict`)."""
     out = []
-    for m, r in rep["models"].items():
+    for m, r in models.items():
         ref = _oracle(r)
         best = r["blind"][r["blind_best"]]
         if best["ssim_fit"] > ref["ssim_fit"] + margin:
@@ -669,25 +677,14 @@ def _scramble_line(rep: dict) -> str:
             f" (mean-colour oracle SSIM {sk['mean_colour_reference']['ssim']:.3f}).")
 
 
-def render(rep: dict) -> str:
-    lines = ["# Security evaluation", "",
-             f"Generated by `{rep['command']}` on {rep['machine']} "
-             f"({'QUICK run: small samples' if rep['quick'] else 'full run'}, "
-             f"{rep['seconds'] / 60:.1f} min). One fresh random 256-bit victim key per model.", ""]
-    stale = [m for m, r in rep["models"].items() if "keyless" not in r]
-    if stale:
-        lines += [f"**Not rerun with the current attacks** ({', '.join(f'`{m}`' for m in stale)}): these numbers come "
-                  "from a run made before the keyless estimator, the strengthened known-plaintext network and the "
-                  "checks of edited files existed; their known-plaintext rows are the earlier plain U-Net on raw "
-                  "ciphertexts, which the quick report shows to be under-powered (it can score below the "
-                  "mean-colour oracle although the brightness is recoverable without the key). The keyless leak of "
-                  "brightness and value histogram is a property of the blend and applies to them as well. "
-                  "`docs/security_quick.md` has the current attacks.", ""]
-    keyless = [(m, r["keyless"]) for m, r in rep["models"].items()
+def _paper_findings(paper: dict, rep: dict) -> list[str]:
+    """'Findings first' of the paper scheme: the keyless leak and any structure leak."""
+    lines: list[str] = []
+    keyless = [(m, r["keyless"]) for m, r in paper.items()
                if "keyless" in r and any(r["keyless"]["above_noise"].values())]
-    leaks = _leaks(rep)
+    leaks = _leaks(paper)
     if keyless or leaks:
-        lines += ["## Findings first", ""]
+        lines += ["## Findings first" + (" (scheme `paper`)" if len(paper) < len(rep["models"]) else ""), ""]
     if keyless:
         lines += ["**Without the key, the ciphertext reveals the plaintext's brightness and value histogram.** "
                   "The keyless estimator (ciphertext only; no key, no pairs of the victim; the better of its analytic "
@@ -709,43 +706,83 @@ def render(rep: dict) -> str:
             "with it, the first-generation codec has it as the opt-in model `svhn-ric-scrambled`, and "
             "`python benchmarks/scramble_kpa.py` runs the U-Net against both models "
             "(`docs/results/scramble_kpa.md`)." + _scramble_line(rep) + " It does not hide the value histogram.", ""]
-    lines += ["## Summary (per threat model)", ""]
-    for m, r in rep["models"].items():
-        bf, ref = r["brute_force"], _oracle(r)
-        kbest = max(r["kpa"].values(), key=lambda v: v["ssim"])
-        best = r["blind"][r["blind_best"]]
-        lines += [f"**`{m}`**", ""]
-        if "keyless" in r:
-            lines.append(f"- Keyless (ciphertext only): {_keyless_line(r['keyless'])}.")
-        lines.append(f"- Brute force: {bf['random_keys']} random keys → max {bf['random_key_psnr_db']['max']:.2f} dB, "
-                     f"one-bit keys → max {bf['one_bit_psnr_db']['max']:.2f} dB "
-                     f"(right key {bf['right_key_psnr_db']:.2f} dB); "
-                     f"tags rejected {100 * r['tags']['wrong_keys_rejected']:.2f} % of wrong keys.")
-        if "file_edits" in r:
-            fe = r["file_edits"]["edits"]
-            refused, files = sum(v["rejected"] for v in fe.values()), sum(v["files"] for v in fe.values())
-            lines.append(f"- Edited files (key-id, model-fp, removed and duplicated chunks, re-encodings): "
-                         f"{refused} of {files} refused.")
-        lines.append(f"- Blind filters with the oracle gain/offset fit: best SSIM {best['ssim_fit']:.3f} vs "
-                     f"{ref['ssim_fit']:.3f} for the mean-colour oracle.")
-        kp = (f"- Known plaintext: best SSIM {kbest['ssim']:.3f} / {kbest['psnr_db']:.2f} dB "
-              f"(mean-colour oracle {ref['ssim']:.3f} / {ref['psnr_db']:.2f} dB); classifier accuracy on "
-              f"reconstructions {100 * kbest['classifier_accuracy_on_reconstructions']:.1f} % "
-              f"(plaintexts {100 * r['plaintext_accuracy']:.1f} %{_base(r)})")
-        if "stats_head" in kbest and "keyless" in r:
-            kp += (f"; brightness r {_r(kbest['stats_reconstruction']['mean'])} (reconstruction) / "
-                   f"{_r(kbest['stats_head']['mean'])} (statistics head) vs {_r(_keyless_best(r['keyless'], 'mean'))} "
-                   "for the keyless estimator")
-        if "kpa_plain" in r:
-            pl = r["kpa_plain"]
-            kp += f"; the earlier plain U-Net (N = {pl['pairs']}): SSIM {pl['ssim']:.3f}"
-        lines += [kp + ".", f"- Curious cloud: SSIM {r['cloud']['ssim']:.3f} / {r['cloud']['psnr_db']:.2f} dB.", ""]
-    lines += ["## What RIC does not protect",
-              "The class label (the cloud is meant to learn it; it is also stored in the file), the image size, the "
-              "number of images, which ciphertexts share a key (public key id), and, for the paper's blend, **each "
-              "image's brightness and value histogram** (section 0 of each model). The cloud sees `C(c)`, so anything "
-              "the classifier's label reveals is revealed; an attacker with the label and real images of the domain "
-              "can always produce a *typical* image of that class (the curious-cloud rows measure how close that gets "
-              "to the actual plaintext).", ""]
-    lines += [_model_section(r, rep.get("figures", "security")) for r in rep["models"].values()]
+    return lines
+
+
+def _paper_summary(m: str, r: dict) -> list[str]:
+    """One paper-scheme model's lines of the summary per threat model."""
+    bf, ref = r["brute_force"], _oracle(r)
+    kbest = max(r["kpa"].values(), key=lambda v: v["ssim"])
+    best = r["blind"][r["blind_best"]]
+    lines = [f"**`{m}`**", ""]
+    if "keyless" in r:
+        lines.append(f"- Keyless (ciphertext only): {_keyless_line(r['keyless'])}.")
+    lines.append(f"- Brute force: {bf['random_keys']} random keys → max {bf['random_key_psnr_db']['max']:.2f} dB, "
+                 f"one-bit keys → max {bf['one_bit_psnr_db']['max']:.2f} dB "
+                 f"(right key {bf['right_key_psnr_db']:.2f} dB); "
+                 f"tags rejected {100 * r['tags']['wrong_keys_rejected']:.2f} % of wrong keys.")
+    if "file_edits" in r:
+        fe = r["file_edits"]["edits"]
+        refused, files = sum(v["rejected"] for v in fe.values()), sum(v["files"] for v in fe.values())
+        lines.append(f"- Edited files (key-id, model-fp, removed and duplicated chunks, re-encodings): "
+                     f"{refused} of {files} refused.")
+    lines.append(f"- Blind filters with the oracle gain/offset fit: best SSIM {best['ssim_fit']:.3f} vs "
+                 f"{ref['ssim_fit']:.3f} for the mean-colour oracle.")
+    kp = (f"- Known plaintext: best SSIM {kbest['ssim']:.3f} / {kbest['psnr_db']:.2f} dB "
+          f"(mean-colour oracle {ref['ssim']:.3f} / {ref['psnr_db']:.2f} dB); classifier accuracy on "
+          f"reconstructions {100 * kbest['classifier_accuracy_on_reconstructions']:.1f} % "
+          f"(plaintexts {100 * r['plaintext_accuracy']:.1f} %{_base(r)})")
+    if "stats_head" in kbest and "keyless" in r:
+        kp += (f"; brightness r {_r(kbest['stats_reconstruction']['mean'])} (reconstruction) / "
+               f"{_r(kbest['stats_head']['mean'])} (statistics head) vs {_r(_keyless_best(r['keyless'], 'mean'))} "
+               "for the keyless estimator")
+    if "kpa_plain" in r:
+        pl = r["kpa_plain"]
+        kp += f"; the earlier plain U-Net (N = {pl['pairs']}): SSIM {pl['ssim']:.3f}"
+    return lines + [kp + ".", f"- Curious cloud: SSIM {r['cloud']['ssim']:.3f} / {r['cloud']['psnr_db']:.2f} dB.", ""]
+
+
+NOT_PROTECTED = (
+    "The class label (the cloud is meant to learn it; it is also stored in the file), the image size, the number of "
+    "images, which ciphertexts share a key (public key id), for the exact scheme also `b` and that the image is a RIC "
+    "ciphertext (the public header in its pixels), and, for the paper's blend, **each image's brightness and value "
+    "histogram** (section 0 of each paper-scheme model). The cloud sees `C(c)`, so anything the classifier's label "
+    "reveals is revealed; an attacker with the label and real images of the domain can always produce a *typical* "
+    "image of that class (the curious-cloud rows measure how close that gets to the actual plaintext).")
+
+
+def render(rep: dict) -> str:
+    from .security_exact_report import exact_overview, exact_section
+
+    paper = {m: r for m, r in rep["models"].items() if r.get("scheme") != "exact"}
+    exact = {m: r for m, r in rep["models"].items() if r.get("scheme") == "exact"}
+    figs = rep.get("figures", "security")
+    lines = ["# Security evaluation", "",
+             f"Generated by `{rep['command']}` on {rep['machine']} "
+             f"({'QUICK run: small samples' if rep['quick'] else 'full run'}, "
+             f"{rep['seconds'] / 60:.1f} min). One fresh random 256-bit victim key per model.", ""]
+    if exact:
+        lines += exact_overview(exact, paper)
+    elif not rep["quick"]:
+        lines += ["**The `exact` scheme (the default) is not in this run**: its section (the simulation argument, "
+                  "keyless statistics, a distinguisher, randomness tests of the sealed digits, blind filters, the "
+                  "known-plaintext network and the curious cloud) is in the quick report, `docs/security_quick.md`. "
+                  "Everything below is the `paper` scheme.", ""]
+    stale = [m for m, r in paper.items() if "keyless" not in r]
+    if stale:
+        lines += [f"**Not rerun with the current attacks** ({', '.join(f'`{m}`' for m in stale)}): these numbers come "
+                  "from a run made before the keyless estimator, the strengthened known-plaintext network and the "
+                  "checks of edited files existed; their known-plaintext rows are the earlier plain U-Net on raw "
+                  "ciphertexts, which the quick report shows to be under-powered (it can score below the "
+                  "mean-colour oracle although the brightness is recoverable without the key). The keyless leak of "
+                  "brightness and value histogram is a property of the blend and applies to them as well. "
+                  "`docs/security_quick.md` has the current attacks.", ""]
+    if paper:
+        lines += _paper_findings(paper, rep)
+        lines += ["## Summary (per threat model" + (", scheme `paper`)" if exact else ")"), ""]
+        for m, r in paper.items():
+            lines += _paper_summary(m, r)
+    lines += ["## What RIC does not protect", NOT_PROTECTED, ""]
+    lines += [_model_section(r, figs) for r in paper.values()]
+    lines += [exact_section(r, paper, figs) for r in exact.values()]
     return "\n".join(lines) + "\n"
