@@ -24,8 +24,11 @@ def main() -> None:
     p.add_argument("--out", help="default docs/results, or docs/results/quick with --limit")
     p.add_argument("--data-root")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
+    p.add_argument("--ablation-root", default="models/ablation", help="the small codecs of Table 4 and the α sweep")
     a = p.parse_args()
-    rep = paper_tables(a.out, a.limit, a.datasets, a.data_root, command="python " + " ".join(sys.argv), jobs=a.jobs)
+    out = a.out or ("docs/results" if a.limit is None else "docs/results/quick")  # a quick run never overwrites the full
+    rep = paper_tables(out, a.limit, a.datasets, a.data_root, ablation_root=a.ablation_root,
+                       command="python " + " ".join(sys.argv), jobs=a.jobs)
     print(f"done in {rep['wall_seconds'] / 60:.1f} min")
 
 

@@ -283,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", type=Path, help="write a plaintext | ciphertext | recovered grid PNG here")
     s.add_argument("--tables", action="store_true", help="Tables 1-4, alpha sweep, grids, throughput")
     s.add_argument("--datasets", nargs="+", help="with --tables: only these datasets")
-    s.add_argument("-o", "--output", type=Path,
-                   help="with --tables: folder (default docs/results, or docs/results/quick with --limit)")
+    s.add_argument("-o", "--output", type=Path, help="with --tables: the folder for the tables (required)")
+    s.add_argument("--ablation-root", type=Path,
+                   help="with --tables: folder of the small ablation codecs for Table 4 (default: no Table 4)")
     s.add_argument("--jobs", type=int, default=1,
                    help="with --tables: worker processes (one thread each; e.g. the number of cores)")
     s.add_argument("--data-root")
@@ -317,8 +318,10 @@ def cmd_eval(args) -> int:
 
     log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr))
     if args.tables:
-        out = args.output or ev.default_tables_dir(args.limit)
-        rep = ev.paper_tables(out, args.limit, args.datasets, args.data_root,
+        if not args.output:
+            raise InputError("ric eval --tables: give -o DIR (benchmarks/paper_tables.py fills the repository's)")
+        out = args.output
+        rep = ev.paper_tables(out, args.limit, args.datasets, args.data_root, ablation_root=args.ablation_root,
                               command="ric " + " ".join(sys.argv[1:]), log=log, jobs=args.jobs)
         if args.json:
             print(json.dumps(rep, indent=1))

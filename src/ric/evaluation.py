@@ -35,7 +35,6 @@ DATASET_MODELS = {"svhn": "svhn-ric-v2", "cifar10": "cifar10-ric", "mnist": "mni
                   "tinyimagenet": "tinyimagenet-ric"}
 # Codecs of Table 3 (rows): every shipped codec trained on one of these sets (derived bundles reuse a codec).
 CROSS_SOURCES = ("svhn", "faces")
-ABLATION_DIR = Path("models/ablation")
 
 
 def machine() -> str:
@@ -290,11 +289,6 @@ def codec_sources() -> list[dict]:
             and c.get("training", {}).get("dataset") in CROSS_SOURCES]
 
 
-def default_tables_dir(limit: int | None) -> Path:
-    """Full runs write ``docs/results``; runs with ``--limit`` write ``docs/results/quick`` (never over the full)."""
-    return Path("docs/results") if limit is None else Path("docs/results/quick")
-
-
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -341,20 +335,21 @@ def _table_task(task: tuple, key_raw: bytes, limit, data_root, out: str, ablatio
     return task, {"data": split, "rows": rows}
 
 
-def paper_tables(out: str | Path | None = None, limit: int | None = None, datasets: list[str] | None = None,
-                 data_root=None, ablation_root: str | Path = ABLATION_DIR, command: str = "",
+def paper_tables(out: str | Path, limit: int | None = None, datasets: list[str] | None = None,
+                 data_root=None, ablation_root: str | Path | None = None, command: str = "",
                  log: Callable = print, jobs: int = 1) -> dict:
-    """Run Tables 1-4 and the α sweep on the shipped weights; write ``paper_tables.{md,json}`` and PNGs.
+    """Run Tables 1-4 and the α sweep on the shipped weights; write ``paper_tables.{md,json}`` and PNGs into
+    ``out``. Table 4 and the α sweep evaluate the codec bundles under ``ablation_root`` (none: skipped).
 
     ``jobs > 1`` runs the datasets (and the ablation) in that many worker processes, one thread each by default
     (small batches use cores far better this way than with intra-op threads)."""
-    out = Path(out) if out else default_tables_dir(limit)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     key = SecretKey.generate()
     datasets = datasets or list(DATASET_MODELS)
     codecs = codec_sources()  # Table 3: measured inside each dataset's task, on the same images and NAEs
     tasks = [("dataset", d) for d in datasets]
-    if "svhn" in datasets:
+    if "svhn" in datasets and ablation_root is not None:
         tasks.append(("ablation", "svhn"))
     threads = max(1, (torch.get_num_threads() if jobs <= 1 else (os.cpu_count() or 1) // jobs))
     args = (key.raw, limit, data_root, str(out), str(ablation_root), threads if jobs > 1 else 0)
@@ -386,6 +381,7 @@ def paper_tables(out: str | Path | None = None, limit: int | None = None, datase
                                       "scramble": bool(c.get("scramble")), "cells": cells}
     if ("ablation", "svhn") in res and "skipped" not in report["datasets"]["svhn"]:
         report["ablation_data"] = res[("ablation", "svhn")]["data"]
+        report["ablation_root"] = str(ablation_root)
         report["ablation"] = res[("ablation", "svhn")]["rows"]
         if report["ablation"]:
             try:
@@ -510,7 +506,8 @@ def _later_tables(rep: dict, ds: dict) -> list[str]:
               ", ".join(f"{k} {_f(r['identity_psnr_db'])} dB" for k, r in ds.items()) + "."]
     lines += ["", "## Table 4: ablation, and Figure 7: α sweep", ""]
     if rep.get("ablation"):
-        lines += [f"Small codecs (`models/ablation/`, made by `scripts/train_ablations.sh`), all trained under the "
+        root = rep.get("ablation_root", "the ablation folder")
+        lines += [f"Small codecs (`{root}`, made by `scripts/train_ablations.sh`), all trained under the "
                   f"same budget; evaluated on {rep.get('ablation_data')}, same key and nonces.", "",
                   "| codec | NAE source | α | label agreement (first try) | PSNR (dB) | SSIM |",
                   "|---|---|---|---|---|---|"]
@@ -522,7 +519,8 @@ def _later_tables(rep: dict, ds: dict) -> list[str]:
         if rep.get("alpha_sweep_png"):
             lines += ["", "![alpha sweep](alpha_sweep.png)"]
     else:
-        lines.append("No ablation codecs found under `models/ablation/` (run `scripts/train_ablations.sh`).")
+        lines.append("No ablation codecs given or found (Table 4: `--ablation-root DIR`, codecs made by "
+                     "`scripts/train_ablations.sh`).")
     lines += ["", "## Throughput (public API, this machine)", "",
               "| dataset | encrypt img/s | decrypt img/s | classify img/s | NAE share of encryption |",
               "|---|---|---|---|---|"]

@@ -2,7 +2,7 @@
 
 Each codec has a one-byte id that is stored *inside* the encrypted payload, so the id a decryptor acts on
 has already been authenticated; it can only select among the codecs of :data:`CODECS`. Measured on the
-shipped datasets by ``benchmarks/lossless.py`` (``docs/results/lossless.md``): JPEG XL (``imagecodecs``,
+shipped datasets by ``benchmarks/lossless.py`` (its report in the repository): JPEG XL (``imagecodecs``,
 effort 7) is the smallest on colour images, WebP lossless (Pillow, method 4) is close and sometimes smaller
 on grey digits; PNG is kept as a last resort. :func:`compress` tries the candidates and keeps the smallest
 encoding whose decoding is bit-identical to the input.
