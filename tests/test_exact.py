@@ -213,3 +213,17 @@ def test_cli_decrypts_stripped_and_reencoded_files(tmp_path, capsys, how):
     capsys.readouterr()
     assert main(["decrypt", str(tmp_path / "moved"), "-o", str(tmp_path / "rec2"), "-k", str(other)]) == 3
     assert "wrong key" in capsys.readouterr().err and not (tmp_path / "rec2").exists()
+
+
+def test_a_codec_that_refuses_an_image_is_skipped(monkeypatch):
+    from ric.schemes import lossless
+
+    def refuse(a):
+        raise ValueError("too large for this codec")
+
+    first = lossless.BY_NAME[lossless.DEFAULT_CANDIDATES[0]]
+    refusing = lossless.LosslessCodec(first.id, first.name, refuse, first.decode)
+    monkeypatch.setitem(lossless.BY_NAME, first.name, refusing)
+    a = _img(16, 16, 3)
+    cid, data = lossless.compress(a)
+    assert cid != first.id and np.array_equal(lossless.decompress(cid, data, a.shape), a)

@@ -88,7 +88,10 @@ def compress(a: np.ndarray, candidates: tuple[str, ...] = DEFAULT_CANDIDATES) ->
         codec = BY_NAME[name]
         if not codec.available():
             continue
-        data = codec.encode(a)
+        try:
+            data = codec.encode(a)
+        except Exception:  # noqa: BLE001 - e.g. WebP refuses sides over 16383 pixels: the next candidate serves
+            continue
         if (best is None or len(data) < len(best[1])) and np.array_equal(codec.decode(data, a.shape[2]), a):
             best = (codec.id, data)
     if best is None:
