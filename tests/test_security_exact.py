@@ -81,6 +81,8 @@ def test_distinguisher_has_power_and_no_false_alarm():
     a, b = rng.normal(size=(200, 10)), rng.normal(size=(200, 10))
     same = distinguish(a, b)
     assert same["band_95"][0] - 0.03 <= same["accuracy"] <= same["band_95"][1] + 0.03
+    noise = [distinguish(rng.normal(size=(80, 38)), rng.normal(size=(80, 38)))["accuracy"] for _ in range(10)]
+    assert 0.44 < np.mean(noise) < 0.56  # stratified folds: no below-chance bias on small sets without signal
     shifted = distinguish(a, b + np.r_[0.8, np.zeros(9)])
     assert shifted["accuracy"] > 0.6 and shifted["p_value"] < 1e-3
 

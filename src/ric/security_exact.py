@@ -205,10 +205,15 @@ def _logistic(xtr: np.ndarray, ytr: np.ndarray, ridge: float, iters: int = 30) -
 def distinguish(feats_a: np.ndarray, feats_b: np.ndarray, folds: int = 5, ridge: float = 1.0, seed: int = 0) -> dict:
     """Cross-validated accuracy of a logistic regression telling set ``a`` from set ``b`` (equal sizes: chance
     is 50 %), with the 95 % band of chance accuracy over that many predictions and a two-sided p-value
-    against chance (normal approximation). Features are standardised on each training fold."""
+    against chance (normal approximation). Features are standardised on each training fold. The folds are
+    stratified (each holds the same share of both sets): with random folds, each training fold's imbalance is
+    the opposite of its test fold's, and without any signal the intercept alone scores well below chance."""
     x = np.concatenate([feats_a, feats_b])
     y = np.concatenate([np.zeros(len(feats_a)), np.ones(len(feats_b))])
-    fold = np.random.default_rng(seed).permutation(len(x)) % folds
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(x), dtype=np.int64)
+    for part in (np.flatnonzero(y == 0), np.flatnonzero(y == 1)):
+        fold[part[rng.permutation(len(part))]] = np.arange(len(part)) % folds
     correct = 0
     for f in range(folds):
         tr, te = fold != f, fold == f

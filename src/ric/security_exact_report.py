@@ -50,17 +50,17 @@ PAPER_MODEL_OF = {"svhn": "svhn-ric-v2", "faces": "faces-ric-v2"}  # the paper s
 # attacked sets are larger: the noise band of a correlation is 1.96/sqrt(n_eval). kpa: pairs of the known-
 # plaintext network ("all": the whole train split); kpa_epochs: as for the paper scheme (5 epochs above 1,000).
 EXACT_SIZES = {
-    ("svhn", True): dict(n_eval=500, kpa=[2000], kpa_epochs=40, cloud_epochs=4, cloud_size=32, n_cal=1000),
+    ("svhn", True): dict(n_eval=500, kpa=[2000], kpa_epochs=40, cloud_epochs=12, cloud_size=32, n_cal=1000),
     ("svhn", False): dict(n_eval=2000, kpa=[1000, "all"], kpa_epochs=40, cloud_epochs=30, cloud_size=32, n_cal=1000),
-    ("faces", True): dict(n_eval=80, kpa=[120], kpa_epochs=20, cloud_epochs=6, cloud_size=64, kpa_width=16,
+    ("faces", True): dict(n_eval=80, kpa=[120], kpa_epochs=20, cloud_epochs=12, cloud_size=64, kpa_width=16,
                           kpa_crop=64, n_cal=60),
     ("faces", False): dict(n_eval=200, kpa=[100, "all"], kpa_epochs=30, cloud_epochs=25, cloud_size=64,
                            kpa_width=16, kpa_crop=64, n_cal=200),
-    ("cifar10", True): dict(n_eval=500, kpa=[2000], kpa_epochs=40, cloud_epochs=4, cloud_size=32, n_cal=1000),
+    ("cifar10", True): dict(n_eval=500, kpa=[2000], kpa_epochs=40, cloud_epochs=12, cloud_size=32, n_cal=1000),
     ("cifar10", False): dict(n_eval=2000, kpa=[1000, "all"], kpa_epochs=40, cloud_epochs=30, cloud_size=32,
                              n_cal=1000),
 }
-EXACT_SCHEMA = 1  # bumped whenever evaluate_exact_model's results change meaning
+EXACT_SCHEMA = 2  # bumped whenever evaluate_exact_model's results change meaning
 
 
 def is_exact(model: str) -> bool:
@@ -297,7 +297,7 @@ def exact_summary(m: str, r: dict, paper: dict) -> list[str]:
         f"{_r(max(po[1]['keyless']['analytic'][s], po[1]['keyless'].get('calibrated', {}).get(s, -1)))}"
         for s in STATS) + f", N = {po[1]['keyless']['n']})" if po else ""
     return [f"**`{m}`** ({r['dataset']}, b = {r['bits']}, {r['shape'][0]}×{r['shape'][1]}×{r['shape'][2]}; "
-            f"{k['n']} attacked test images, all recovered bit-exactly: {100 * r['bit_exact']:.0f} %)", "",
+            f"{k['n']} attacked test images; bit-exact recovery with the right key: {100 * r['bit_exact']:.0f} %)", "",
             "- Keyless statistics, calibrated on the attacker's own pairs (r with the plaintext's "
             f"{', '.join(STAT_NAMES[s] for s in STATS)}): "
             + ", ".join(_r(_cal(k, s)) for s in STATS) + f"; noise level ±{k['noise_band_95']:.3f}" + vs
@@ -425,9 +425,9 @@ def exact_section(r: dict, paper: dict, figs: str = "security") -> str:
         ("control: real vs the plaintext's own low bits in place of the payload", "distinguisher_control")))
     return f"""## `{m}` ({r['dataset']}, scheme `exact`, b = {r['bits']})
 
-Data: {r['data']}. Classifier `{r['classifier']}`; all {k['n']} attacked ciphertexts decrypt bit-exactly
-({100 * r['bit_exact']:.0f} %); classifier accuracy on the plaintexts {100 * r['plaintext_accuracy']:.1f} % (the label
-the ciphertexts carry); {r['seconds'] / 60:.1f} min.
+Data: {r['data']}. Classifier `{r['classifier']}`; bit-exact recovery with the right key:
+{100 * r['bit_exact']:.0f} % of the {k['n']} attacked ciphertexts; classifier accuracy on the plaintexts
+{100 * r['plaintext_accuracy']:.1f} % (the label the ciphertexts carry); {r['seconds'] / 60:.1f} min.
 
 ### E0. Keyless statistics
 Pearson r of each plaintext statistic with its estimate from the ciphertext alone, over {k['n']} test images;
@@ -442,10 +442,11 @@ last column is the paper scheme's keyless estimator (the better of its two forms
 {_keyless_table(r, paper)}
 
 ### E1. Simulation check
-A logistic regression (5-fold cross-validated, ridge 1) on {sim['distinguisher_simulated']['features']} keyless
-features per ciphertext (the keyless estimator's features, the histogram of the high digits, per-channel means
-and standard deviations of both digits, neighbouring high-digit differences) tries to tell two sets apart; equal
-sets, so chance is 50 %. The control shows that the distinguisher has power.
+A logistic regression (5-fold stratified cross-validation, ridge 1) on {sim['distinguisher_simulated']['features']}
+keyless features per ciphertext (the keyless estimator's features, the histogram of the high digits, per-channel
+means and standard deviations of both digits, neighbouring high-digit differences) tries to tell two sets apart;
+equal sets, so chance is 50 %. The simulated ciphertexts carry their labels ({100 * sim['simulated_hit']:.0f} %
+hit with the scheme's margin). The control shows that the distinguisher has power.
 
 | sets | ciphertexts | accuracy | p (vs chance) |
 |---|---|---|---|
@@ -457,7 +458,9 @@ the label alone. ![simulation]({tag}_simulation.png)
 ### E2. Randomness of the sealed low digits
 The low digits of every ciphertext after sub-pixel 0 and the public header ({rt['digits_per_ciphertext']:,} digits,
 {rt['bits_per_ciphertext']:,} bits per ciphertext): chi-square uniformity of the b-bit digits ({rt['chi_square_p']}),
-NIST SP 800-22 frequency (monobit) and runs tests on the bit stream, one p-value per ciphertext and test.
+NIST SP 800-22 frequency (monobit) and runs tests on the bit stream, one p-value per ciphertext and test. For
+random data about 1 % of the p-values fall below 0.01, and NIST accepts the p-values as uniform when the
+uniformity p-value is at least 0.0001.
 
 {_randomness_table(rt)}
 

@@ -6,6 +6,7 @@ ciphertext history), and a key of the attacker's own encrypts other train images
 calibration). Encryptions are cached per model in the run folder, so reruns and larger runs reuse them.
 Writes ``docs/security.md``, figures under ``docs/security/`` and ``docs/results/security.json``; a ``--quick``
 run writes ``docs/security_quick.md``, ``docs/security/quick/`` and ``docs/results/security_quick.json`` instead.
+A model name ``exact:<classifier>`` runs the exact scheme's section (:mod:`ric.security_exact_report`).
 """
 
 from __future__ import annotations
