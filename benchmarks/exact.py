@@ -188,9 +188,11 @@ def main() -> None:
         return
     rep["sets"] = {}
     old = json.loads((out / "exact.json").read_text()) if (out / "exact.json").is_file() else {}
-    if a.photos:  # the photo rows only, added to the existing report
-        rep = {**rep, **old, "photos": run_photos(a.photos, key, a.data_root),
-               "photos_command": "python " + " ".join(sys.argv)}
+    if a.photos:  # the photo rows only, added to the report as it is when they are done
+        photos = run_photos(a.photos, key, a.data_root)
+        (out / "exact_photos.json").write_text(json.dumps({**rep, "photos": photos}, indent=1) + "\n")
+        old = json.loads((out / "exact.json").read_text()) if (out / "exact.json").is_file() else {}
+        rep = {**rep, "sets": {}, **old, "photos": photos, "photos_command": "python " + " ".join(sys.argv)}
         (out / "exact.json").write_text(json.dumps(rep, indent=1) + "\n")
         (out / "exact.md").write_text(_md(rep))
         print(_md(rep))
