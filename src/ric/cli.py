@@ -197,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         if progress:
             sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    _owner_verbs(sub, byo, common)
+    _other_verbs(sub, common)
+    return p
+
+
+def _owner_verbs(sub, byo, common) -> None:
+    """keygen, encrypt, classify, decrypt: the three parties' verbs."""
     s = sub.add_parser("keygen", help="write a new 256-bit secret key (mode 0600)")
     s.add_argument("-o", "--output", required=True, type=Path)
     s.add_argument("--force", action="store_true", help="overwrite an existing key file")
@@ -246,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(s)
     s.set_defaults(fn=cmd_decrypt)
 
+
+def _other_verbs(sub, common) -> None:
+    """models, datasets, demo, train, eval, security."""
     s = sub.add_parser("models", help="list shipped RIC models and classifiers")
     common(s, False)
     s.set_defaults(fn=cmd_models)
@@ -309,7 +319,6 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_cloud import add_cloud_verbs
 
     add_cloud_verbs(sub, common)  # serve (+ token), push, pull; classify --url
-    return p
 
 
 def cmd_eval(args) -> int:
