@@ -307,7 +307,7 @@ def _other_verbs(sub, common) -> None:
     s.add_argument("--models", nargs="+",
                    help="paper-scheme models, or exact:CLASSIFIER for the exact scheme (exact:svhn-cnn7, "
                         "exact:faces-dlibface, exact:cifar10-resnet18); default: svhn-ric-v2 faces-ric-v2 "
-                        "exact:svhn-cnn7 (full run: + svhn-ric faces-ric exact:faces-dlibface)")
+                        "exact:svhn-cnn7 exact:faces-dlibface (full run: + svhn-ric faces-ric)")
     s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
     s.add_argument("--run", default="runs/security", help="cache of the victim's ciphertexts (reused by reruns)")
     s.add_argument("--docs", default="docs", help="where security.md, security/ and results/ go")
