@@ -34,10 +34,6 @@ CLASSIFIERS = DATASET_CLASSIFIERS
 DEFAULT_N = {"svhn": 1000, "cifar10": 1000, "mnist": 1000, "faces": 200, "tinyimagenet": 400}
 
 
-def run_exact(sch: ExactScheme, images: np.ndarray, key: SecretKey) -> dict:
-    return evaluate_exact(sch, images, key)
-
-
 def run_paper(model: str, images: np.ndarray, key: SecretKey) -> dict:
     ric = RIC.load(model)
     x = images_of(ric, images)
@@ -56,9 +52,9 @@ def one_set(name: str, n: int, paper_n: int, key: SecretKey, data_root=None) -> 
     images, _, split = eval_split(name, n, data_root=data_root)
     sch = ExactScheme(load_classifier(CLASSIFIERS[name]))
     row = {"data": split, "classifier": sch.classifier.ident, "scheme": repr(sch), "bits": sch.bits,
-           "exact": run_exact(sch, images, key)}
+           "exact": evaluate_exact(sch, images, key)}
     if paper_n:
-        row["exact_same"] = run_exact(sch, images[:paper_n], key)
+        row["exact_same"] = evaluate_exact(sch, images[:paper_n], key)
         row["paper"] = run_paper(DATASET_MODELS[name], images[:paper_n], key)
         row["encrypt_speedup"] = row["exact_same"]["encrypt_img_s"] / row["paper"]["encrypt_img_s"]
         row["decrypt_speedup"] = row["exact_same"]["decrypt_img_s"] / row["paper"]["decrypt_img_s"]
@@ -150,7 +146,7 @@ def bits_sweep(names, n: int, key: SecretKey, data_root=None) -> dict:
         images, _, split = eval_split(name, n, data_root=data_root)
         clf = load_classifier(CLASSIFIERS[name])
         for b in (4, 5, 6, 7):
-            e = run_exact(ExactScheme(clf, bits=b), images, key)
+            e = evaluate_exact(ExactScheme(clf, bits=b), images, key)
             rows[f"{name}/{b}"] = {"data": split, "bits": b, **e}
             print(name, b, json.dumps({k: e[k] for k in ("fit", "first_try", "agreement", "steps_median")}),
                   flush=True)

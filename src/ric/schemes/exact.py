@@ -76,6 +76,15 @@ def room_bytes(shape: tuple[int, int, int], bits: int) -> int:
     return capacity_bytes(shape, bits) - OVERHEAD_BYTES
 
 
+def capacity_error(shape: tuple[int, int, int], bits: int, nbytes: int) -> CapacityError:
+    """The error for a compressed image of ``nbytes`` that does not fit: it names the bits needed and held."""
+    need = 8 * (nbytes + OVERHEAD_BYTES) + bits
+    have = (shape[0] * shape[1] * shape[2]) * bits
+    return CapacityError(f"the image needs {need} bits compressed, a {shape[0]}x{shape[1]}x{shape[2]} "
+                         f"ciphertext holds {have} at {bits} bits per sub-pixel (try --bits {min(bits + 1, 7)}"
+                         f"{'' if bits < 7 else ', or a classifier with larger inputs'})")
+
+
 def _aad(header: bytes, bits: int, shape: tuple[int, int, int]) -> bytes:
     return header + struct.pack(">BIIB", bits, *shape)
 
@@ -93,11 +102,7 @@ def seal(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int, int], p
     codec_id, data = packed or lossless.compress(plain)
     room = room_bytes(shape, bits)
     if len(data) > room:
-        need = 8 * (len(data) + OVERHEAD_BYTES) + bits
-        have = (shape[0] * shape[1] * shape[2]) * bits
-        raise CapacityError(f"the image needs {need} bits compressed, a {shape[0]}x{shape[1]}x{shape[2]} "
-                            f"ciphertext holds {have} at {bits} bits per sub-pixel (try --bits {min(bits + 1, 7)}"
-                            f"{'' if bits < 7 else ', or a classifier with larger inputs'})")
+        raise capacity_error(shape, bits, len(data))
     header = _HEADER.pack(MAGIC, VERSION, bytes.fromhex(key.key_id), nonce)
     body = _PREFIX.pack(codec_id, plain.shape[2], plain.shape[0], plain.shape[1], len(data)) + data
     body += bytes(room - len(data))
@@ -299,10 +304,7 @@ class ExactScheme(Scheme):
         for i, a in enumerate(plains):
             packed[i] = lossless.compress(a)
             if len(packed[i][1]) > room_bytes(shape, self.bits):
-                try:
-                    seal(key, bytes(NONCE_BYTES), self.bits, shape, a, packed[i])
-                except CapacityError as e:
-                    res[i].error = str(e)
+                res[i].error = str(capacity_error(shape, self.bits, len(packed[i][1])))
         pending = [i for i in range(len(plains)) if not res[i].error]
         for _ in range(1 + self.max_retries):
             if not pending:
