@@ -24,9 +24,9 @@ import torch
 from ric.api import classify_files, decrypt_files, encrypt_files
 from ric.classifiers import load_classifier
 from ric.datasets import load_dataset
+from ric.eval.metrics import psnr, ssim
 from ric.imageio import read_image, write_png
 from ric.keys import SecretKey
-from ric.metrics import psnr, ssim
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ric import bundles
 from ric.classifiers import load_classifier
 from ric.datasets import load_dataset
 from ric.training import evaluate_classifier
+from ric.zoo import bundles
 
 # Issue targets per dataset; faces-resnet18 (trained from scratch, below target) is kept as a baseline beside
 # faces-dlibface, the faces classifier of faces-ric.

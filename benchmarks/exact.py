@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ric.classifiers import load_classifier
-from ric.evaluation import DATASET_CLASSIFIERS, DATASET_MODELS, eval_split, evaluate_exact, images_of, machine
+from ric.eval.measure import DATASET_CLASSIFIERS, DATASET_MODELS, eval_split, evaluate_exact, images_of, machine
 from ric.keys import SecretKey
-from ric.pipeline import RIC
 from ric.schemes.exact import ExactScheme
+from ric.schemes.paper import RIC
 
 CLASSIFIERS = DATASET_CLASSIFIERS
 DEFAULT_N = {"svhn": 1000, "cifar10": 1000, "mnist": 1000, "faces": 200, "tinyimagenet": 400}

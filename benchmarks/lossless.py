@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ric.datasets import load_dataset
-from ric.evaluation import machine
+from ric.eval.measure import machine
 from ric.schemes import exact, lossless
 
 SETS = ("svhn", "cifar10", "mnist", "faces", "tinyimagenet")

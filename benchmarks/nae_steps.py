@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from ric.datasets import load_dataset
-from ric.evaluation import DATASET_MODELS, images_of, machine
+from ric.eval.measure import DATASET_MODELS, images_of, machine
 from ric.keys import SecretKey, new_nonce
-from ric.pipeline import RIC
+from ric.schemes.paper import RIC
 
 
 def main() -> None:

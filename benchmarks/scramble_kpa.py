@@ -24,11 +24,11 @@ import torch
 from torchvision.utils import save_image
 
 from ric.datasets import load_dataset
-from ric.evaluation import machine
+from ric.eval.measure import machine
+from ric.imageio import to_pixels
 from ric.keys import SecretKey
-from ric.pipeline import RIC
+from ric.schemes.paper import RIC
 from ric.security import (
-    _to_uint8,
     as_tensor,
     known_plaintext_attack,
     leak_correlations,
@@ -37,7 +37,7 @@ from ric.security import (
     score,
     stat_correlations,
 )
-from ric.security_report import encrypt_cached, kpa_epochs
+from ric.security.report import encrypt_cached, kpa_epochs
 
 MODELS = ("svhn-ric", "svhn-ric-scrambled")
 
@@ -66,7 +66,7 @@ def main() -> None:
            "data": f"SVHN test split first {len(x_eval)} (attacked), train split first {len(x_kpa)} (pairs)",
            "attack": "plain U-Net" if a.plain else "KPANet",
            "mean_colour_reference": score(mean_colour_baseline(x_eval), x_eval), "models": {}}
-    truth = plaintext_stats(_to_uint8(x_eval))
+    truth = plaintext_stats(to_pixels(x_eval))
     grid = [x_eval[:8]]
     for m in MODELS:
         ric = RIC.load(m)
@@ -78,7 +78,7 @@ def main() -> None:
         r = {"scramble": ric.scramble, "encrypt_seconds": time.time() - t0,
              "right_key": score(right, x_eval),
              "label_agreement": float((ric.predict(c_eval) == ric.predict(x_eval)).float().mean()), "kpa": {},
-             "keyless_brightness_r": leak_correlations(_to_uint8(c_eval), _to_uint8(x_eval), ric.alpha)["analytic"]["mean"]}
+             "keyless_brightness_r": leak_correlations(to_pixels(c_eval), to_pixels(x_eval), ric.alpha)["analytic"]["mean"]}
         grid.append(c_eval[:8])
         for n in a.pairs:
             ep = kpa_epochs(n, 40)
@@ -86,7 +86,7 @@ def main() -> None:
             rec = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=32, plain=a.plain,
                                          alpha=ric.alpha)
             r["kpa"][str(n)] = {**score(rec, x_eval), "epochs": ep, "seconds": time.time() - t0,
-                                "brightness_r": stat_correlations(plaintext_stats(_to_uint8(rec)), truth)["mean"],
+                                "brightness_r": stat_correlations(plaintext_stats(to_pixels(rec)), truth)["mean"],
                                 "classifier_accuracy_on_reconstructions":
                                     float((ric.predict(rec) == y_eval).float().mean())}
             log(f"{m} N={n}: SSIM {r['kpa'][str(n)]['ssim']:.3f}, PSNR {r['kpa'][str(n)]['psnr_db']:.2f} dB, "

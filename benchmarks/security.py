@@ -3,7 +3,7 @@
     python benchmarks/security.py            # full run (see docs/security.md for its duration)
     python benchmarks/security.py --quick    # small run into docs/security_quick.md (see there for its duration)
 
-A thin wrapper over ``ric security`` (``ric.security_report.run_security``). Needs the optional extra for
+A thin wrapper over ``ric security`` (``ric.security.report.run_security``). Needs the optional extra for
 the non-local-means/TV denoisers: ``pip install -e '.[security]'`` (those rows are left out without it).
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ric.security_report import run_security
+from ric.security.report import run_security
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", help="default: ric.security_report.DEFAULT_MODELS")
+    p.add_argument("--models", nargs="+", help="default: ric.security.report.DEFAULT_MODELS")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--run", default="runs/security")
     p.add_argument("--data-root")

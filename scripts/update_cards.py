@@ -13,10 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ric import bundles
-from ric.bundles import atomic_write_bytes
-from ric.recipes import CODEC_RECIPES
 from ric.training import _codec_card
+from ric.training.recipes import CODEC_RECIPES
+from ric.zoo import bundles
+from ric.zoo.bundles import atomic_write_bytes
 
 
 def measured_block(name: str, rep: dict) -> str:

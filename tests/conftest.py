@@ -10,7 +10,7 @@ from ric.classifiers import load_classifier
 from ric.codec import make_codec
 from ric.datasets import default_data_root
 from ric.keys import SecretKey
-from ric.pipeline import RIC
+from ric.schemes.paper import RIC
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from ric.attacks import ATTACKS, CWMarginAttack, make_attack, margin
 from ric.errors import UnknownNameError
 from ric.keys import random_noise_images
+from ric.nae import ATTACKS, CWMarginAttack, make_attack, margin
 
 
 def test_margin():

@@ -1,7 +1,7 @@
 import torch
 
-from ric.baselines import lsb_hide, lsb_reveal
-from ric.metrics import psnr
+from ric.eval.baselines import lsb_hide, lsb_reveal
+from ric.eval.metrics import psnr
 
 
 def test_lsb_roundtrip_and_container():

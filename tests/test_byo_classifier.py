@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 from ric.classifiers import load_classifier
 from ric.cli import main
 from ric.errors import InputError, UnknownNameError
+from ric.eval.metrics import psnr
 from ric.imageio import read_image, write_png
-from ric.metrics import psnr
 
 
 def _contract(clf) -> dict:
@@ -83,7 +83,7 @@ def test_factory_and_torchvision_specs(tmp_path):
     w = tmp_path / "cnn7.safetensors"
     save_file({k: v.contiguous() for k, v in ref.net.state_dict().items()}, str(w))
     cfg = {**_contract(ref), "weights": str(w), "factory_kwargs": {"num_classes": 10, "in_channels": 3}}
-    f = load_classifier("ric.classifiers:cnn7", config=cfg)
+    f = load_classifier("ric.classifiers.architectures:cnn7", config=cfg)
     x = torch.rand(3, 3, 32, 32)
     assert torch.equal(f(x), ref(x)) and f.fingerprint == ref.fingerprint
     tv = load_classifier("torchvision:resnet18", config={**_contract(ref), "weights": None})
@@ -93,9 +93,9 @@ def test_factory_and_torchvision_specs(tmp_path):
     with pytest.raises(InputError, match="do not fit"):
         load_classifier("torchvision:resnet18", config=cfg)
     with pytest.raises(InputError, match="needs a config"):
-        load_classifier("ric.classifiers:cnn7")
+        load_classifier("ric.classifiers.architectures:cnn7")
     with pytest.raises(InputError, match="lacks"):
-        load_classifier("ric.classifiers:cnn7", config={"input_shape": [3, 32, 32]})
+        load_classifier("ric.classifiers.architectures:cnn7", config={"input_shape": [3, 32, 32]})
     (tmp_path / "junk.pt").write_bytes(b"junk")
     (tmp_path / "junk.pt.json").write_text(json.dumps(_contract(ref)))
     with pytest.raises(InputError, match="not a TorchScript"):

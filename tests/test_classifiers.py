@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from ric.bundles import sha256_file, shipped
 from ric.classifiers import ARCHITECTURES, load_classifier
 from ric.errors import InputError, UnknownNameError
+from ric.zoo.bundles import sha256_file, shipped
 
 
 @pytest.mark.parametrize("cfg", [c for c in shipped() if c["kind"] == "classifier"], ids=lambda c: c["name"])

@@ -121,8 +121,8 @@ def test_bad_ciphertexts_write_nothing(job, tmp_path, capsys, what):
 def test_changed_model_version_refused_before_writing(job, tmp_path, capsys):
     """A bundle of the same name whose NAE settings changed cannot regenerate the noise: clear error, exit 2,
     nothing written (instead of writing noise)."""
-    from ric import bundles
     from ric.api import DEFAULT_MODEL
+    from ric.zoo import bundles
 
     d, meta = job
     if meta["scheme"] != "paper":

@@ -22,7 +22,7 @@ torch.set_num_threads(int(sys.argv[3]))
 from ric.api import decrypt_files, sample_images
 from ric.imageio import read_image
 from ric.keys import SecretKey
-from ric.metrics import psnr
+from ric.eval.metrics import psnr
 rows = decrypt_files(sorted(__import__('glob').glob(sys.argv[1] + '/*.png')), sys.argv[2], SecretKey(bytes(range(32))),
                      batch_size=int(sys.argv[4]))
 files, _ = sample_images()

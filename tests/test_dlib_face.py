@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ric.dlib_face import DlibFaceNet, _pad_add, read_dat
+from ric.classifiers.dlib_face import DlibFaceNet, _pad_add, read_dat
 from ric.errors import InputError
 
 

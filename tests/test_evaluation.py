@@ -1,4 +1,4 @@
-"""ric.evaluation: the paper-table machinery on a few images (numbers are checked for consistency, not
+"""ric.eval.measure: the paper-table machinery on a few images (numbers are checked for consistency, not
 quality), grey models, and models that reuse another bundle's codec."""
 
 import json
@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from ric import bundles
 from ric.classifiers import load_classifier, rgb_input
 from ric.codec import make_codec
 from ric.errors import InputError
-from ric.evaluation import evaluate, paper_tables, render_markdown
-from ric.pipeline import RIC
+from ric.eval.measure import evaluate
+from ric.eval.paper_tables import paper_tables, render_markdown
+from ric.schemes.paper import RIC
+from ric.zoo import bundles
 
 
 def test_evaluate_reports_consistent_numbers(tiny_ric, samples, key, tmp_path):
@@ -113,8 +114,8 @@ def test_faces_model_end_to_end_on_a_real_face(data_root, tmp_path):
     """ric keygen/encrypt/classify/decrypt with faces-ric (dlib embedding + linear head) on a CelebA test crop."""
     from ric.cli import main
     from ric.datasets import load_dataset
+    from ric.eval.metrics import psnr
     from ric.imageio import read_image, write_png
-    from ric.metrics import psnr
 
     try:
         test = load_dataset("faces", "test", data_root)
@@ -142,7 +143,7 @@ def test_faces_model_end_to_end_on_a_real_face(data_root, tmp_path):
 def test_other_codecs_see_the_same_images_and_naes(samples, key):
     """Table 3 measures every codec of a column on the same NAEs: the same model given as an 'other' codec
     must reproduce the main row exactly (no retries, so no fresh nonces)."""
-    from ric.evaluation import load_model
+    from ric.eval.measure import load_model
 
     _, x, meta = samples
     imgs = (x[:3] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -155,7 +156,7 @@ def test_other_codecs_see_the_same_images_and_naes(samples, key):
 
 
 def test_swapped_codec_brings_its_scrambling():
-    from ric.evaluation import load_model
+    from ric.eval.measure import load_model
 
     assert not load_model("svhn-ric").scramble
     swapped = load_model("svhn-ric", codec_from="svhn-ric-scrambled")
@@ -164,7 +165,7 @@ def test_swapped_codec_brings_its_scrambling():
 
 def test_evaluate_exact_counts_what_it_measures(samples, key):
     from ric.classifiers import load_classifier
-    from ric.evaluation import evaluate_exact
+    from ric.eval.measure import evaluate_exact
     from ric.schemes.exact import ExactScheme
 
     _, x, meta = samples

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from ric import bundles
 from ric.classifiers import load_classifier, load_trusted_name
 from ric.cli import main
 from ric.container import Ciphertext
 from ric.errors import InputError
 from ric.keys import SecretKey, new_nonce
+from ric.zoo import bundles
 
 from . import _png
 

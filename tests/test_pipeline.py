@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from ric.errors import AuthenticationError, CiphertextError, InputError
+from ric.eval.metrics import psnr
 from ric.keys import SecretKey
-from ric.metrics import psnr
-from ric.pipeline import RIC
+from ric.schemes.paper import RIC
 
 
 def test_shipped_model_roundtrip(shipped_ric, samples, key):
@@ -29,7 +29,7 @@ def test_shipped_model_roundtrip(shipped_ric, samples, key):
 
 
 def test_fresh_nonce_per_image(samples, key):
-    from ric.pipeline import RIC
+    from ric.schemes.paper import RIC
 
     _, x, _ = samples
     res = RIC.load("svhn-ric-v2").encrypt(torch.cat([x[:1], x[:1]]), key)  # the same image twice
@@ -41,7 +41,7 @@ def test_fresh_nonce_per_image(samples, key):
 def test_mislabelled_ciphertexts_are_reported_not_written(samples, key):
     from ric.classifiers import load_classifier
     from ric.codec import make_codec
-    from ric.pipeline import RIC
+    from ric.schemes.paper import RIC
 
     # an RNI instead of an NAE cannot steer the classifier: most images must fail, and say why
     ric = RIC(make_codec({"name": "identity"}), load_classifier("svhn-cnn7"), alpha=0.8,
@@ -70,7 +70,7 @@ def test_shape_and_model_checks(tiny_ric, shipped_ric, key, samples):
 def test_scrambled_model_recovers_like_the_plain_one(samples, key):
     """svhn-ric-scrambled: same codec and NAEs as svhn-ric, encoder output permuted by a secret per-image
     permutation; the cloud's labels and the recovery are unchanged, the ciphertext pixels differ."""
-    from ric.pipeline import RIC
+    from ric.schemes.paper import RIC
 
     _, x, _ = samples
     x = x[:8]
@@ -103,7 +103,7 @@ def test_ciphertext_of_another_model_version_is_refused(shipped_ric, samples, ke
     from dataclasses import replace
 
     from ric.container import read_ciphertext
-    from ric.pipeline import RIC
+    from ric.schemes.paper import RIC
 
     ct = shipped_ric.encrypt(samples[1][:1], key)[0].ciphertext
     assert ct.model_fp == shipped_ric.fingerprint and len(ct.model_fp) == 16
@@ -122,8 +122,8 @@ def test_ciphertext_of_another_model_version_is_refused(shipped_ric, samples, ke
 def _recovery_vs_floor(ric, x, key):
     """Mean recovery PSNR of ``ric`` and of the identity codec on the same images and the same NAEs."""
     from ric.codec import make_codec
+    from ric.eval.metrics import psnr
     from ric.keys import new_nonce
-    from ric.metrics import psnr
 
     nonces = [new_nonce() for _ in range(len(x))]
     shape = tuple(x.shape[1:])

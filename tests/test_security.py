@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from ric.container import Ciphertext
+from ric.eval.metrics import psnr
+from ric.imageio import to_pixels
 from ric.keys import SecretKey, new_nonce
-from ric.metrics import psnr
 from ric.security import (
-    _median,
     blind_attacks,
     known_plaintext_attack,
     mean_colour_baseline,
@@ -46,6 +46,9 @@ def test_blind_attacks_find_a_leaky_cipher():
     assert score(x, x)["psnr_db"] > 90
 
 
+from ric.security.blind import _median  # noqa: E402
+
+
 def test_median_filter():
     c = torch.arange(25.0).view(1, 1, 5, 5)
     m = _median(c, 3)
@@ -74,7 +77,7 @@ def test_nes_gradient_norm_matches_a_known_decryption():
     from ric.classifiers import load_classifier
     from ric.codec import make_codec
     from ric.keys import random_noise_image
-    from ric.pipeline import RIC
+    from ric.schemes.paper import RIC
     from ric.security import nes_pixel_gradient_norms
 
     key = SecretKey(bytes(range(32)))
@@ -162,7 +165,7 @@ def _fake_result(kpa_ssim, keyless=True):
 
 
 def _render(*results, **kw):
-    from ric.security_report import render
+    from ric.security.report import render
 
     return render({"command": "c", "machine": "x", "quick": True, "seconds": 60,
                    "models": {f"m{i}": r for i, r in enumerate(results)}, **kw})
@@ -235,10 +238,10 @@ def _varied_images(n, size, seed=0):
 
 
 def test_keyless_estimator_reads_brightness_and_histogram_of_the_blend():
-    from ric.security import _to_uint8, keyless_estimates, leak_correlations, plaintext_stats
+    from ric.security import keyless_estimates, leak_correlations, plaintext_stats
 
     x = _varied_images(96, 32)
-    xu, cu = _to_uint8(x), _to_uint8(_blend(x))
+    xu, cu = to_pixels(x), to_pixels(_blend(x))
     r = leak_correlations(cu[:64], xu[:64], 0.8, cu[64:], xu[64:])
     assert r["n"] == 64 and abs(r["noise_band_95"] - 1.96 / 8) < 1e-12
     assert r["analytic"]["mean"] > 0.98 and r["analytic"]["dark"] > 0.9 and r["analytic"]["bright"] > 0.9
@@ -261,27 +264,27 @@ def test_keyless_estimator_reads_brightness_and_histogram_of_the_blend():
 def test_kpa_reaches_the_keyless_estimator_on_brightness():
     """On a scrambled blend (no spatial structure to learn) the known-plaintext network must still get the
     brightness as well as the keyless estimator; the earlier plain U-Net did not."""
-    from ric.security import _to_uint8, leak_correlations, plaintext_stats, stat_correlations
+    from ric.security import leak_correlations, plaintext_stats, stat_correlations
 
     torch.manual_seed(0)
     x = _varied_images(192, 16)
     c = _blend(x)
-    truth = plaintext_stats(_to_uint8(x[128:]))
-    est = leak_correlations(_to_uint8(c[128:]), _to_uint8(x[128:]))["analytic"]["mean"]
+    truth = plaintext_stats(to_pixels(x[128:]))
+    est = leak_correlations(to_pixels(c[128:]), to_pixels(x[128:]))["analytic"]["mean"]
     rec, head = known_plaintext_attack(c[:128], x[:128], c[128:], epochs=15, width=8, batch_size=16,
                                        return_stats=True)
-    assert stat_correlations(plaintext_stats(_to_uint8(rec)), truth)["mean"] >= est - 0.03
+    assert stat_correlations(plaintext_stats(to_pixels(rec)), truth)["mean"] >= est - 0.03
     assert stat_correlations(head, truth)["mean"] >= est - 0.03
     plain = known_plaintext_attack(c[:128], x[:128], c[128:], epochs=15, width=8, batch_size=16, plain=True)
-    assert stat_correlations(plaintext_stats(_to_uint8(plain)), truth)["mean"] < est - 0.05
+    assert stat_correlations(plaintext_stats(to_pixels(plain)), truth)["mean"] < est - 0.05
 
 
 def test_result_cache_key_covers_fingerprint_sizes_and_version(tmp_path, monkeypatch):
     """A cached model result is reused only for the same model fingerprint, sample sizes and package version."""
     import json
 
-    from ric import security_report as sr
-    from ric.pipeline import RIC
+    from ric.schemes.paper import RIC
+    from ric.security import report as sr
 
     calls = []
 
@@ -309,8 +312,8 @@ def test_result_cache_key_covers_fingerprint_sizes_and_version(tmp_path, monkeyp
 def test_ciphertext_cache_reloads_with_valid_tags(shipped_ric, samples, key, tmp_path):
     """encrypt_cached keeps each ciphertext's model fingerprint, so reloaded ciphertexts still verify; another
     model version's cache is not used; a cache written before the field existed (no model_fp) still loads."""
-    from ric.pipeline import RIC
-    from ric.security_report import encrypt_cached
+    from ric.schemes.paper import RIC
+    from ric.security.report import encrypt_cached
 
     x, path, quiet = samples[1][:2], tmp_path / "c.npz", (lambda *_: None)
     first = encrypt_cached(shipped_ric, key, x, path, quiet)

@@ -11,7 +11,7 @@ import pytest
 
 from ric.keys import SecretKey, new_nonce
 from ric.schemes import exact as ex
-from ric.security_exact import (
+from ric.security.exact import (
     chi2_sf,
     chi_square_test,
     digit_tests,
@@ -113,7 +113,7 @@ def svhn_scheme():
 
 
 def test_simulated_ciphertexts_carry_the_label_and_header(svhn_scheme, samples):
-    from ric.security_exact import simulate_ciphertexts
+    from ric.security.exact import simulate_ciphertexts
 
     key = SecretKey.generate()
     targets = [0, 3, 7, 9]
@@ -129,8 +129,8 @@ def test_simulated_ciphertexts_carry_the_label_and_header(svhn_scheme, samples):
 def test_exact_section_end_to_end(tmp_path, monkeypatch, data_root):
     """evaluate_exact_model on a handful of SVHN images, rendered into the report; the keyless statistics are
     loosely at noise level and the distinguisher's control is caught."""
-    from ric import security_exact_report as xr
-    from ric.security_report import render
+    from ric.security import exact_report as xr
+    from ric.security.report import render
 
     monkeypatch.setitem(xr.EXACT_SIZES, ("svhn", True), dict(n_eval=48, kpa=[32], kpa_epochs=1, cloud_epochs=1,
                                                               cloud_size=32, n_cal=96))

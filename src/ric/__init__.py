@@ -20,13 +20,13 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _LAZY = {
-    "RIC": "ric.pipeline", "EncryptResult": "ric.pipeline",
+    "RIC": "ric.schemes.paper", "EncryptResult": "ric.schemes.paper",
     "SecretKey": "ric.keys", "random_noise_image": "ric.keys",
     "Ciphertext": "ric.container", "read_ciphertext": "ric.container",
     "load_classifier": "ric.classifiers", "Classifier": "ric.classifiers",
     "load_dataset": "ric.datasets", "available": "ric.datasets", "folder_dataset": "ric.datasets",
-    "train_from_recipe": "ric.recipes",
-    "psnr": "ric.metrics", "ssim": "ric.metrics",
+    "train_from_recipe": "ric.training.recipes",
+    "psnr": "ric.eval.metrics", "ssim": "ric.eval.metrics",
     "keygen": "ric.api", "load_key": "ric.api", "encrypt_files": "ric.api", "classify_files": "ric.api",
     "decrypt_files": "ric.api", "list_models": "ric.api", "demo": "ric.api",
     "RICError": "ric.errors",

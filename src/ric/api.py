@@ -6,7 +6,7 @@ hash of *this* input (``ric:plain-mac``); for decryption, a recovered image whos
 (``ric:recovered-mac``) binds it to this ciphertext and key. Anything else is redone.
 All inputs are read and checked before the first output is written, so bad input loses nothing, and no
 output may resolve to an input file. Names read from files (a ciphertext's model and classifier) may only
-select shipped bundles (:func:`ric.bundles.resolve_shipped`); paths and code specs come from the caller only.
+select shipped bundles (:func:`ric.zoo.bundles.resolve_shipped`); paths and code specs come from the caller only.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import bundles
-from .classifiers import load_classifier, load_trusted_name
-from .container import (
+from ric.classifiers import load_classifier, load_trusted_name
+from ric.container import (
     RECOVERED_MAC_FIELD,
     Ciphertext,
     check_field,
@@ -34,7 +33,7 @@ from .container import (
     read_ciphertext,
     recovered_mac,
 )
-from .errors import (
+from ric.errors import (
     AuthenticationError,
     CiphertextError,
     InputError,
@@ -44,8 +43,9 @@ from .errors import (
     UnknownNameError,
     quote,
 )
-from .imageio import list_images, open_image, read_image, read_native, write_png
-from .keys import SecretKey
+from ric.imageio import list_images, open_image, read_image, read_native, write_png
+from ric.keys import SecretKey
+from ric.zoo import bundles
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 DEFAULT_MODEL = "svhn-ric-v2"  # the paper scheme's default model
@@ -126,7 +126,7 @@ def load_scheme(scheme: str | None = None, model: str | None = None, classifier:
     """The scheme an encryption job runs: ``exact`` (the default) with ``classifier`` (default
     :data:`DEFAULT_CLASSIFIER`) and ``bits``, or ``paper`` with the RIC ``model`` (default :data:`DEFAULT_MODEL`);
     naming a ``model`` implies ``paper``."""
-    from .schemes.base import DEFAULT_SCHEME, SCHEMES
+    from ric.schemes.base import DEFAULT_SCHEME, SCHEMES
 
     name = scheme or ("paper" if model else DEFAULT_SCHEME)
     if name not in SCHEMES:
@@ -136,14 +136,14 @@ def load_scheme(scheme: str | None = None, model: str | None = None, classifier:
     if name == "paper":
         if bits is not None:
             raise InputError("--bits belongs to the exact scheme; the paper scheme has no digit split")
-        from .schemes.paper import PaperScheme
+        from ric.schemes.paper import PaperScheme
 
         return PaperScheme.load(model or DEFAULT_MODEL, resize=resize, device=device, max_retries=max_retries,
                                 batch_size=batch_size, classifier=classifier, classifier_config=classifier_config)
     if resize:
         raise InputError("--resize belongs to the paper scheme; the exact scheme encrypts images at their own size "
                          "when the classifier declares its preprocessing")
-    from .schemes.exact import ExactScheme
+    from ric.schemes.exact import ExactScheme
 
     clf = load_classifier(classifier or DEFAULT_CLASSIFIER, device, classifier_config)
     return ExactScheme(clf, bits=bits, max_retries=max_retries, batch_size=batch_size, device=device)
@@ -166,9 +166,9 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
 
     Scheme: ``exact`` by default (classifier ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when
     ``scheme="paper"`` or a RIC ``model`` is named (``classifier`` then replaces the model's own). ``ric`` (a
-    loaded :class:`~ric.pipeline.RIC`) runs the paper scheme with that model. Images that fail (label not reached,
+    loaded :class:`~ric.schemes.paper.RIC`) runs the paper scheme with that model. Images that fail (label not reached,
     too large for the exact scheme's capacity) are reported per row and nothing is written for them."""
-    from .schemes.paper import PaperScheme
+    from ric.schemes.paper import PaperScheme
 
     paths = list_images(inputs)
     out_dir = Path(out_dir)
@@ -330,7 +330,7 @@ def _read_verified(p: Path, key: SecretKey, verify: bool) -> Ciphertext:
     if ct.tag:
         ct.verify(key, source=str(p))
     else:
-        from .schemes.exact import open_sealed
+        from ric.schemes.exact import open_sealed
 
         try:
             open_sealed(key, ct.pixels)
@@ -354,8 +354,8 @@ def _decrypt_group(ct: Ciphertext, model: str | None, ric) -> tuple:
 
 def _decrypt_schemes(groups: dict, metas, paths, ric, device, batch_size, classifier, classifier_config) -> dict:
     """Load and check every paper model before the first write (the exact scheme needs nothing)."""
-    from .schemes.base import SCHEMES
-    from .schemes.paper import PaperScheme
+    from ric.schemes.base import SCHEMES
+    from ric.schemes.paper import PaperScheme
 
     out, loaded = {}, {}
     for gk, idx in groups.items():
@@ -436,7 +436,7 @@ def demo(workdir: str | Path | None = None, model: str = DEFAULT_MODEL, progress
 
 
 def _demo_scheme(name: str, files: list[Path], meta: dict, w: Path, key: SecretKey, model: str, progress) -> dict:
-    from .metrics import psnr, ssim
+    from ric.eval.metrics import psnr, ssim
 
     sch = load_scheme(name, model if name == "paper" else None)
     kw = {"ric": sch.ric} if name == "paper" else {"scheme": "exact"}
@@ -468,7 +468,7 @@ def _demo_scheme(name: str, files: list[Path], meta: dict, w: Path, key: SecretK
 
 
 def _refuses(ct: Ciphertext, key: SecretKey) -> bool:
-    from .schemes.exact import open_sealed
+    from ric.schemes.exact import open_sealed
 
     try:
         open_sealed(key, ct.pixels)

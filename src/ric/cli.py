@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import InputError, RICError, RICWarning
+from ric.errors import InputError, RICError, RICWarning
 
 
 def _progress(args, total: int, desc: str):
@@ -27,7 +27,7 @@ def _progress(args, total: int, desc: str):
 
 
 def _count(inputs) -> int:
-    from .imageio import list_images
+    from ric.imageio import list_images
 
     return len(list_images(inputs))
 
@@ -41,7 +41,7 @@ def _emit(args, rows, summary: dict, text_lines: list[str]):
 
 
 def cmd_keygen(args) -> int:
-    from .api import keygen
+    from ric.api import keygen
 
     key = keygen(args.output, force=args.force)
     if args.json:
@@ -52,7 +52,7 @@ def cmd_keygen(args) -> int:
 
 
 def cmd_encrypt(args) -> int:
-    from .api import encrypt_files, load_key
+    from ric.api import encrypt_files, load_key
 
     key = load_key(args.key)
     tick, close = _progress(args, _count(args.inputs), "encrypt")
@@ -73,7 +73,7 @@ def cmd_encrypt(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from .api import classify_files
+    from ric.api import classify_files
 
     tick, close = _progress(args, _count(args.inputs), "classify")
     try:
@@ -86,7 +86,7 @@ def cmd_classify(args) -> int:
 
 
 def cmd_decrypt(args) -> int:
-    from .api import decrypt_files, load_key
+    from ric.api import decrypt_files, load_key
 
     key = load_key(args.key)
     if args.no_verify:
@@ -106,7 +106,7 @@ def cmd_decrypt(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .api import list_models
+    from ric.api import list_models
 
     rows = list_models()
     if args.json:
@@ -130,7 +130,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .datasets import available
+    from ric.datasets import available
 
     rows = available(args.data_root)
     if args.json:
@@ -143,7 +143,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .api import demo
+    from ric.api import demo
 
     s = demo(args.output, model=args.model)
     if args.json:
@@ -169,7 +169,7 @@ def cmd_demo(args) -> int:
 def cmd_train(args) -> int:
     import torch
 
-    from .recipes import train_from_recipe
+    from ric.training.recipes import train_from_recipe
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = train_from_recipe(args.what, args.recipe, out=args.output, run=args.run, epochs=args.epochs,
@@ -273,7 +273,7 @@ def _other_verbs(sub, common) -> None:
 
     s = sub.add_parser("train", help="train a classifier or a RIC codec from a recipe (resumable)")
     s.add_argument("what", choices=("classifier", "codec"))
-    s.add_argument("recipe", help="recipe name (see ric.recipes)")
+    s.add_argument("recipe", help="recipe name (see ric.training.recipes)")
     s.add_argument("-o", "--output", required=True, type=Path, help="bundle folder to write")
     s.add_argument("--run", required=True, type=Path, help="run folder: checkpoints, log, preview; reruns resume")
     s.add_argument("--epochs", type=int)
@@ -316,21 +316,23 @@ def _other_verbs(sub, common) -> None:
     common(s)
     s.set_defaults(fn=cmd_security)
 
-    from .cli_cloud import add_cloud_verbs
+    from ric.cli_cloud import add_cloud_verbs
 
     add_cloud_verbs(sub, common)  # serve (+ token), push, pull; classify --url
 
 
 def cmd_eval(args) -> int:
-    from . import evaluation as ev
-    from .keys import SecretKey
+    from ric.eval import measure as ev
+    from ric.keys import SecretKey
 
     log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr))
     if args.tables:
         if not args.output:
             raise InputError("ric eval --tables: give -o DIR (benchmarks/paper_tables.py fills the repository's)")
         out = args.output
-        rep = ev.paper_tables(out, args.limit, args.datasets, args.data_root, ablation_root=args.ablation_root,
+        from ric.eval.paper_tables import paper_tables
+
+        rep = paper_tables(out, args.limit, args.datasets, args.data_root, ablation_root=args.ablation_root,
                               command="ric " + " ".join(sys.argv[1:]), log=log, jobs=args.jobs)
         if args.json:
             print(json.dumps(rep, indent=1))
@@ -355,7 +357,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_security(args) -> int:
-    from .security_report import run_security
+    from ric.security.report import run_security
 
     log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     rep = run_security(args.models, args.quick, args.run, args.docs, args.data_root,

@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from ric.errors import InputError
 
 
 def _cloud(args):
-    from .client import Cloud, read_token
+    from ric.client import Cloud, read_token
 
     return Cloud(args.url, read_token(args.token_file))
 
@@ -29,7 +29,7 @@ def cmd_serve(args) -> int:
     if not args.store:
         raise InputError("ric serve needs --store DIR (the folder for the index and the ciphertexts)")
     try:
-        from .service.app import DEFAULT_CLASSIFIERS, Limits, serve
+        from ric.service.app import DEFAULT_CLASSIFIERS, Limits, serve
     except ImportError as e:
         raise InputError(f"ric serve needs the serve extra ({e.name} is missing): pip install -e '.[serve]'") from None
     lim = Limits(max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels, rate=args.rate, burst=args.burst,
@@ -42,7 +42,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_token(args) -> int:
-    from .service.store import Store
+    from ric.service.store import Store
 
     store = Store(args.store)
     try:
@@ -66,7 +66,7 @@ def cmd_token(args) -> int:
 
 
 def cmd_push(args) -> int:
-    from .client import push_files
+    from ric.client import push_files
 
     with _cloud(args) as cloud:
         rows = push_files(args.inputs, cloud)
@@ -81,7 +81,7 @@ def cmd_push(args) -> int:
 
 
 def cmd_pull(args) -> int:
-    from .client import pull_files
+    from ric.client import pull_files
 
     with _cloud(args) as cloud:
         rows = pull_files(cloud, args.output, label=args.label, cls=args.cls)
@@ -101,7 +101,7 @@ def cmd_classify(args, local) -> int:
         raise InputError("with --url the service picks the classifier each ciphertext names; drop -c")
     if not args.token_file:
         raise InputError("--url needs --token-file F")
-    from .client import classify_remote
+    from ric.client import classify_remote
 
     with _cloud(args) as cloud:
         rows = classify_remote(args.inputs, cloud)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .errors import InputError, RICError, quote
+from ric.errors import InputError, RICError, quote
 
 
 class CloudError(RICError):
@@ -139,8 +139,8 @@ def _tick(progress: Callable | None, n: int = 1):
 
 def _checked_inputs(inputs: list) -> list[tuple[Path, bytes]]:
     """Every input read and checked as a ciphertext (structure and metadata) before anything is sent."""
-    from .container import read_ciphertext_bytes
-    from .imageio import list_images
+    from ric.container import read_ciphertext_bytes
+    from ric.imageio import list_images
 
     paths = list_images(inputs)
     names: dict[str, Path] = {}
@@ -192,8 +192,8 @@ def pull_files(cloud: Cloud, out_dir: str | Path, label: int | None = None, cls:
     """Pull the tenant's images (optionally one label or class) into ``out_dir`` under their pushed names.
     Files already there with the same bytes are skipped; a different existing file is never replaced: the job
     refuses before writing anything."""
-    from .bundles import atomic_write_bytes
-    from .service.store import StoreError, check_name
+    from ric.files import atomic_write_bytes
+    from ric.service.store import StoreError, check_name
 
     out_dir = Path(out_dir)
     rows = []

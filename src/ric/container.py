@@ -40,10 +40,10 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as chmac
 
-from . import imageio
-from .errors import AuthenticationError, CiphertextError, InputError, NotACiphertextError, quote
-from .imageio import png_bytes, write_png
-from .keys import NONCE_BYTES, SecretKey
+from ric import imageio
+from ric.errors import AuthenticationError, CiphertextError, InputError, NotACiphertextError, quote
+from ric.imageio import png_bytes, write_png
+from ric.keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
 MAX_FILE_BYTES = 1 << 28  # a ciphertext PNG larger than this is refused before it is read
@@ -410,7 +410,7 @@ def read_bare(path: str | Path) -> Ciphertext:
     losslessly (PNG optimiser, WebP lossless, TIFF). The public header in the pixels gives ``bits``, the key id
     and the nonce; there is no container tag (``tag`` is empty, ``target`` is -1), and the sealed payload's own
     tag authenticates what decryption returns. Raise :class:`CiphertextError` if the pixels hold no header."""
-    from .schemes.exact import read_header  # the exact scheme builds on this module
+    from ric.schemes.exact import read_header  # the exact scheme builds on this module
 
     name = str(path)
     try:

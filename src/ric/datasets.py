@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, UnknownNameError
+from ric.errors import InputError, UnknownNameError
 
 
 @dataclass
@@ -143,7 +143,7 @@ def folder_dataset(path: str | Path, channels: int = 3, convert: str = "strict",
                    labelled: bool = False) -> ArrayDataset:
     """Images from a folder. ``labelled=False``: a plain folder of one size (labels -1, e.g. a user's own
     photos); ``labelled=True``: ImageFolder layout, one sub-folder per class (class = sub-folder name)."""
-    from .imageio import IMAGE_SUFFIXES, read_image
+    from ric.imageio import IMAGE_SUFFIXES, read_image
 
     root = Path(path)
     if not root.is_dir():

@@ -7,10 +7,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from .bundles import atomic_write_bytes
-from .errors import InputError
+from ric.errors import InputError
+from ric.files import atomic_write_bytes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -171,3 +172,49 @@ def list_images(inputs: list[str | Path]) -> list[Path]:
     if not out:
         raise InputError("no input images found")
     return out
+
+
+# ------------------------------------------------------------------------------ pixels <-> tensors, channels
+def to_tensor(a: np.ndarray) -> torch.Tensor:
+    """The one pixel → tensor conversion: uint8 H×W×C (one image) or N×H×W×C → float N×C×H×W in [0, 1]."""
+    a = np.ascontiguousarray(a)
+    if a.ndim == 3:
+        a = a[None]
+    return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
+
+
+def to_pixels(x: torch.Tensor) -> np.ndarray:
+    """The one tensor → pixel conversion: float C×H×W or N×C×H×W in [0, 1] → uint8 H×W×C or N×H×W×C (rounded to
+    the nearest 8-bit level, clamped)."""
+    u8 = torch.round(x.detach().clamp(0, 1) * 255).to(torch.uint8).cpu()
+    return (u8.permute(1, 2, 0) if u8.ndim == 3 else u8.permute(0, 2, 3, 1)).numpy()
+
+
+def luma(a: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of uint8 RGB H×W×3, computed exactly as Pillow's ``convert("L")`` (the channel policy's
+    RGB → grey)."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).convert("L"), dtype=np.uint8)[:, :, None]
+
+
+def channel_view(a: np.ndarray, channels: int) -> np.ndarray:
+    """The channel policy on uint8 H×W×C pixels: ``a`` with ``channels`` channels, grey replicated to RGB, RGB
+    reduced to luma."""
+    if a.shape[2] == channels:
+        return a
+    if a.shape[2] == 1 and channels == 3:
+        return np.repeat(a, 3, axis=2)
+    if a.shape[2] == 3 and channels == 1:
+        return luma(a)
+    raise ValueError(f"cannot view a {a.shape[2]}-channel image with {channels} channels")
+
+
+def as_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """The channel policy on N×C×H×W tensors: grey replicated to RGB; RGB made by replicating grey (a grey
+    plaintext's recovery) averaged back to one channel."""
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1 and channels == 3:
+        return x.repeat(1, 3, 1, 1)
+    if x.shape[1] == 3 and channels == 1:
+        return x.mean(1, keepdim=True)
+    raise ValueError(f"cannot view a {x.shape[1]}-channel tensor with {channels} channels")

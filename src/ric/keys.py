@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import InputError, KeyFileError, KeyPermissionWarning
+from ric.errors import InputError, KeyFileError, KeyPermissionWarning
 
 KEY_BYTES = 32
 NONCE_BYTES = 16

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import InputError
+from ric.errors import InputError
 
 KINDS = ("resize", "resize-crop")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")

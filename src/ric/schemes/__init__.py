@@ -4,7 +4,7 @@
 * ``paper``: the paper's noise-like adversarial example + learned codec + symmetric residual blend.
 """
 
-from . import exact, paper  # noqa: F401  (registers both in ric.schemes.base.SCHEMES)
-from .base import DEFAULT_SCHEME, SCHEMES, EncryptResult, Scheme
+from ric.schemes import exact, paper  # noqa: F401  (registers both in ric.schemes.base.SCHEMES)
+from ric.schemes.base import DEFAULT_SCHEME, SCHEMES, EncryptResult, Scheme
 
 __all__ = ["DEFAULT_SCHEME", "SCHEMES", "EncryptResult", "Scheme"]

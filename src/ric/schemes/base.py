@@ -8,11 +8,13 @@ still fails is reported per image (never written). Schemes register by name in :
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..registry import registrar
+from ric.imageio import channel_view, luma  # noqa: F401  (the channel policy, re-exported)
+from ric.registry import registrar
 
 SCHEMES: dict[str, type] = {}
 register_scheme = registrar(SCHEMES, "name")
@@ -48,20 +50,17 @@ class Scheme:
         return f"{type(self).__name__}({inner})"
 
 
-def luma(a: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma of uint8 RGB H×W×3, computed exactly as Pillow's ``convert("L")`` (the channel policy's
-    RGB → grey)."""
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).convert("L"), dtype=np.uint8)[:, :, None]
-
-
-def channel_view(a: np.ndarray, channels: int) -> np.ndarray:
-    """``a`` with ``channels`` channels: grey replicated to RGB, RGB reduced to luma."""
-    if a.shape[2] == channels:
-        return a
-    if a.shape[2] == 1 and channels == 3:
-        return np.repeat(a, 3, axis=2)
-    if a.shape[2] == 3 and channels == 1:
-        return luma(a)
-    raise ValueError(f"cannot view a {a.shape[2]}-channel image with {channels} channels")
+def retry_loop(items: list[int], attempt: Callable[[list[int]], list[int]], max_retries: int
+               ) -> tuple[dict[int, int], list[int]]:
+    """The one retry loop of every scheme: ``attempt(pending)`` tries the pending items (each scheme draws a fresh
+    nonce for a retried item) and returns those whose ciphertext the classifier still mislabels; it runs at most
+    ``1 + max_retries`` times. Returns the attempts per item and the items that failed every time."""
+    attempts = dict.fromkeys(items, 0)
+    pending = list(items)
+    for _ in range(1 + max_retries):
+        if not pending:
+            break
+        for i in pending:
+            attempts[i] += 1
+        pending = attempt(pending)
+    return attempts, pending

@@ -21,18 +21,19 @@ through ``t`` and ``m``, so a ciphertext can be simulated from the label alone (
 from __future__ import annotations
 
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from ..container import Ciphertext
-from ..errors import AuthenticationError, CapacityError, CiphertextError, InputError, quote
-from ..keys import NONCE_BYTES, SecretKey, keystream, new_nonce
-from . import lossless
-from .base import EncryptResult, Scheme, channel_view, register_scheme
+from ric.container import Ciphertext
+from ric.errors import AuthenticationError, CapacityError, CiphertextError, InputError, quote
+from ric.keys import NONCE_BYTES, SecretKey, keystream, new_nonce
+from ric.nae import DigitAttack
+from ric.schemes import lossless
+from ric.schemes.base import EncryptResult, Scheme, channel_view, register_scheme
 
 MAGIC = b"RX"
 VERSION = 1
@@ -156,63 +157,6 @@ def open_sealed(key: SecretKey, pixels: np.ndarray) -> np.ndarray:
     if channels not in (1, 3) or length > len(body) - _PREFIX.size:
         raise CiphertextError("malformed payload")
     return lossless.decompress(codec_id, body[_PREFIX.size:_PREFIX.size + length], (h, w, channels))
-
-
-# ---------------------------------------------------------------------------------------- attack
-def margin(logits: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
-    """C&W margin per image, ``max(max_{i≠t} Z_i − Z_t, −κ)``: ``−κ`` once the target wins by ``κ``."""
-    zt = logits.gather(1, target.view(-1, 1)).squeeze(1)
-    other = logits.masked_fill(torch.nn.functional.one_hot(target, logits.shape[1]).bool(), float("-inf"))
-    return torch.clamp(other.max(1).values - zt, min=-kappa)
-
-
-@dataclass
-class DigitAttack:
-    """Targeted margin attack on the high digits ``q`` of ``c = 2^b·q + m`` (``m`` fixed).
-
-    ``q`` is relaxed to ``Q·sigmoid(w) − ½`` (``Q = 2^(8−b)``) and rounded with a straight-through gradient, so
-    the classifier always sees the real 8-bit ciphertext. Adam on ``w``; an image stops as soon as its rounded
-    ciphertext gives the target a lead of ``kappa`` logits. Start: the keyed random digits ``q0`` plus keyed
-    offsets inside their rounding cells (some digits sit near a boundary and flip at the first steps)."""
-
-    steps: int = 100
-    lr: float = 0.3
-    kappa: float = 2.0
-
-    def config(self) -> dict:
-        return {"name": "digit-margin", **asdict(self)}
-
-    def __call__(self, model, m: torch.Tensor, q0: torch.Tensor, offset: torch.Tensor, target: torch.Tensor,
-                 bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(q, steps)``: digits (like ``q0``) and the steps each image took (``-1``: no success). Images that
-        reach the margin leave the batch, so the cost follows the median image, not the slowest."""
-        big = float(1 << (8 - bits))
-        p = ((q0.float() + 0.5 + offset) / big).clamp(1e-4, 1 - 1e-4)
-        w = torch.log(p / (1 - p))
-        mom, var = torch.zeros_like(w), torch.zeros_like(w)
-        steps = torch.full((len(w),), -1, dtype=torch.long)
-        q = q0.clone()
-        live = torch.arange(len(w), device=w.device)
-        for step in range(self.steps + 1):
-            wl = w[live].requires_grad_(True)
-            soft = big * torch.sigmoid(wl) - 0.5
-            hard = soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
-            loss = margin(model((hard * (1 << bits) + m[live].float()) / 255), target[live], self.kappa)
-            hit = loss.detach() <= -self.kappa
-            q[live[hit]] = hard.detach()[hit].round().to(q.dtype)
-            steps[live[hit].cpu()] = step
-            if bool(hit.all()) or step == self.steps:
-                break
-            (g,) = torch.autograd.grad(loss.sum(), wl)
-            with torch.no_grad():
-                keep = ~hit
-                live, g = live[keep], g[keep]
-                mom[live] = 0.9 * mom[live] + 0.1 * g
-                var[live] = 0.999 * var[live] + 0.001 * g * g
-                mhat = mom[live] / (1 - 0.9 ** (step + 1))
-                vhat = var[live] / (1 - 0.999 ** (step + 1))
-                w[live] = w[live] - self.lr * mhat / (vhat.sqrt() + 1e-8)
-        return q, steps
 
 
 def keyed_digits(key: SecretKey, nonce: bytes, shape: tuple[int, int, int], bits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..errors import CiphertextError
+from ric.errors import CiphertextError
 
 
 def _pil(a: np.ndarray) -> Image.Image:

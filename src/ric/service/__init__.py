@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 def create_app(*args, **kwargs):
-    from .app import create_app as _create
+    from ric.service.app import create_app as _create
 
     return _create(*args, **kwargs)
 

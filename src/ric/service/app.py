@@ -34,11 +34,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..classifiers import Classifier, load_classifier
-from ..container import PNG_SIGNATURE, read_ciphertext_bytes
-from ..errors import CiphertextError, InputError, NotACiphertextError, quote
-from .batcher import Batcher, Busy
-from .store import Store, StoreError, check_name
+from ric.classifiers import Classifier, load_classifier
+from ric.container import PNG_SIGNATURE, read_ciphertext_bytes
+from ric.errors import CiphertextError, InputError, NotACiphertextError, quote
+from ric.service.batcher import Batcher, Busy
+from ric.service.store import Store, StoreError, check_name
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_CLASSIFIERS = ("svhn-cnn7",)
