@@ -4,6 +4,7 @@
   package: ``ric.zoo`` when it exists, else ``ric.bundles``; failing both, the ``models/`` folders inside the
   installed package).
 * ``cli.md``: the CLI reference, each ``ric`` subcommand's ``--help`` as rendered by ``ric.cli.build_parser``.
+* On ``api.md`` (mkdocstrings), Sphinx roles left in the docstrings (``:func:`x```) are shown as plain code.
 
 The pages are added in memory (``on_files``), never written into ``docs/``, so ``mkdocs build --strict`` and
 ``mkdocs serve`` from a clean checkout produce them with no manual step. ``python scripts/docs_hooks.py zoo|cli``
@@ -17,6 +18,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -226,6 +228,16 @@ def on_files(files, config, **kwargs):
             continue
         files.append(File.generated(config, uri, content=make()))
     return files
+
+
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):(<code>)~?([^<]*</code>)")
+
+
+def on_page_content(html, page, config, files, **kwargs):
+    """The docstrings use Sphinx roles (``:class:`~ric.keys.SecretKey```); show them as plain code."""
+    if page.file.src_uri == "api.md":
+        html = SPHINX_ROLE.sub(r"\1\2", html)
+    return html
 
 
 def main(argv=None) -> int:
