@@ -1,7 +1,8 @@
 """Build the documentation site and check it: its numbers, and every page in a real headless browser.
 
 1. Numbers: every measured-looking number (a decimal, a percentage, a thousands-separated count) in the
-   hand-written pages must appear in a file written by a benchmark (``docs/results/``, ``docs/security*.md``).
+   hand-written pages and the README must appear in a file written by a benchmark (``docs/results/``,
+   ``docs/security*.md``).
    Numbers inside code are skipped (commands and options), as are the few settings listed in ``ALLOWED``.
 2. Build: ``mkdocs build --strict`` into a temporary folder (or ``--site DIR``: a site already built).
 3. Browser (Debian's ``chromium``): serves the site on a free 127.0.0.1 port and loads every page with
@@ -45,7 +46,7 @@ def _norm(token: str) -> str:
 
 
 def handwritten_pages() -> list[Path]:
-    out = []
+    out = [ROOT / "README.md"]
     for p in sorted(DOCS.rglob("*.md")):
         rel = p.relative_to(DOCS)
         if rel.parts[0] in GENERATED_BY_BENCHMARKS:
