@@ -127,6 +127,28 @@ def _with_comment(png: bytes, text: str) -> bytes:
     return png[:-12] + chunk + png[-12:]  # before IEND
 
 
+def _crash_once(k: int, state: dict, store_dir: Path, port: int, serve_log: Path, url: str, token: str, blobs,
+                acked_before: dict) -> dict:
+    """SIGKILL the server mid-upload, look at what the crash left, restart it, and count acknowledged uploads
+    that were lost or changed."""
+    state["proc"].kill()  # SIGKILL, mid-upload
+    state["proc"].wait()
+    left = _inspect(store_dir)
+    seen = serve_log.read_text(errors="replace").count("store recovery")
+    r0 = time.perf_counter()
+    state["proc"] = local.start(store_dir, port, "--rate", "0", log=serve_log)
+    restart = time.perf_counter() - r0
+    lines = [ln for ln in serve_log.read_text(errors="replace").splitlines() if "store recovery: " in ln]
+    after = (json.loads(lines[-1].split("store recovery: ", 1)[1].replace("'", '"')) if len(lines) > seen else
+             {"temp_files_removed": 0, "orphan_blobs_removed": 0, "rows_without_blob": 0})
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"}) as c:
+        lost = sum(c.get(f"{url}/v1/images/{h}").content != blobs[i] for i, h in acked_before.items())
+    log(f"  kill {k + 1}: {len(acked_before)} acknowledged; crash left {left}; restarted in {restart:.1f} s; "
+        f"lost {lost}")
+    return {"kill": k + 1, "acknowledged_before_kill": len(acked_before), "left_by_kill": left,
+            "removed_on_restart": after, "restart_s": restart, "acknowledged_lost_or_changed": lost}
+
+
 def run_crash(work: Path, cts, uploads: int, kills: int, uploaders: int = 8) -> dict:
     store_dir = work / "crash-store"
     st = Store(store_dir)
@@ -178,22 +200,7 @@ def run_crash(work: Path, cts, uploads: int, kills: int, uploaders: int = 8) -> 
             time.sleep(0.005)
         with lock:
             acked_before = dict(acked)
-        state["proc"].kill()  # SIGKILL, mid-upload
-        state["proc"].wait()
-        left = _inspect(store_dir)
-        seen = serve_log.read_text(errors="replace").count("store recovery")
-        r0 = time.perf_counter()
-        state["proc"] = local.start(store_dir, port, "--rate", "0", log=serve_log)
-        restart = time.perf_counter() - r0
-        lines = [ln for ln in serve_log.read_text(errors="replace").splitlines() if "store recovery: " in ln]
-        after = (json.loads(lines[-1].split("store recovery: ", 1)[1].replace("'", '"')) if len(lines) > seen else
-                 {"temp_files_removed": 0, "orphan_blobs_removed": 0, "rows_without_blob": 0})
-        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"}) as c:
-            lost = sum(c.get(f"{url}/v1/images/{h}").content != blobs[i] for i, h in acked_before.items())
-        events.append({"kill": k + 1, "acknowledged_before_kill": len(acked_before), "left_by_kill": left,
-                       "removed_on_restart": after, "restart_s": restart, "acknowledged_lost_or_changed": lost})
-        log(f"  kill {k + 1}: {len(acked_before)} acknowledged; crash left {left}; restarted in {restart:.1f} s; "
-            f"lost {lost}")
+        events.append(_crash_once(k, state, store_dir, port, serve_log, url, token, blobs, acked_before))
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0

@@ -44,11 +44,22 @@ def main() -> None:
     p.add_argument("--out", default="docs/results")
     p.add_argument("--update-model", action="store_true")
     a = p.parse_args()
+    folder = bundles.resolve(a.model, "ric")
+    res = measure(a, bundles.read_config(folder))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "svhn_e2e.json").write_text(json.dumps(res, indent=1) + "\n")
+    md = render(res)
+    (out / "svhn_e2e.md").write_text(md)
+    print(md)
+    if a.update_model:
+        update_model(folder, res, a)
 
+
+def measure(a, cfg: dict) -> dict:
+    """Encrypt, classify and decrypt through the CLI's API on temporary files, then the baselines on the same NAEs."""
     ds = load_dataset("svhn", "test", a.data_root)
     imgs, labels = ds.images[a.start:a.start + a.n], ds.labels[a.start:a.start + a.n]
-    folder = bundles.resolve(a.model, "ric")
-    cfg = bundles.read_config(folder)
     with tempfile.TemporaryDirectory() as tmp:
         w = Path(tmp)
         for i, im in enumerate(imgs):
@@ -84,6 +95,14 @@ def main() -> None:
         c_lsb = lsb_hide(x, z)
         lsb_agree = (ric.predict(c_lsb) == ric.predict(x)).float().mean().item()
         x_lsb = lsb_reveal(c_lsb)
+    return _summary(a, cfg, enc, ok, plain, cloud, labels, (x, xh, c, x_id, x_lsb, wrong), (id_agree, lsb_agree),
+                    (t_enc, t_cls, t_dec))
+
+
+def _summary(a, cfg, enc, ok, plain, cloud, labels, images, agreements, seconds) -> dict:
+    x, xh, c, x_id, x_lsb, wrong = images
+    id_agree, lsb_agree = agreements
+    t_enc, t_cls, t_dec = seconds
 
     pl = {Path(r["input"]).name: r["label"] for r in plain}
     agree = [pl[Path(r["input"]).name] == cl["label"] for r, cl in zip(ok, cloud, strict=True)]
@@ -107,13 +126,15 @@ def main() -> None:
         "images_per_s": {"encrypt": a.n / t_enc, "classify": a.n / t_cls, "decrypt": a.n / t_dec},
         "machine": f"{platform.machine()} {platform.processor() or ''} cpu, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
-        "command": "python " + " ".join(sys.argv),
+        "command": "python " + " ".join(sys.argv), "identity_floor_agreement_pct": 100 * id_agree,
+        "lsb4_agreement_pct": 100 * lsb_agree,
     }
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "svhn_e2e.json").write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+def render(res: dict) -> str:
     ips = res["images_per_s"]
-    md = f"""# SVHN end to end (`{a.model}`)
+    return f"""# SVHN end to end (`{res['model']}`)
 
 Command: `{res['command']}`; data: {res['data']}; weights sha256 `{res['weights_sha256'][:16]}…`;
 machine: {res['machine']}.
@@ -126,32 +147,33 @@ machine: {res['machine']}.
 | recovery PSNR (mean, min) | {res['psnr_db']:.2f} dB, {res['psnr_min_db']:.2f} dB |
 | recovery SSIM | {res['ssim']:.4f} |
 | identity-codec floor, same images and NAEs | {res['identity_floor_psnr_db']:.2f} dB, SSIM {res['identity_floor_ssim']:.4f} \
-(agreement {100 * id_agree:.2f} %) |
-| LSB 4-bit in the same NAEs (baseline) | {res['lsb4_psnr_db']:.2f} dB, SSIM {res['lsb4_ssim']:.4f} (agreement {100 * lsb_agree:.2f} %) |
+(agreement {res['identity_floor_agreement_pct']:.2f} %) |
+| LSB 4-bit in the same NAEs (baseline) | {res['lsb4_psnr_db']:.2f} dB, SSIM {res['lsb4_ssim']:.4f} (agreement {res['lsb4_agreement_pct']:.2f} %) |
 | wrong key (tag check off) | {res['wrong_key_psnr_db']:.2f} dB |
 | ciphertext vs plaintext | {res['ciphertext_vs_plaintext_psnr_db']:.2f} dB |
 | encrypt / classify / decrypt | {ips['encrypt']:.1f} / {ips['classify']:.1f} / {ips['decrypt']:.1f} images/s |
 """
-    (out / "svhn_e2e.md").write_text(md)
-    print(md)
-    if a.update_model:
-        cfg = bundles.read_config(folder)
-        cfg["metrics"] = {k: res[k] for k in ("label_agreement", "psnr_db", "ssim", "identity_floor_psnr_db",
-                                              "wrong_key_psnr_db", "plaintext_accuracy", "ciphertext_accuracy")}
-        cfg["metrics"].update(data=f"svhn test {8000 + a.start}-{8000 + a.start + a.n - 1}",
-                              command=res["command"])
-        bundles.atomic_write_bytes(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
-        card = (folder / "MODEL_CARD.md").read_text()
-        head, _, rest = card.partition("<!-- measured:start")
-        _, _, tail = rest.partition("<!-- measured:end -->")
-        body = (f"<!-- measured:start (written by benchmarks/svhn_e2e.py --update-model) -->\n"
-                f"`{res['command']}` on {res['machine']}, {res['data']}, through the CLI "
-                f"(`docs/results/svhn_e2e.md`): {100 * res['label_agreement']:.2f} % label agreement "
-                f"({res['encrypted']}/{res['images']} encrypted), recovery **PSNR {res['psnr_db']:.2f} dB**, "
-                f"SSIM {res['ssim']:.4f}; identity-codec floor on the same images and NAEs "
-                f"{res['identity_floor_psnr_db']:.2f} dB; LSB 4-bit baseline {res['lsb4_psnr_db']:.2f} dB; "
-                f"wrong key {res['wrong_key_psnr_db']:.2f} dB.\n")
-        bundles.atomic_write_bytes(folder / "MODEL_CARD.md", (head + body + "<!-- measured:end -->" + tail).encode())
+
+
+def update_model(folder: Path, res: dict, a) -> None:
+    """Write the measured numbers into the model's config and the measured block of its card."""
+    cfg = bundles.read_config(folder)
+    cfg["metrics"] = {k: res[k] for k in ("label_agreement", "psnr_db", "ssim", "identity_floor_psnr_db",
+                                          "wrong_key_psnr_db", "plaintext_accuracy", "ciphertext_accuracy")}
+    cfg["metrics"].update(data=f"svhn test {8000 + a.start}-{8000 + a.start + a.n - 1}",
+                          command=res["command"])
+    bundles.atomic_write_bytes(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
+    card = (folder / "MODEL_CARD.md").read_text()
+    head, _, rest = card.partition("<!-- measured:start")
+    _, _, tail = rest.partition("<!-- measured:end -->")
+    body = (f"<!-- measured:start (written by benchmarks/svhn_e2e.py --update-model) -->\n"
+            f"`{res['command']}` on {res['machine']}, {res['data']}, through the CLI "
+            f"(`docs/results/svhn_e2e.md`): {100 * res['label_agreement']:.2f} % label agreement "
+            f"({res['encrypted']}/{res['images']} encrypted), recovery **PSNR {res['psnr_db']:.2f} dB**, "
+            f"SSIM {res['ssim']:.4f}; identity-codec floor on the same images and NAEs "
+            f"{res['identity_floor_psnr_db']:.2f} dB; LSB 4-bit baseline {res['lsb4_psnr_db']:.2f} dB; "
+            f"wrong key {res['wrong_key_psnr_db']:.2f} dB.\n")
+    bundles.atomic_write_bytes(folder / "MODEL_CARD.md", (head + body + "<!-- measured:end -->" + tail).encode())
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ from PIL import Image
 from ric.api import sample_images
 from ric.cli import main
 from ric.container import read_ciphertext
-
-from .conftest import write_rgb
+from tests.conftest import write_rgb
 
 
 @pytest.fixture(scope="module", params=["exact", "paper"])

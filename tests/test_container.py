@@ -72,8 +72,7 @@ def test_model_fingerprint_is_optional_and_authenticated(tmp_path, key):
 # ---------------------------------------------------------------- issue 13 item 3: one canonical encoding
 from ric.container import FIELDS, SCHEMES, check_field, plain_mac  # noqa: E402
 from ric.errors import NotACiphertextError  # noqa: E402
-
-from . import _png  # noqa: E402
+from tests import _png  # noqa: E402
 
 
 def _file(tmp_path, key, data_edit=None, name="c.png"):

@@ -19,8 +19,7 @@ from ric.cli import main
 from ric.container import FIELDS, read_ciphertext
 from ric.errors import AuthenticationError, RICError
 from ric.imageio import read_image
-
-from . import _png
+from tests import _png
 
 FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

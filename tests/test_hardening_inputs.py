@@ -14,9 +14,8 @@ from ric.container import Ciphertext
 from ric.errors import AuthenticationError, InputError
 from ric.imageio import read_image
 from ric.keys import new_nonce
-
-from . import _png
-from .conftest import write_rgb
+from tests import _png
+from tests.conftest import write_rgb
 
 
 def _one_error_line(capsys) -> str:

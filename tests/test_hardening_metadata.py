@@ -13,8 +13,7 @@ from ric.container import Ciphertext
 from ric.errors import InputError
 from ric.keys import SecretKey, new_nonce
 from ric.zoo import bundles
-
-from . import _png
+from tests import _png
 
 EVIL_MODULE = '''
 from pathlib import Path

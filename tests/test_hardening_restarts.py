@@ -13,8 +13,7 @@ from ric.cli import main
 from ric.container import read_ciphertext
 from ric.errors import InputError
 from ric.keys import SecretKey
-
-from .conftest import write_rgb
+from tests.conftest import write_rgb
 
 
 @pytest.fixture(scope="module")

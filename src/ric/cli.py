@@ -303,14 +303,16 @@ def _other_verbs(sub, common) -> None:
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser("security", help="attack the shipped models (brute force, known plaintext, curious cloud, "
-                                        "blind) and write docs/security.md (--quick: docs/security_quick.md)")
+                                        "blind) and write DOCS/security.md (--quick: DOCS/security_quick.md)")
     s.add_argument("--models", nargs="+",
                    help="paper-scheme models, or exact:CLASSIFIER for the exact scheme (exact:svhn-cnn7, "
                         "exact:faces-dlibface, exact:cifar10-resnet18); default: svhn-ric-v2 faces-ric-v2 "
                         "exact:svhn-cnn7 exact:faces-dlibface (full run: + svhn-ric faces-ric)")
     s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
-    s.add_argument("--run", default="runs/security", help="cache of the victim's ciphertexts (reused by reruns)")
-    s.add_argument("--docs", default="docs", help="where security.md, security/ and results/ go")
+    s.add_argument("--run", required=True, help="cache folder of the victim's ciphertexts and finished results "
+                                                "(reused by reruns)")
+    s.add_argument("-o", "--docs", required=True, help="folder DOCS for security.md, security/ and results/ "
+                                                       "(benchmarks/security.py fills the repository's)")
     s.add_argument("--fresh", action="store_true", help="recompute models whose finished results are cached")
     s.add_argument("--data-root")
     common(s)

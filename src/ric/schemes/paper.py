@@ -11,7 +11,7 @@ cloud does not already learn, since ``C(c) = t`` by construction.
 Determinism: the NAE is always computed in chunks of exactly ``nae_batch`` images (the last chunk is
 padded), so an image's NAE does not depend on how many images were encrypted with it; with the
 attack's per-image loss and fixed Adam arithmetic, CPU results are bit-identical across processes and
-thread counts (see tests/test_determinism.py).
+thread counts (see tests/schemes/test_paper_determinism.py).
 
 Scrambling (models with ``"scramble": true``): the encoder's output is permuted, element by element, by a
 secret per-image permutation derived from (key, nonce) before it is mixed with the NAE, and un-permuted after

@@ -4,8 +4,9 @@ For each model (default: ``DEFAULT_MODELS``; ``QUICK_MODELS`` for a quick run) a
 test images (the attacked ciphertexts) and train images (the adversary's known pairs, and the curious cloud's
 ciphertext history), and a key of the attacker's own encrypts other train images (the keyless estimator's
 calibration). Encryptions are cached per model in the run folder, so reruns and larger runs reuse them.
-Writes ``docs/security.md``, figures under ``docs/security/`` and ``docs/results/security.json``; a ``--quick``
-run writes ``docs/security_quick.md``, ``docs/security/quick/`` and ``docs/results/security_quick.json`` instead.
+Writes ``DOCS/security.md``, figures under ``DOCS/security/`` and ``DOCS/results/security.json`` (``DOCS``: the
+``-o`` folder; ``benchmarks/security.py`` fills the repository's ``docs``); a ``--quick`` run writes
+``security_quick.md``, ``security/quick/`` and ``results/security_quick.json`` there instead.
 A model name ``exact:<classifier>`` runs the exact scheme's section (:mod:`ric.security.exact_report`).
 """
 
@@ -368,8 +369,7 @@ def result_key(model: str, quick: bool) -> dict:
     return json.loads(json.dumps(key))  # as it reads back from the cache file
 
 
-def run_security(models: list[str] | None = None, quick: bool = False, run: str | Path = "runs/security",
-                 docs: str | Path = "docs", data_root=None, command: str = "", log: Callable = print,
+def run_security(models: list[str] | None, quick: bool, run: str | Path, docs: str | Path, data_root=None, command: str = "", log: Callable = print,
                  fresh: bool = False) -> dict:
     """Evaluate ``models`` and write the report. A model's finished result is kept in the run folder
     (``<model>-result.json``) and reused by a rerun only while its :func:`result_key` is unchanged
@@ -413,8 +413,8 @@ def run_security(models: list[str] | None = None, quick: bool = False, run: str 
     return report
 
 
-def rerender(docs: str | Path = "docs", quick: bool = False) -> Path:
-    """Write the report again from its stored JSON (``docs/results/security[_quick].json``), numbers unchanged:
+def rerender(docs: str | Path, quick: bool = False) -> Path:
+    """Write the report again from its stored JSON (``DOCS/results/security[_quick].json``), numbers unchanged:
     for wording changes of the report without rerunning the attacks."""
     docs = Path(docs)
     q = "_quick" if quick else ""
@@ -704,7 +704,7 @@ def _paper_findings(paper: dict, rep: dict) -> list[str]:
             "and recovery are unchanged; the second-generation models `svhn-ric-v2` and `faces-ric-v2` are trained "
             "with it, the first-generation codec has it as the opt-in model `svhn-ric-scrambled`, and "
             "`python benchmarks/scramble_kpa.py` runs the U-Net against both models "
-            "(`docs/results/scramble_kpa.md`)." + _scramble_line(rep) + " It does not hide the value histogram.", ""]
+            "(`results/scramble_kpa.md`)." + _scramble_line(rep) + " It does not hide the value histogram.", ""]
     return lines
 
 

@@ -59,7 +59,7 @@ CLASSIFIER_RECIPES: dict[str, ClassifierRecipe] = {
                                        zoom=0.05, rotate=5, weight_decay=5e-4,
                                        mean=(122.782 / 255, 117.001 / 255, 104.298 / 255),
                                        std=(256 / 255, 256 / 255, 256 / 255),
-                                       backbone="runs/dlib-face/embedding.safetensors", freeze_backbone=True,
+                                       freeze_backbone=True,
                                        backbone_dtype="float16", notes=DLIB_NOTES),
     "tinyimagenet-resnet18": ClassifierRecipe(name="tinyimagenet-resnet18", arch="resnet18",
                                               dataset="tinyimagenet",
@@ -122,6 +122,9 @@ def train_from_recipe(what: str, name: str, out, run, epochs=None, time_budget=N
     from ric.training import train_classifier, train_codec
 
     r = get_recipe(what, name, overrides)
+    if what == "classifier" and r.freeze_backbone and not r.backbone:
+        raise InputError(f"recipe {name} trains a head on pretrained weights: pass --set backbone='\"FILE\"' (a "
+                         "safetensors file; for dlib's face network, made by scripts/convert_dlib_face.py)")
     if epochs:
         r.epochs = epochs
     train = load_dataset(r.dataset, "train", data_root)

@@ -27,8 +27,7 @@ from ric.keys import new_nonce  # noqa: E402
 from ric.service.app import create_app  # noqa: E402
 from ric.service.batcher import Batcher, Busy  # noqa: E402
 from ric.service.store import Store, StoreError, check_name  # noqa: E402
-
-from . import _png  # noqa: E402
+from tests import _png  # noqa: E402
 
 URL = "http://testserver"
 

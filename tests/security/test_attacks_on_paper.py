@@ -66,9 +66,11 @@ def test_known_plaintext_attack_learns_a_simple_cipher():
 def test_wrong_key_psnr_shape(tiny_ric, samples, key):
     x = samples[1][:2]
     cts = [r.ciphertext for r in tiny_ric.encrypt(x, key)]
-    cts = [c for c in cts if c is not None]
-    out = wrong_key_psnr(tiny_ric, cts, x[:len(cts)], [SecretKey.generate(), key])
-    assert out.shape == (2, len(cts))
+    ok = [i for i, c in enumerate(cts) if c is not None]
+    assert ok, "no ciphertext to decrypt: the shape check below would be vacuous"
+    out = wrong_key_psnr(tiny_ric, [cts[i] for i in ok], x[ok], [SecretKey.generate(), key])
+    assert out.shape == (2, len(ok))
+    assert (out[1] > out[0] + 5).all()  # the right key (row 1) beats a random key (row 0), even untrained
 
 
 def test_nes_gradient_norm_matches_a_known_decryption():
@@ -182,18 +184,14 @@ def test_report_puts_a_leak_first():
 
 
 def test_report_states_the_keyless_leak_and_names_oracles():
-    """The keyless leak of brightness and histogram comes first and under 'does not protect'; the mean-colour
-    rows are named oracles, and nothing is summarised as 'nothing beyond the mean colour'."""
+    """The keyless leak comes first (before the summary) with its measured r and noise band, and again in the
+    'does not protect' section; the mean-colour rows carry their oracle name from the results."""
     md = _render(_fake_result(0.28))
-    first = md.index("Findings first")
-    assert first < md.index("brightness and value histogram") < md.index("## Summary")
-    assert "brightness (mean) r = 0.997" in md and "±0.245" in md
+    leak = md.index("brightness (mean) r = 0.997")
+    assert md.index("Findings first") < leak < md.index("## Summary") and "±0.245" in md
     not_protected = md[md.index("## What RIC does not protect"):]
-    assert "brightness and value histogram" in not_protected.split("\n\n")[0]
-    assert "oracle: the plaintext's own mean colour" in md and "mean-colour oracle" in md
-    assert "beyond the mean colour" not in md and "beyond the average colour" not in md
-    assert "reference: mean colour" not in md
-    assert "statistics head" in md and "earlier plain U-Net" in md
+    assert "brightness" in not_protected.split("\n\n")[0]
+    assert "oracle: the plaintext's own mean colour" in md
 
 
 def test_theorem61_is_called_a_heuristic_not_a_bound():
