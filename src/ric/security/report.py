@@ -369,7 +369,8 @@ def result_key(model: str, quick: bool) -> dict:
     return json.loads(json.dumps(key))  # as it reads back from the cache file
 
 
-def run_security(models: list[str] | None, quick: bool, run: str | Path, docs: str | Path, data_root=None, command: str = "", log: Callable = print,
+def run_security(models: list[str] | None, quick: bool, run: str | Path, docs: str | Path, data_root=None,
+                 command: str = "", log: Callable = print,
                  fresh: bool = False) -> dict:
     """Evaluate ``models`` and write the report. A model's finished result is kept in the run folder
     (``<model>-result.json``) and reused by a rerun only while its :func:`result_key` is unchanged
