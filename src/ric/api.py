@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +157,22 @@ def _read_plain(p: Path, sch, convert: str) -> np.ndarray:
     return read_image(p, sch.channels, convert, size=size, hint=RESIZE_HINT)
 
 
+def plan_outputs(inputs: list, out_dir: str | Path) -> tuple[list[Path], list[Path]]:
+    """The input files of a batch job and their outputs ``out_dir/<stem>.png``; refuses name clashes and an
+    output that would overwrite an input (before anything is read or written)."""
+    paths = list_images(inputs)
+    outs = _outputs(paths, Path(out_dir))
+    _refuse_overwriting_inputs(paths, outs)
+    return paths, outs
+
+
+def check_encryption_scheme(sch) -> None:
+    """Refuse a scheme whose model or classifier name no ciphertext could carry (before anything is written)."""
+    if sch.name == "paper":
+        check_field("model", sch.ric.model_id, InputError)
+    check_field("classifier", sch.classifier.ident, InputError)
+
+
 def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str | None = None,
                   convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                   progress: Callable | None = None, ric=None, classifier: str | None = None,
@@ -167,18 +183,24 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     Scheme: ``exact`` by default (classifier ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when
     ``scheme="paper"`` or a RIC ``model`` is named (``classifier`` then replaces the model's own). ``ric`` (a
     loaded :class:`~ric.schemes.paper.RIC`) runs the paper scheme with that model. Images that fail (label not reached,
-    too large for the exact scheme's capacity) are reported per row and nothing is written for them."""
+    too large for the exact scheme's capacity) are reported per row and nothing is written for them.
+    :func:`ric.distributed.ray_jobs.encrypt_files_ray` runs the same per-file steps on a Ray cluster."""
     from ric.schemes.paper import PaperScheme
 
-    paths = list_images(inputs)
-    out_dir = Path(out_dir)
-    outs = _outputs(paths, out_dir)
-    _refuse_overwriting_inputs(paths, outs)
+    paths, outs = plan_outputs(inputs, out_dir)
     sch = (PaperScheme(ric, resize=resize) if ric is not None else
            load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size))
-    if sch.name == "paper":
-        check_field("model", sch.ric.model_id, InputError)  # a name no ciphertext could carry: refuse first
-    check_field("classifier", sch.classifier.ident, InputError)
+    check_encryption_scheme(sch)
+    rows, todo = scan_encrypt(paths, outs, key, sch, convert)
+    _tick(progress, len(paths) - len(todo))
+    encrypt_pending(rows, todo, key, sch, batch_size, progress)
+    return rows
+
+
+def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict"
+                 ) -> tuple[list[dict], list[tuple[int, np.ndarray]]]:
+    """Read and check every input (raises on the first bad one, before anything is written) and find the outputs
+    that are already finished (status ``skipped``); returns the rows and the pending ``(row index, pixels)``."""
     rows: list[dict] = []
     todo: list[tuple[int, np.ndarray]] = []
     for p, o in zip(paths, outs, strict=True):
@@ -191,7 +213,13 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                 continue
         rows.append({"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name})
         todo.append((len(rows) - 1, a))
-    _tick(progress, len(paths) - len(todo))
+    return rows, todo
+
+
+def encrypt_pending(rows: list[dict], todo: list[tuple[int, np.ndarray]], key: SecretKey, sch, batch_size: int = 64,
+                    progress: Callable | None = None) -> None:
+    """Encrypt the pending rows ``batch_size`` at a time; each ciphertext is written atomically as it is made
+    (status ``encrypted``), a failure is recorded in its row (status ``failed``, ``error``)."""
     for s in range(0, len(todo), batch_size):
         chunk = todo[s:s + batch_size]
         for (ri, a), res in zip(chunk, sch.encrypt([a for _, a in chunk], key), strict=True):
@@ -205,7 +233,6 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
             ct.sign(key).save(row["output"])
             row["status"] = "encrypted"
         _tick(progress, len(chunk))
-    return rows
 
 
 def _finished_ciphertext(o: Path, key: SecretKey, sch, pixels: np.ndarray) -> Ciphertext | None:
@@ -221,19 +248,24 @@ def _finished_ciphertext(o: Path, key: SecretKey, sch, pixels: np.ndarray) -> Ci
     return ct
 
 
-def _classifier_for(ct_paths: list[Path], classifier: str | None, classifier_config=None):
-    if classifier:
-        return load_classifier(classifier, config=classifier_config)
+def classifier_idents(paths: list[Path]) -> set[str]:
+    """The classifier identities that the ciphertexts at ``paths`` name in their metadata (pixels not read)."""
     idents = set()
-    for p in ct_paths:
+    for p in paths:
         try:
             idents.add(read_ciphertext(p, pixels=False).classifier)
         except NotACiphertextError:
             raise InputError(f"{p} carries no RIC metadata naming its classifier; pass --classifier") from None
+    return idents
+
+
+def trusted_classifier(idents: set[str]):
+    """The one shipped classifier that ciphertexts name (``idents`` from :func:`classifier_idents`): metadata
+    selects shipped classifiers only, never code or paths, and the loaded one must have the named fingerprint."""
     if len(idents) != 1:
         raise InputError(f"inputs were made for several classifiers ({', '.join(map(quote, sorted(idents)))}); "
                          "pass --classifier")
-    ident = idents.pop()
+    ident = next(iter(idents))
     name = ident.rsplit("@", 1)[0]
     try:
         clf = load_trusted_name(name)  # metadata selects shipped classifiers only, never code or paths
@@ -245,6 +277,12 @@ def _classifier_for(ct_paths: list[Path], classifier: str | None, classifier_con
     return clf
 
 
+def _classifier_for(ct_paths: list[Path], classifier: str | None, classifier_config=None):
+    if classifier:
+        return load_classifier(classifier, config=classifier_config)
+    return trusted_classifier(classifier_idents(ct_paths))
+
+
 def classify_files(inputs: list, classifier: str | None = None, convert: str = "strict", batch_size: int = 256,
                    progress: Callable | None = None, classifier_config=None) -> list[dict]:
     """Label images (ciphertexts or plaintexts) with a plaintext classifier; needs no key.
@@ -252,6 +290,12 @@ def classify_files(inputs: list, classifier: str | None = None, convert: str = "
     Without ``classifier`` the classifier named in the ciphertexts' metadata is used."""
     paths = list_images(inputs)
     clf = _classifier_for(paths, classifier, classifier_config)
+    return classify_paths(paths, clf, convert, batch_size, progress)
+
+
+def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: int = 256,
+                   progress: Callable | None = None) -> list[dict]:
+    """Label the image files ``paths`` with the loaded classifier ``clf`` (all read and checked first)."""
     arrays = []
     for p in paths:
         a = read_image(p, clf.input_shape[0], convert, size=clf.size_check())
@@ -284,13 +328,49 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     reads the files one at a time, verifies each as it is read and keeps only the metadata; then paper models
     are resolved and checked (a file's ``ric:model`` may only name a shipped model unless ``model``/``ric`` is
     given); the second pass reads, re-verifies and decrypts ``batch_size`` files at a time."""
-    paths = list_images(inputs)
-    out_dir = Path(out_dir)
-    outs = _outputs(paths, out_dir)
-    _refuse_overwriting_inputs(paths, outs)
+    paths, outs = plan_outputs(inputs, out_dir)
+    load = paper_loader(ric, device, batch_size, classifier, classifier_config)
+    scan = scan_decrypt(paths, outs, key, verify, model, ric, load)
+    _tick(progress, sum(r["status"] == "skipped" for r in scan.rows))
+    decrypt_pending(paths, scan, key, verify, batch_size, progress)
+    return scan.rows
+
+
+@dataclass
+class DecryptScan:
+    """A decryption job after its first pass: one row per file (``skipped`` or ``pending``), each file's message
+    digest (pass 2 checks that the file did not change), and the pending files grouped by the scheme object that
+    decrypts them."""
+
+    rows: list[dict]
+    digests: list[bytes]
+    groups: dict[tuple, list[int]]
+    schemes: dict[tuple, object]
+
+
+def paper_loader(ric=None, device: str = "cpu", batch_size: int = 64, classifier: str | None = None,
+                 classifier_config=None) -> Callable:
+    """``load(name)``: the paper scheme for a (resolved) model name, loaded once and cached; ``ric`` if given."""
+    from ric.schemes.paper import PaperScheme
+
+    loaded: dict = {}
+
+    def load(name: str):
+        if name not in loaded:
+            loaded[name] = PaperScheme(ric) if ric is not None else PaperScheme.load(
+                name, device=device, batch_size=batch_size, classifier=classifier, classifier_config=classifier_config)
+        return loaded[name]
+
+    return load
+
+
+def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bool = True, model: str | None = None,
+                 ric=None, load: Callable | None = None) -> DecryptScan:
+    """Pass 1 of :func:`decrypt_files`: verify every file (raises before anything is written), find the finished
+    outputs, and load and check the paper models that the pending files need (``load`` from :func:`paper_loader`)."""
     metas: list[Ciphertext] = []  # pixels dropped: a zero view of the right shape
     digests: list[bytes] = []
-    for p in paths:  # pass 1: structure, then the tag, one file in memory at a time
+    for p in paths:  # structure, then the tag, one file in memory at a time
         ct = _read_verified(p, key, verify)
         digests.append(message_digest(ct))
         metas.append(replace(ct, pixels=np.broadcast_to(np.zeros((), np.uint8), ct.pixels.shape)))
@@ -299,13 +379,20 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
         done = os.path.lexists(o) and _finished_recovery(o, key, dg)
         rows.append({"input": str(p), "output": str(o), "status": "skipped" if done else "pending",
                      "target": ct.target if ct.target >= 0 else None, "scheme": ct.scheme_name})
-    _tick(progress, sum(r["status"] == "skipped" for r in rows))
     groups: dict[tuple, list[int]] = {}
     for i, (ct, r) in enumerate(zip(metas, rows, strict=True)):
         if r["status"] == "pending":
             groups.setdefault(_decrypt_group(ct, model, ric), []).append(i)
-    schemes = _decrypt_schemes(groups, metas, paths, ric, device, batch_size, classifier, classifier_config)
-    for gk, idx in groups.items():  # pass 2: batch_size files in memory at a time
+    schemes = _decrypt_schemes(groups, metas, paths, load or paper_loader(ric))
+    return DecryptScan(rows, digests, groups, schemes)
+
+
+def decrypt_pending(paths: list[Path], scan: DecryptScan, key: SecretKey, verify: bool = True, batch_size: int = 64,
+                    progress: Callable | None = None) -> None:
+    """Pass 2 of :func:`decrypt_files`: read, re-check and decrypt the pending files ``batch_size`` at a time;
+    each recovered image is written atomically with its ``ric:recovered-mac`` (status ``decrypted``)."""
+    rows, digests = scan.rows, scan.digests
+    for gk, idx in scan.groups.items():  # batch_size files in memory at a time
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]
             cts = []
@@ -314,11 +401,10 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                 if message_digest(ct) != digests[i]:
                     raise CiphertextError(f"{paths[i]}: file changed while decrypting; rerun")
                 cts.append(ct)
-            for i, px in zip(part, schemes[gk].decrypt(cts, key, verify=verify), strict=True):
+            for i, px in zip(part, scan.schemes[gk].decrypt(cts, key, verify=verify), strict=True):
                 write_png(rows[i]["output"], px, {RECOVERED_MAC_FIELD: recovered_mac(key, digests[i], px)})
                 rows[i]["status"] = "decrypted"
             _tick(progress, len(part))
-    return rows
 
 
 def _read_verified(p: Path, key: SecretKey, verify: bool) -> Ciphertext:
@@ -352,21 +438,16 @@ def _decrypt_group(ct: Ciphertext, model: str | None, ric) -> tuple:
     return ("paper", name, ct.pixels.shape)
 
 
-def _decrypt_schemes(groups: dict, metas, paths, ric, device, batch_size, classifier, classifier_config) -> dict:
+def _decrypt_schemes(groups: dict, metas, paths, load: Callable) -> dict:
     """Load and check every paper model before the first write (the exact scheme needs nothing)."""
     from ric.schemes.base import SCHEMES
-    from ric.schemes.paper import PaperScheme
 
-    out, loaded = {}, {}
+    out = {}
     for gk, idx in groups.items():
         if gk[0] == "exact":
             out[gk] = SCHEMES["exact"]()  # no classifier: the key is all an exact-scheme file needs
             continue
-        name = gk[1]
-        if name not in loaded:
-            loaded[name] = PaperScheme(ric) if ric is not None else PaperScheme.load(
-                name, device=device, batch_size=batch_size, classifier=classifier, classifier_config=classifier_config)
-        out[gk] = sch = loaded[name]
+        out[gk] = sch = load(gk[1])
         for i in idx:
             try:
                 sch.check_ciphertext(metas[i])

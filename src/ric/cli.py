@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -51,16 +52,35 @@ def cmd_keygen(args) -> int:
     return 0
 
 
+def _on_ray(args, verb: str):
+    """The batch function for ``verb`` and its extra arguments: local, or on Ray with ``--ray``/``--workers``
+    (the key as its file, which every worker reads from the shared folder)."""
+    if args.ray is None and args.workers is None:
+        from ric import api
+
+        return getattr(api, f"{verb}_files"), {}
+    from ric.distributed import ray_jobs
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    kw = {"address": args.ray or None, "workers": args.workers}
+    if verb != "classify":
+        kw["key"] = args.key
+    return getattr(ray_jobs, f"{verb}_files_ray"), kw
+
+
 def cmd_encrypt(args) -> int:
-    from ric.api import encrypt_files, load_key
+    from ric.api import load_key
 
     key = load_key(args.key)
+    fn, kw = _on_ray(args, "encrypt")
+    kw.setdefault("key", key)
     tick, close = _progress(args, _count(args.inputs), "encrypt")
     try:
-        rows = encrypt_files(args.inputs, args.output, key, model=args.model, convert=args.convert,
-                             device=args.device, max_retries=args.retries, batch_size=args.batch_size, progress=tick,
-                             classifier=args.classifier, classifier_config=args.classifier_config,
-                             scheme=args.scheme, bits=args.bits, resize=args.resize)
+        rows = fn(args.inputs, args.output, model=args.model, convert=args.convert, device=args.device,
+                  max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
+                  classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
+                  resize=args.resize, **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -73,12 +93,11 @@ def cmd_encrypt(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from ric.api import classify_files
-
+    fn, kw = _on_ray(args, "classify")
     tick, close = _progress(args, _count(args.inputs), "classify")
     try:
-        rows = classify_files(args.inputs, classifier=args.classifier, convert=args.convert, progress=tick,
-                              classifier_config=args.classifier_config)
+        rows = fn(args.inputs, classifier=args.classifier, convert=args.convert, progress=tick,
+                  classifier_config=args.classifier_config, **kw)
     finally:
         close()
     _emit(args, rows, {"images": len(rows)}, [f"{r['input']}\t{r['label']}\t{r['class']}" for r in rows])
@@ -86,17 +105,19 @@ def cmd_classify(args) -> int:
 
 
 def cmd_decrypt(args) -> int:
-    from ric.api import decrypt_files, load_key
+    from ric.api import load_key
 
     key = load_key(args.key)
+    fn, kw = _on_ray(args, "decrypt")
+    kw.setdefault("key", key)
     if args.no_verify:
         print("warning: --no-verify: tags are not checked; a wrong key gives noise, not an error "
               "(for experiments only)", file=sys.stderr)
     tick, close = _progress(args, _count(args.inputs), "decrypt")
     try:
-        rows = decrypt_files(args.inputs, args.output, key, model=args.model, verify=not args.no_verify,
-                             device=args.device, batch_size=args.batch_size, progress=tick,
-                             classifier=args.classifier, classifier_config=args.classifier_config)
+        rows = fn(args.inputs, args.output, model=args.model, verify=not args.no_verify, device=args.device,
+                  batch_size=args.batch_size, progress=tick, classifier=args.classifier,
+                  classifier_config=args.classifier_config, **kw)
     finally:
         close()
     summary = {k: sum(r["status"] == k for r in rows) for k in ("decrypted", "skipped")}
@@ -176,7 +197,8 @@ def cmd_train(args) -> int:
                             time_budget=args.time_budget, overrides=args.set, device=device,
                             data_root=args.data_root, init=args.init, classifier=args.classifier,
                             command="ric " + " ".join(sys.argv[1:]))
-    print(json.dumps({k: v for k, v in cfg.items() if k in ("name", "test_accuracy", "weights_sha256")}))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(json.dumps({k: v for k, v in cfg.items() if k in ("name", "test_accuracy", "weights_sha256")}))
     return 0
 
 
@@ -200,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     _owner_verbs(sub, byo, common)
     _other_verbs(sub, common)
     return p
+
+
+def _ray_options(sp) -> None:
+    sp.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                    help="run on Ray (pip install 'ric[distributed]'): with ADDRESS join that cluster, without "
+                         "one Ray's default (RAY_ADDRESS, a cluster started here, else a new local one); inputs, "
+                         "outputs and the key must be in a folder every node sees at the same path")
+    sp.add_argument("--workers", type=int, metavar="N",
+                    help="Ray workers, each loading the model once (default: the cluster's CPUs, GPUs with "
+                         "--device cuda); implies --ray")
 
 
 def _owner_verbs(sub, byo, common) -> None:
@@ -231,6 +263,7 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="cpu")
     common(s)
+    _ray_options(s)
     s.set_defaults(fn=cmd_encrypt)
 
     s = sub.add_parser("classify", help="label images with a plaintext classifier (the cloud; no key)")
@@ -238,6 +271,7 @@ def _owner_verbs(sub, byo, common) -> None:
     byo(s, "the one named in the ciphertexts")
     s.add_argument("--convert", choices=("strict", "auto"), default="strict")
     common(s)
+    _ray_options(s)
     s.set_defaults(fn=cmd_classify)
 
     s = sub.add_parser("decrypt", help="ciphertext PNGs -> recovered images (needs the key)")
@@ -251,6 +285,7 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="cpu")
     common(s)
+    _ray_options(s)
     s.set_defaults(fn=cmd_decrypt)
 
 

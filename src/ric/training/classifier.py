@@ -13,6 +13,7 @@ from torch import nn
 
 from ric.classifiers import ARCHITECTURES, Classifier, build
 from ric.datasets import ArrayDataset
+from ric.distributed.ddp import Dist
 from ric.training.augment import augment, geometric, photometric
 from ric.training.loop import Budget, RunFolder, one_cycle, set_lr
 from ric.zoo import bundles
@@ -51,6 +52,8 @@ class ClassifierRecipe:
     # bundle (half the file; loaded back into float32, so the head is trained on exactly the shipped weights).
     backbone_dtype: str = "float32"
     notes: str = ""  # appended to the model card (provenance of pretrained weights, caveats)
+    train_limit: int = 0  # the first N training / test images only (0: all), e.g. for a short trial run
+    test_limit: int = 0
 
 
 def evaluate_classifier(clf: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
@@ -82,14 +85,20 @@ def _with_extras(train: ArrayDataset, extras: list[ArrayDataset]) -> tuple[torch
 
 def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayDataset, run_dir: str | Path,
                      out_dir: str | Path, device: str = "cpu", time_budget: float | None = None,
-                     command: str = "", log=print, extras: list[ArrayDataset] | None = None) -> dict:
+                     command: str = "", log=print, extras: list[ArrayDataset] | None = None,
+                     dist: Dist | None = None) -> dict:
     """Train a zoo classifier with SGD + warm-up/cosine schedule; resumable from ``run_dir/ckpt.pt``.
 
-    ``extras``: auxiliary labelled sets trained as additional classes (dropped from the shipped head)."""
-    run = RunFolder(run_dir, log)
+    ``extras``: auxiliary labelled sets trained as additional classes (dropped from the shipped head).
+    ``dist``: this process's rank in a torchrun job (:mod:`ric.distributed.ddp`): DistributedDataParallel over
+    shares of every global batch; rank 0 writes the run folder and the bundle."""
+    dist = dist or Dist(device=device)
+    device = dist.device
+    run = RunFolder(run_dir, log if dist.writer else _quiet, writer=dist.writer)
+    log = run.log
     extras = extras or []
     xtr, ytr = _with_extras(train, extras)
-    xte, yte = test.tensors()
+    xte, yte = test.tensors(0, recipe.test_limit or None)
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -103,24 +112,41 @@ def train_classifier(recipe: ClassifierRecipe, train: ArrayDataset, test: ArrayD
     start_epoch = _resume(run, recipe, clf, opt, gen, device)
     budget = Budget(time_budget)
     n_main = len(train.classes)
+    model = dist.wrap(clf)
     acc, epoch = None, start_epoch
     for epoch in range(start_epoch, recipe.epochs):
-        loss = _classifier_epoch(clf, opt, recipe, xtr, ytr, epoch, gen, dev)
-        acc = evaluate_classifier(clf, xte, yte, num_classes=n_main)
+        loss = _classifier_epoch(model, opt, recipe, xtr, ytr, epoch, gen, dev, dist)
+        acc = _evaluate(clf, xte, yte, n_main, dist)
         run.record({"epoch": epoch + 1, "loss": loss, "test_acc": acc, "elapsed_s": budget.elapsed})
         run.save({"net": clf.net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch + 1})
-        if budget.spent():
+        if dist.any(budget.spent()):
             log("time budget reached")
             break
     if acc is None:
-        acc = evaluate_classifier(clf, xte, yte, num_classes=n_main)
+        acc = _evaluate(clf, xte, yte, n_main, dist)
     done_epochs = epoch + 1 if recipe.epochs > start_epoch else start_epoch
     cfg.update({"test_accuracy": acc, "train_data": train.name, "test_data": test.name,
                 "recipe": asdict(recipe), "epochs_done": done_epochs, "command": command})
-    state = _main_head(clf.net.state_dict(), cfg, n_main, len(aux_names), (xte, yte), acc, device)
-    bundles.save_bundle(out_dir, {k: v.half() if k in half_keys else v for k, v in state.items()}, cfg,
-                        _classifier_card(cfg))
+    if dist.writer:
+        state = _main_head(clf.net.state_dict(), cfg, n_main, len(aux_names), (xte, yte), acc, device)
+        bundles.save_bundle(out_dir, {k: v.half() if k in half_keys else v for k, v in state.items()}, cfg,
+                            _classifier_card(cfg))
     return cfg
+
+
+def _quiet(*_args) -> None:
+    """The log of a rank that is not rank 0."""
+
+
+def _evaluate(clf, xte, yte, n_main: int, dist: Dist) -> float:
+    """Test accuracy; in a torchrun job each rank scores its shard (with rank 0's BatchNorm statistics)."""
+    if not dist.active:
+        return evaluate_classifier(clf, xte, yte, num_classes=n_main)
+    dist.sync_buffers(clf)
+    sl = dist.share(len(xte))
+    n = len(xte[sl])
+    correct, total = dist.sum(round(evaluate_classifier(clf, xte[sl], yte[sl], num_classes=n_main) * n), n)
+    return correct / max(1.0, total)
 
 
 def _build_model(recipe: ClassifierRecipe, cfg: dict, aux_names: list[str], device, log):
@@ -162,8 +188,11 @@ def _resume(run: RunFolder, recipe: ClassifierRecipe, clf, opt, gen: torch.Gener
     return 0
 
 
-def _classifier_epoch(clf, opt, recipe: ClassifierRecipe, xtr, ytr, epoch: int, gen: torch.Generator, dev) -> float:
-    """One pass over the training set; returns the mean loss."""
+def _classifier_epoch(clf, opt, recipe: ClassifierRecipe, xtr, ytr, epoch: int, gen: torch.Generator, dev,
+                      dist: Dist) -> float:
+    """One pass over the training set; returns the mean loss (over all ranks). Every rank draws and augments the
+    same global batch and trains on its share (:meth:`~ric.distributed.ddp.Dist.share`), its loss weighted by
+    the share's size, so that the averaged gradient is the global batch's."""
     clf.train()
     amp = dev.type == "cuda"
     steps_per_epoch = math.ceil(len(xtr) / recipe.batch_size)
@@ -181,18 +210,23 @@ def _classifier_epoch(clf, opt, recipe: ClassifierRecipe, xtr, ytr, epoch: int, 
             lam = float(torch.distributions.Beta(recipe.mixup, recipe.mixup).sample())
             perm_b = torch.randperm(len(xb), generator=gen).to(xb.device)
             xb = lam * xb + (1 - lam) * xb[perm_b]
+        yb2 = yb if perm_b is None else yb[perm_b]
+        sl = dist.share(len(xb))
+        n_local = len(xb[sl])
+        if not n_local:  # fewer images than ranks: a rank with none still joins the gradient exchange, weight 0
+            sl = slice(0, 1)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            logits = clf(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=recipe.label_smoothing)
+            logits = clf(xb[sl])
+            loss = F.cross_entropy(logits, yb[sl], label_smoothing=recipe.label_smoothing)
             if perm_b is not None:
-                loss = lam * loss + (1 - lam) * F.cross_entropy(logits, yb[perm_b],
-                                                                label_smoothing=recipe.label_smoothing)
+                loss = lam * loss + (1 - lam) * F.cross_entropy(logits, yb2[sl], label_smoothing=recipe.label_smoothing)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * (n_local * dist.world / len(xb))).backward()
         opt.step()
-        tot += loss.detach() * len(idx)
-        n += len(idx)
-    return float(tot) / max(1, n)
+        tot += loss.detach().float() * n_local
+        n += n_local
+    tot, n = dist.sum(tot, n)
+    return tot / max(1, n)
 
 
 def _main_head(state: dict, cfg: dict, n_main: int, n_aux: int, test, acc: float, device) -> dict:

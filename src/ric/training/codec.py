@@ -13,6 +13,7 @@ import torch
 from ric.classifiers import Classifier
 from ric.codec import encrypt_pixels, make_codec, recover
 from ric.datasets import ArrayDataset
+from ric.distributed.ddp import Dist
 from ric.eval.metrics import psnr
 from ric.nae import make_attack, margin
 from ric.training.augment import augment, random_crop
@@ -51,6 +52,7 @@ class CodecRecipe:
     # still checks C(c) = t). Near the 8-bit floor the margin's gradients swamp β·MSE (≈3e-4).
     margin_weight: float = 1.0
     epoch_repeat: int = 1  # passes over the training images per logged epoch (small sets, e.g. 600 faces)
+    train_limit: int = 0  # the first N training images only (0: all), e.g. for a short trial run
 
 
 class NAEPool:
@@ -61,15 +63,22 @@ class NAEPool:
     (training needs the distribution, not secrecy); products always derive them from the key."""
 
     def __init__(self, classifier, attack, num_classes: int, shape, per_class: int, device, gen: torch.Generator,
-                 chunk: int = 1024, log=print):
+                 chunk: int = 1024, log=print, dist: Dist | None = None):
         self.per_class = per_class
         self.attack = attack
+        dist = dist or Dist(device=str(device))
         zs = []
         t_all = torch.arange(num_classes).repeat_interleave(per_class)
         for i in range(0, len(t_all), chunk):
             t = t_all[i:i + chunk]
-            z0 = torch.rand((len(t), *shape), generator=gen)
-            zs.append(attack(classifier, z0.to(device), t.to(device)))
+            z0 = torch.rand((len(t), *shape), generator=gen)  # every rank draws all (one generator stream)
+            if not dist.active:
+                zs.append(attack(classifier, z0.to(device), t.to(device)))
+                continue
+            sl, z = dist.share(len(t)), torch.zeros_like(z0, device=device)  # each rank attacks its share
+            if len(t[sl]):
+                z[sl] = attack(classifier, z0[sl].to(device), t[sl].to(device))
+            zs.append(dist.sum_(z))
         self.z = torch.cat(zs).view(num_classes, per_class, *shape)
         with torch.no_grad():
             pred = torch.cat([classifier(self.z.flatten(0, 1)[i:i + 512]).argmax(1)
@@ -98,6 +107,17 @@ def _codec_step(codec, clf, x, z, t, alpha: float, kappa: float, training: bool,
     return c, xh, mse, lm
 
 
+class _CodecStep(torch.nn.Module):
+    """:func:`_codec_step` as a module's forward, so that DistributedDataParallel sees the codec's training pass."""
+
+    def __init__(self, codec, clf):
+        super().__init__()
+        self.codec, self.clf = codec, clf
+
+    def forward(self, x, z, t, alpha: float, kappa: float, perm=None, use_margin: bool = True):
+        return _codec_step(self.codec, self.clf, x, z, t, alpha, kappa, True, perm=perm, use_margin=use_margin)
+
+
 @dataclass
 class _CodecRun:
     """Everything one codec training run holds: model, optimiser, data on the device, NAE pool, eval set."""
@@ -114,17 +134,23 @@ class _CodecRun:
     tte: torch.Tensor
     zte: torch.Tensor
     pte: torch.Tensor | None
+    dist: Dist
+    step: torch.nn.Module  # _CodecStep, in DistributedDataParallel under torchrun
 
 
 def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset, test: ArrayDataset,
                 run_dir: str | Path, out_dir: str | Path, device: str = "cpu", time_budget: float | None = None,
-                command: str = "", log=print, init: str | Path | None = None) -> dict:
+                command: str = "", log=print, init: str | Path | None = None, dist: Dist | None = None) -> dict:
     """Train F, E, D jointly with the classifier frozen: ``β·MSE(x̂, x) + w·mean(margin(C(c), t, κ))``.
 
     Resumable from ``run_dir/ckpt.pt``; writes ``log.jsonl`` and ``preview.png`` (rows: plaintext, NAE,
-    ciphertext, recovered) every epoch, and the bundle to ``out_dir`` at the end."""
-    run = RunFolder(run_dir, log)
-    r = _setup(recipe, classifier, train, test, device, log, init)
+    ciphertext, recovered) every epoch, and the bundle to ``out_dir`` at the end. ``dist``: this process's rank
+    in a torchrun job (:mod:`ric.distributed.ddp`): the NAE pool is split over the ranks, each global batch too
+    (DistributedDataParallel), and rank 0 evaluates and writes the run folder and the bundle."""
+    dist = dist or Dist(device=device)
+    run = RunFolder(run_dir, log if dist.writer else _quiet, writer=dist.writer)
+    log = run.log
+    r = _setup(recipe, classifier, train, test, dist.device, log, init, dist)
     s = run.resume(r.dev)
     start_epoch, before = 0, 0.0
     if s is not None:
@@ -137,13 +163,15 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
     rec: dict = {}
     for epoch in range(start_epoch, recipe.epochs):
         tot, lr, stop = _codec_epoch(r, epoch, budget)
-        rec = {"epoch": epoch + 1, "train_mse": tot["mse"] / max(1, tot["n"]),
-               "train_margin": tot["margin"] / max(1, tot["n"]), "lr": lr, **_codec_eval(r),
+        mse, lm, n = dist.sum(tot["mse"], tot["margin"], tot["n"])
+        rec = {"epoch": epoch + 1, "train_mse": mse / max(1, n), "train_margin": lm / max(1, n), "lr": lr,
                "elapsed_s": budget.elapsed}
-        run.record(rec)
-        run.save({"codec": r.codec.state_dict(), "opt": r.opt.state_dict(), "gen": r.gen.get_state(),
-                  "epoch": epoch + 1, "elapsed": rec["elapsed_s"]})
-        _preview(r, run.path / "preview.png")
+        if dist.writer:  # rank 0 evaluates and writes; the others go on to the next epoch's first gradient exchange
+            rec = {**rec, **_codec_eval(r)}
+            run.record(rec)
+            run.save({"codec": r.codec.state_dict(), "opt": r.opt.state_dict(), "gen": r.gen.get_state(),
+                      "epoch": epoch + 1, "elapsed": rec["elapsed_s"]})
+            _preview(r, run.path / "preview.png")
         if stop:
             log("time budget reached")
             break
@@ -155,12 +183,17 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
                         "train_data": train.name, "eval_data": f"{test.name}[:{recipe.eval_images}]",
                         "nae_pool_success": r.pool.success, "final_log": rec, "device": str(r.dev),
                         "torch": torch.__version__, "command": command, "init": str(init or "")}}
-    bundles.save_bundle(out_dir, r.codec.state_dict(), cfg, _codec_card(cfg))
+    if dist.writer:
+        bundles.save_bundle(out_dir, r.codec.state_dict(), cfg, _codec_card(cfg))
     return cfg
 
 
+def _quiet(*_args) -> None:
+    """The log of a rank that is not rank 0."""
+
+
 def _setup(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset, test: ArrayDataset, device, log,
-           init) -> _CodecRun:
+           init, dist: Dist | None = None) -> _CodecRun:
     """Frozen classifier, fresh (or ``init``) codec, Adam, the training NAE pool and the fixed eval set."""
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -178,19 +211,23 @@ def _setup(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset, tes
     opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
     xtr, _ = train.tensors()
     xte, _ = test.tensors(0, recipe.eval_images)
+    dist = dist or Dist(device=device)
     pool = NAEPool(clf, make_attack(recipe.attack), clf.num_classes, tuple(xtr.shape[1:]), recipe.pool_per_class,
-                   dev, gen, log=log)
+                   dev, gen, log=log, dist=dist)
     xte = xte.to(dev)
     with torch.no_grad():
         tte = clf.predict(xte)
     eval_gen = torch.Generator().manual_seed(1234)
     zte = pool.sample(tte.cpu(), eval_gen).to(dev)
     pte = _random_perms(len(xte), xte[0].numel(), eval_gen, dev) if recipe.scramble else None
-    return _CodecRun(recipe, clf, codec, opt, gen, dev, xtr.to(dev), pool, xte, tte, zte, pte)
+    return _CodecRun(recipe, clf, codec, opt, gen, dev, xtr.to(dev), pool, xte, tte, zte, pte, dist,
+                     dist.wrap(_CodecStep(codec, clf)))
 
 
 def _codec_epoch(r: _CodecRun, epoch: int, budget: Budget) -> tuple[dict, float, bool]:
-    """One epoch (``epoch_repeat`` passes); returns the summed losses, the last lr, and whether the budget ran out."""
+    """One epoch (``epoch_repeat`` passes); returns this rank's summed losses, the last lr, and whether the budget
+    ran out (on rank 0: all ranks stop together). Every rank draws the same global batch (augmentation, targets,
+    NAEs, crops, permutations) and trains on its share, weighted by its size."""
     rc = r.recipe
     r.codec.train()
     steps_per_epoch = math.ceil(len(r.xtr) * max(1, rc.epoch_repeat) / rc.batch_size)
@@ -206,16 +243,21 @@ def _codec_epoch(r: _CodecRun, epoch: int, budget: Budget) -> tuple[dict, float,
         if rc.crop:  # the same random window of the image and of its NAE (the NAE is image-independent)
             xb, z = random_crop(xb, rc.crop, r.gen), random_crop(z, rc.crop, r.gen)
         pb = _random_perms(len(xb), xb[0].numel(), r.gen, r.dev) if rc.scramble else None
-        _, _, mse, lm = _codec_step(r.codec, r.clf, xb, z, t, rc.alpha, rc.kappa, True, perm=pb,
-                                    use_margin=not rc.crop and rc.margin_weight > 0)
+        sl = r.dist.share(len(xb))
+        n_local = len(xb[sl])
+        if not n_local:  # fewer images than ranks: a rank with none still joins the gradient exchange, weight 0
+            sl = slice(0, 1)
+        _, _, mse, lm = r.step(xb[sl], z[sl], t[sl], rc.alpha, rc.kappa, None if pb is None else pb[sl],
+                               not rc.crop and rc.margin_weight > 0)
         loss = rc.beta * mse.mean() + rc.margin_weight * lm.mean()
         r.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * (n_local * r.dist.world / len(xb))).backward()
         r.opt.step()
-        tot["mse"] += mse.sum().item()
-        tot["margin"] += lm.sum().item()
-        tot["n"] += len(xb)
-        if budget.spent():
+        if n_local:
+            tot["mse"] += mse.sum().item()
+            tot["margin"] += lm.sum().item()
+            tot["n"] += n_local
+        if budget.seconds and r.dist.any(budget.spent() and r.dist.writer):
             return tot, lr, True
     return tot, lr, False
 

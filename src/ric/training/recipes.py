@@ -117,8 +117,11 @@ def get_recipe(what: str, name: str, overrides: list[str] | None = None):
 
 def train_from_recipe(what: str, name: str, out, run, epochs=None, time_budget=None, overrides=None,
                       device="cpu", data_root=None, init=None, classifier=None, command="") -> dict:
+    """Train recipe ``name`` (``what``: classifier or codec). Under ``torchrun`` every process calls this and the
+    run is data-parallel (:mod:`ric.distributed.ddp`); rank 0 writes the run folder and the bundle."""
     from ric.classifiers import load_classifier
     from ric.datasets import load_dataset
+    from ric.distributed.ddp import process_group
     from ric.training import train_classifier, train_codec
 
     r = get_recipe(what, name, overrides)
@@ -127,12 +130,20 @@ def train_from_recipe(what: str, name: str, out, run, epochs=None, time_budget=N
                          "safetensors file; for dlib's face network, made by scripts/convert_dlib_face.py)")
     if epochs:
         r.epochs = epochs
-    train = load_dataset(r.dataset, "train", data_root)
+    train = _first(load_dataset(r.dataset, "train", data_root), r.train_limit)
     test = load_dataset(r.dataset, "test", data_root)
-    if what == "classifier":
-        extras = [load_dataset(e, "all", data_root) for e in r.extra_train]
-        return train_classifier(r, train, test, run, out, device=device, time_budget=time_budget, command=command,
-                                extras=extras)
-    clf = load_classifier(classifier or r.classifier)
-    return train_codec(r, clf, train, test, run, out, device=device, time_budget=time_budget, command=command,
-                       init=init)
+    with process_group(device) as dist:
+        if what == "classifier":
+            extras = [load_dataset(e, "all", data_root) for e in r.extra_train]
+            return train_classifier(r, train, test, run, out, device=dist.device, time_budget=time_budget,
+                                    command=command, extras=extras, dist=dist)
+        clf = load_classifier(classifier or r.classifier)
+        return train_codec(r, clf, train, test, run, out, device=dist.device, time_budget=time_budget,
+                           command=command, init=init, dist=dist)
+
+
+def _first(data, n: int):
+    """The first ``n`` images of a dataset (all when ``n`` is 0)."""
+    from ric.datasets import ArrayDataset
+
+    return ArrayDataset(data.name, data.images[:n], data.labels[:n], data.classes) if n else data
