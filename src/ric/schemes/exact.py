@@ -33,7 +33,7 @@ from ric.errors import AuthenticationError, CapacityError, CiphertextError, Inpu
 from ric.keys import NONCE_BYTES, SecretKey, keystream, new_nonce
 from ric.nae import DigitAttack
 from ric.schemes import lossless
-from ric.schemes.base import EncryptResult, Scheme, channel_view, register_scheme
+from ric.schemes.base import EncryptResult, Scheme, channel_view, register_scheme, retry_loop
 
 MAGIC = b"RX"
 VERSION = 1
@@ -245,16 +245,17 @@ class ExactScheme(Scheme):
         t = self._predict(views)
         res = [EncryptResult(None, int(t[i]), 0) for i in range(len(plains))]
         packed: dict[int, tuple[int, bytes]] = {}
+        room = room_bytes(shape, self.bits)
         for i, a in enumerate(plains):
-            packed[i] = lossless.compress(a)
-            if len(packed[i][1]) > room_bytes(shape, self.bits):
+            packed[i] = lossless.compress(a, room=room)
+            if len(packed[i][1]) > room:
                 res[i].error = str(capacity_error(shape, self.bits, len(packed[i][1])))
-        pending = [i for i in range(len(plains)) if not res[i].error]
-        for _ in range(1 + self.max_retries):
-            if not pending:
-                break
-            pending = self._attempt(pending, plains, packed, t, shape, key, res)
-        for i in pending:
+        attempts, failed = retry_loop([i for i in range(len(plains)) if not res[i].error],
+                                      lambda pending: self._attempt(pending, plains, packed, t, shape, key, res),
+                                      self.max_retries)
+        for i, n in attempts.items():
+            res[i].attempts = n
+        for i in failed:
             res[i].error = (f"classifier does not label the ciphertext as {res[i].target} after "
                             f"{res[i].attempts} attempts")
         return res
@@ -271,7 +272,6 @@ class ExactScheme(Scheme):
         lab = self._predict(c)
         still = []
         for j, i in enumerate(pending):
-            res[i].attempts += 1
             if int(lab[j]) == res[i].target and int(steps[j]) >= 0:
                 res[i].ciphertext = Ciphertext(c[j], "", nonces[j], res[i].target, key.key_id,
                                                classifier=self.classifier.ident, scheme="exact",

@@ -4,8 +4,9 @@ Each codec has a one-byte id that is stored *inside* the encrypted payload, so t
 has already been authenticated; it can only select among the codecs of :data:`CODECS`. Measured on the
 shipped datasets by ``benchmarks/lossless.py`` (its report in the repository): JPEG XL (``imagecodecs``,
 effort 7) is the smallest on colour images, WebP lossless (Pillow, method 4) is close and sometimes smaller
-on grey digits; PNG is kept as a last resort. :func:`compress` tries the candidates and keeps the smallest
-encoding whose decoding is bit-identical to the input.
+on grey digits; PNG is the fastest. Every ciphertext is padded to its full capacity, so the exact scheme asks
+:func:`compress` for the *fastest* encoding that fits (PNG, then JPEG XL, then WebP); without a size to fit it keeps
+the smallest. Every encoding is decoded and compared with the input before it is used.
 """
 
 from __future__ import annotations
@@ -78,26 +79,42 @@ CODECS: dict[int, LosslessCodec] = {c.id: c for c in (
 )}
 BY_NAME = {c.name: c for c in CODECS.values()}
 DEFAULT_CANDIDATES = ("jpegxl", "webp")
+FAST_FIRST = ("png", "jpegxl", "webp")  # fastest encoder first (benchmarks/lossless.py), JPEG XL before WebP
 
 
-def compress(a: np.ndarray, candidates: tuple[str, ...] = DEFAULT_CANDIDATES) -> tuple[int, bytes]:
-    """``(codec id, bytes)``: the smallest lossless encoding of uint8 H×W×C ``a`` (C = 1 or 3) among the
-    available ``candidates`` whose decoding equals ``a`` exactly (PNG if none does)."""
+def _verified(name: str, a: np.ndarray) -> tuple[int, bytes] | None:
+    codec = BY_NAME[name]
+    if not codec.available():
+        return None
+    try:
+        data = codec.encode(a)
+    except Exception:  # noqa: BLE001 - e.g. WebP refuses sides over 16383 pixels: the next candidate serves
+        return None
+    return (codec.id, data) if np.array_equal(codec.decode(data, a.shape[2]), a) else None
+
+
+def compress(a: np.ndarray, candidates: tuple[str, ...] = DEFAULT_CANDIDATES, room: int | None = None
+             ) -> tuple[int, bytes]:
+    """``(codec id, bytes)``: a lossless encoding of uint8 H×W×C ``a`` (C = 1 or 3) whose decoding equals ``a``
+    exactly (PNG if no candidate's does).
+
+    Without ``room``: the smallest among the available ``candidates``. With ``room`` (the bytes a ciphertext can
+    carry; it is padded to that size whatever the encoding, so a smaller one gains nothing): the first of
+    :data:`FAST_FIRST` that fits, else the smallest of all, for the capacity error to report."""
+    if room is not None:
+        found = []
+        for name in FAST_FIRST:
+            got = _verified(name, a)
+            if got is not None and len(got[1]) <= room:
+                return got
+            found += [got] if got is not None else []
+        return min(found, key=lambda g: len(g[1])) if found else (BY_NAME["png"].id, BY_NAME["png"].encode(a))
     best: tuple[int, bytes] | None = None
     for name in candidates:
-        codec = BY_NAME[name]
-        if not codec.available():
-            continue
-        try:
-            data = codec.encode(a)
-        except Exception:  # noqa: BLE001 - e.g. WebP refuses sides over 16383 pixels: the next candidate serves
-            continue
-        if (best is None or len(data) < len(best[1])) and np.array_equal(codec.decode(data, a.shape[2]), a):
-            best = (codec.id, data)
-    if best is None:
-        png = BY_NAME["png"]
-        best = (png.id, png.encode(a))
-    return best
+        got = _verified(name, a)
+        if got is not None and (best is None or len(got[1]) < len(best[1])):
+            best = got
+    return best if best is not None else (BY_NAME["png"].id, BY_NAME["png"].encode(a))
 
 
 def decompress(codec_id: int, data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
