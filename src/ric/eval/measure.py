@@ -20,7 +20,7 @@ import torch
 from ric.codec import make_codec
 from ric.datasets import SPLITS, load_dataset
 from ric.eval.baselines import lsb_hide, lsb_reveal
-from ric.eval.metrics import psnr, ssim
+from ric.eval.metrics import ms_ssim, psnr, ssim
 from ric.imageio import as_channels, to_tensor
 from ric.keys import SecretKey, new_nonce
 from ric.schemes.paper import RIC
@@ -91,6 +91,7 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
         "psnr_db": float(ps[ok].mean()) if ok.any() else float("nan"),
         "psnr_min_db": float(ps[ok].min()) if ok.any() else float("nan"),
         "ssim": float(ss[ok].mean()) if ok.any() else float("nan"),
+        "ms_ssim": float(ms_ssim(xhg, xg)[ok].mean()) if ok.any() else float("nan"),
         "lpips": LPIPS_NOTE,
         "ciphertext_vs_plaintext_psnr_db": float(psnr(c, x).mean()),
     }
@@ -119,6 +120,7 @@ def _baselines(ric: RIC, x, z, t, xg, grey: bool) -> dict:
     c_lsb = lsb_hide(x, z)
     x_lsb = _grey(lsb_reveal(c_lsb), grey)
     return dict(identity_psnr_db=float(psnr(x_id, xg).mean()), identity_ssim=float(ssim(x_id, xg).mean()),
+                identity_ms_ssim=float(ms_ssim(x_id, xg).mean()), lsb4_ms_ssim=float(ms_ssim(x_lsb, xg).mean()),
                 identity_agreement=float((ric.predict(c_id) == t).float().mean()),
                 lsb4_psnr_db=float(psnr(x_lsb, xg).mean()), lsb4_ssim=float(ssim(x_lsb, xg).mean()),
                 lsb4_agreement=float((ric.predict(c_lsb) == t).float().mean()))

@@ -25,3 +25,18 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * 255).to(torch.uint8)
+
+
+def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image MS-SSIM (pytorch-msssim, 5 scales, the standard weights) with the largest odd Gaussian window
+    ≤ 11 that its four downsamplings allow (11 needs sides over 160 px: 160-px faces get 9, 64-px images 3).
+    Images too small for a 3-px window (32-px and 28-px sets) get NaN: MS-SSIM is not defined for them."""
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    side = min(x.shape[-1], x.shape[-2])
+    win = 11
+    while win >= 3 and side <= (win - 1) * 16:
+        win -= 2
+    if win < 3:
+        return torch.full((len(x),), float("nan"))
+    return _ms_ssim(x.float(), y.float(), data_range=1.0, size_average=False, win_size=win)

@@ -32,6 +32,7 @@ import torch
 
 from ric.classifiers import Classifier, fingerprint, load_classifier, rgb_input
 from ric.codec import encrypt_pixels, make_codec, recover
+from ric.codec.refine import Refinement
 from ric.container import Ciphertext
 from ric.errors import CiphertextError, InputError, quote
 from ric.imageio import to_pixels, to_tensor
@@ -73,7 +74,7 @@ class RIC:
 
     def __init__(self, codec: torch.nn.Module, classifier: Classifier, alpha: float = 0.8, attack: dict | None = None,
                  nae_batch: int = 8, model_id: str = "custom", max_retries: int = 3, batch_size: int = 64,
-                 device: str | torch.device = "cpu", scramble: bool = False):
+                 device: str | torch.device = "cpu", scramble: bool = False, refine: dict | bool | None = None):
         if not 0 <= alpha < 1:
             raise InputError(f"alpha must be in [0, 1), got {alpha} (0 means no SRL)")
         self.device = torch.device(device)
@@ -87,6 +88,8 @@ class RIC:
         self.max_retries = int(max_retries)
         self.batch_size = int(batch_size)
         self.scramble = bool(scramble)
+        # encoder-side refinement of the integer ciphertext (ric.codec.refine); decryption does not depend on it
+        self.refinement = Refinement(**(refine if isinstance(refine, dict) else {})) if refine else None
         self.config: dict = {}
 
     # ------------------------------------------------------------------ loading
@@ -241,6 +244,16 @@ class RIC:
         return recover(self.codec, c.to(self.device), z.to(self.device), self.alpha,
                        None if perm is None else perm.to(self.device)).clamp(0, 1)
 
+    def refine(self, x: torch.Tensor, c: torch.Tensor, z: torch.Tensor, t: torch.Tensor,
+               perm: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder-side refinement (:class:`ric.codec.refine.Refinement`) of ciphertext pixels ``c``, in batches."""
+        out = []
+        for sl in self._batches(len(c)):
+            args = [a[sl].to(self.device) for a in (x, c, z, t)]
+            p = None if perm is None else perm[sl].to(self.device)
+            out.append(self.refinement(self.codec, self.classifier, *args, self.alpha, p).cpu())
+        return torch.cat(out) if out else c
+
     # ------------------------------------------------------------------ public API
     def check_shape(self, shape) -> None:
         """The paper scheme takes exactly the classifier's input size (it recovers what it encrypts)."""
@@ -292,6 +305,8 @@ class RIC:
             if cb is None:
                 pb = self.perms(key, nn_, shape)
                 cb = self._encode(x[idx], zb, pb)
+            if self.refinement is not None:
+                cb = self.refine(x[idx], cb, zb, t[idx], pb)
             lab = self.predict(cb)
             tr.store(idx, cb, zb, pb, lab)
             return [i for j, i in enumerate(pending) if lab[j] != t[i]]
