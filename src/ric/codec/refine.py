@@ -21,11 +21,12 @@ from ric.nae.base import margin
 
 @dataclass
 class Refinement:
-    steps: int = 140
-    lr: float = 0.03
+    steps: int = 80  # measured by benchmarks/refine.py: 80 steps at lr 0.02 with cosine decay beat 140 at 0.03
+    lr: float = 0.02
     max_offset: float = 2.0
     kappa: float = 2.0
     weight: float = 1e-3  # of the label hinge against the per-image MSE (which is ~1e-5 near 50 dB)
+    cosine: bool = True  # cosine decay of the step size to 0 (the iterates settle instead of oscillating)
 
     def config(self) -> dict:
         return asdict(self)
@@ -38,6 +39,7 @@ class Refinement:
         base = torch.round(c * 255)
         delta = torch.zeros_like(c, requires_grad=True)
         opt = torch.optim.Adam([delta], lr=self.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, self.steps)) if self.cosine else None
         best, best_err = c.clone(), torch.full((len(c),), float("inf"), device=c.device)
         for step in range(self.steps + 1):
             soft = base + delta.clamp(-self.max_offset, self.max_offset)
@@ -56,5 +58,7 @@ class Refinement:
             opt.zero_grad(set_to_none=True)
             (mse.sum() + self.weight * torch.relu(lead + self.kappa).sum()).backward()
             opt.step()
+            if sched is not None:
+                sched.step()
         return best
 

@@ -176,7 +176,7 @@ def _alpha_figure(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sweep = sorted((r for r in rows if r["attack"] != "none" and r["alpha"] > 0), key=lambda r: r["alpha"])
+    sweep = sorted((r for r in rows if r["name"].startswith("nae-srl-a")), key=lambda r: r["alpha"])
     if not sweep:
         return
     a = [r["alpha"] for r in sweep]
@@ -211,7 +211,7 @@ def render_markdown(rep: dict) -> str:
     for k, v in rep["datasets"].items():
         if "skipped" in v:
             lines.append(f"- **{k}: skipped** ({v['skipped']})")
-    lines += _table1(ds) + _table2(ds) + _later_tables(rep, ds)
+    lines += _table1(ds) + _table2(ds, rep.get("ablation") or []) + _later_tables(rep, ds)
     return "\n".join(lines) + "\n"
 
 
@@ -239,7 +239,25 @@ def _ms(v) -> str:
     return "n/a (under 33 px)" if v is None or v != v else f"{v:.4f}"
 
 
-def _table2(ds: dict) -> list[str]:
+HIDING = {"nae-srl-a0.8": "RIC codec (ric-paper, small)", "ddh-srl-a0.8": "DDH-style hiding, NAE as cover",
+          "hinet-srl-a0.8": "HiNet-style invertible hiding, NAE as cover"}
+
+
+def _same_budget(ablation: list[dict]) -> list[str]:
+    """Table 2's steganography baselines next to the RIC codec, all trained under the ablation budget."""
+    rows = [r for r in ablation if r["name"] in HIDING]
+    if not any(r["name"] != "nae-srl-a0.8" for r in rows):
+        return []
+    out = ["", "Same training budget (the small codecs of Table 4: `scripts/train_ablations.sh`, α = 0.8, "
+               "same images, key and NAEs):", "",
+           "| method | PSNR (dB) | SSIM | label agreement (first try) |", "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: list(HIDING).index(r["name"])):
+        out.append(f"| {HIDING[r['name']]} (`{r['name']}`) | {_f(r['psnr_db'])} | {_f(r['ssim'], '{:.4f}')} | "
+                   f"{_f(r['agreement_first_try'], scale=100)} % |")
+    return out
+
+
+def _table2(ds: dict, ablation: list[dict] = ()) -> list[str]:
     lines = ["", "## Table 2: recovery quality (same images, same NAEs for every row)", "",
              "| dataset | method | PSNR (dB) | min PSNR | SSIM | MS-SSIM | LPIPS | label agreement |",
              "|---|---|---|---|---|---|---|---|"]
@@ -260,8 +278,9 @@ def _table2(ds: dict) -> list[str]:
             lines.append(f"| {k} | exact scheme (ours, b = {e['bits']}): bit-exact on "
                          f"{_f(e['bit_exact'], scale=100)} % of the images that fit | ∞ | ∞ | 1.0000 | 1.0000 | 0 | "
                          f"{_f(e['agreement'], scale=100)} % |")
-    return lines + ["", "MS-SSIM: pytorch-msssim, 5 scales, the largest window its downsamplings allow "
-                        "(`ric.eval.metrics.ms_ssim`); not defined for 32-px and 28-px images."]
+    lines += ["", "MS-SSIM: pytorch-msssim, 5 scales, the largest window its downsamplings allow "
+                  "(`ric.eval.metrics.ms_ssim`); not defined for 32-px and 28-px images."]
+    return lines + _same_budget(ablation)
 
 
 def _later_tables(rep: dict, ds: dict) -> list[str]:
@@ -291,6 +310,8 @@ def _later_tables(rep: dict, ds: dict) -> list[str]:
                   "| codec | NAE source | α | label agreement (first try) | PSNR (dB) | SSIM |",
                   "|---|---|---|---|---|---|"]
         for r in rep["ablation"]:
+            if r["name"] in HIDING and r["name"] != "nae-srl-a0.8":
+                continue  # the hiding baselines are in Table 2
             src = "RNI (no attack)" if r["attack"] == "none" else "NAE"
             srl = f"{r['alpha']}" if r["alpha"] > 0 else "0 (no SRL)"
             lines.append(f"| `{r['name']}` | {src} | {srl} | {_f(r['agreement_first_try'], scale=100)} % | "

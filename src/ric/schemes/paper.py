@@ -98,7 +98,8 @@ class RIC:
              classifier: str | None = None, classifier_config=None, **overrides) -> RIC:
         """Load a RIC model bundle (shipped name or folder) with the classifier it names, or with another
         classifier (``classifier`` spec, see :func:`ric.classifiers.load_classifier`): the codec is fully
-        convolutional and the NAE is computed for whichever classifier is used."""
+        convolutional and the NAE is computed for whichever classifier is used. Encryption refines its ciphertexts
+        (:mod:`ric.codec.refine`, default settings) unless ``refine=False``; decryption does not depend on it."""
         folder = bundles.resolve(name_or_path, kind="ric")
         cfg = bundles.read_config(folder)
         own = classifier is None
@@ -112,7 +113,8 @@ class RIC:
         codec = make_codec(cfg["codec"])
         codec.load_state_dict(bundles.load_codec_weights(folder, cfg))
         kw = {"alpha": cfg["alpha"], "attack": cfg["attack"], "nae_batch": cfg["nae_batch"], "model_id": cfg["name"],
-              "scramble": bool(cfg.get("scramble", False))}
+              "scramble": bool(cfg.get("scramble", False)),
+              "refine": cfg.get("refine", True)}  # encoder-side refinement: on unless the bundle says otherwise
         kw.update(overrides)
         ric = cls(codec, classifier, device=device, **kw)
         ric.config = cfg
