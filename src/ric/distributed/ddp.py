@@ -19,6 +19,7 @@ before. How the trainers use it (:mod:`ric.training.classifier`, :mod:`ric.train
 
 from __future__ import annotations
 
+import gc
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ def process_group(device: str = "cpu"):
         ok = True
     finally:
         if d.active:
+            gc.collect()  # free DDP objects (reference cycles) while the group lives: freed at exit, gloo may abort
             if ok:
                 td.barrier()
             td.destroy_process_group()
