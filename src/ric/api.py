@@ -122,10 +122,11 @@ def _tick(progress: Callable | None, n: int = 1):
 
 def load_scheme(scheme: str | None = None, model: str | None = None, classifier: str | None = None,
                 classifier_config=None, bits: int | None = None, resize: bool = False, device: str = "cpu",
-                max_retries: int = 3, batch_size: int = 64):
+                max_retries: int = 3, batch_size: int = 64, refine: bool = True):
     """The scheme an encryption job runs: ``exact`` (the default) with ``classifier`` (default
     :data:`DEFAULT_CLASSIFIER`) and ``bits``, or ``paper`` with the RIC ``model`` (default :data:`DEFAULT_MODEL`);
-    naming a ``model`` implies ``paper``."""
+    naming a ``model`` implies ``paper``. ``refine=False``: the paper scheme skips its encoder-side refinement
+    (faster encryption, lower recovery quality; decryption is the same either way)."""
     from ric.schemes.base import DEFAULT_SCHEME, SCHEMES
 
     name = scheme or ("paper" if model else DEFAULT_SCHEME)
@@ -139,7 +140,8 @@ def load_scheme(scheme: str | None = None, model: str | None = None, classifier:
         from ric.schemes.paper import PaperScheme
 
         return PaperScheme.load(model or DEFAULT_MODEL, resize=resize, device=device, max_retries=max_retries,
-                                batch_size=batch_size, classifier=classifier, classifier_config=classifier_config)
+                                batch_size=batch_size, classifier=classifier, classifier_config=classifier_config,
+                                refine=refine)
     if resize:
         raise InputError("--resize belongs to the paper scheme; the exact scheme encrypts images at their own size "
                          "when the classifier declares its preprocessing")
@@ -177,7 +179,7 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                   convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                   progress: Callable | None = None, ric=None, classifier: str | None = None,
                   classifier_config=None, scheme: str | None = None, bits: int | None = None,
-                  resize: bool = False) -> list[dict]:
+                  resize: bool = False, refine: bool = True) -> list[dict]:
     """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input).
 
     Scheme: ``exact`` by default (classifier ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when
@@ -189,7 +191,8 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
 
     paths, outs = plan_outputs(inputs, out_dir)
     sch = (PaperScheme(ric, resize=resize) if ric is not None else
-           load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size))
+           load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size,
+                       refine))
     check_encryption_scheme(sch)
     rows, todo = scan_encrypt(paths, outs, key, sch, convert)
     _tick(progress, len(paths) - len(todo))

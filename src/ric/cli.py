@@ -80,7 +80,7 @@ def cmd_encrypt(args) -> int:
         rows = fn(args.inputs, args.output, model=args.model, convert=args.convert, device=args.device,
                   max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
-                  resize=args.resize, **kw)
+                  resize=args.resize, refine=not args.no_refine, **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -252,6 +252,9 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("-m", "--model", help="paper scheme: RIC model (shipped name or bundle folder; default svhn-ric-v2)")
     s.add_argument("--bits", type=int, choices=(3, 4, 5, 6, 7),
                    help="exact scheme: low bits per sub-pixel that carry the image (default: the classifier's, else 6)")
+    s.add_argument("--no-refine", action="store_true",
+                   help="paper scheme: skip the encoder-side refinement of the ciphertexts (faster, lower recovery "
+                        "quality; decryption is the same)")
     s.add_argument("--resize", action="store_true",
                    help="paper scheme: encrypt a copy resized to the classifier's input (recovery returns that copy)")
     s.add_argument("--convert", choices=("strict", "auto"), default="strict",

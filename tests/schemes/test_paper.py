@@ -173,3 +173,10 @@ def test_refinement_is_the_default_and_never_recovers_worse(samples, key):
     pb = psnr(raw.decode_with(b.c, b.z, b.perm), x)[first]
     assert (pa >= pb - 1e-3).all() and pa.mean() > pb.mean()
     assert torch.equal(a.labels[first], t[first])
+
+
+def test_refinement_switch_reaches_the_scheme():
+    from ric.api import load_scheme
+
+    assert load_scheme("paper").ric.refinement is not None
+    assert load_scheme("paper", refine=False).ric.refinement is None

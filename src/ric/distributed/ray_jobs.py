@@ -290,8 +290,8 @@ def _two_pass(verb: str, job: dict, paths: list[Path], outs: list[Path], address
 def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, model: str | None = None,
                       convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                       progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
-                      scheme: str | None = None, bits: int | None = None, resize: bool = False, *,
-                      address: str | None = None, workers: int | None = None,
+                      scheme: str | None = None, bits: int | None = None, resize: bool = False,
+                      refine: bool = True, *, address: str | None = None, workers: int | None = None,
                       chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.encrypt_files` on a Ray cluster (``address``; ``workers`` actors, default one per CPU of
     the cluster, or per GPU with ``device="cuda"``). ``key``: a key file on the shared folder (read by every
@@ -300,7 +300,7 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
     job = {"key": _key_spec(key), "convert": convert, "batch_size": batch_size,
            "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
                       "classifier_config": _abs(classifier_config), "bits": bits, "resize": resize,
-                      "device": device, "max_retries": max_retries, "batch_size": batch_size}}
+                      "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}}
     return _two_pass("encrypt", job, paths, outs, address, workers, device, progress, chunk_size)
 
 
