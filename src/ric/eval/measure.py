@@ -93,6 +93,7 @@ def evaluate(ric: RIC, images: np.ndarray, labels: np.ndarray, key: SecretKey, r
         "ssim": float(ss[ok].mean()) if ok.any() else float("nan"),
         "ms_ssim": float(ms_ssim(xhg, xg)[ok].mean()) if ok.any() else float("nan"),
         "lpips": LPIPS_NOTE,
+        "refinement": ric.refinement.config() if ric.refinement is not None else None,
         "ciphertext_vs_plaintext_psnr_db": float(psnr(c, x).mean()),
     }
     res["adp"] = res["plaintext_accuracy"] - res["ciphertext_accuracy"]

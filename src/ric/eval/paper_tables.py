@@ -278,7 +278,9 @@ def _table2(ds: dict, ablation: list[dict] = ()) -> list[str]:
             lines.append(f"| {k} | exact scheme (ours, b = {e['bits']}): bit-exact on "
                          f"{_f(e['bit_exact'], scale=100)} % of the images that fit | ∞ | ∞ | 1.0000 | 1.0000 | 0 | "
                          f"{_f(e['agreement'], scale=100)} % |")
-    lines += ["", "MS-SSIM: pytorch-msssim, 5 scales, the largest window its downsamplings allow "
+    lines += ["", "RIC rows: the model as `ric encrypt` runs it, encoder-side refinement included (`ric.codec.refine`, "
+                  "on by default; `--no-refine` turns it off). The identity and LSB rows use the same NAEs.", "",
+              "MS-SSIM: pytorch-msssim, 5 scales, the largest window its downsamplings allow "
                   "(`ric.eval.metrics.ms_ssim`); not defined for 32-px and 28-px images."]
     return lines + _same_budget(ablation)
 
@@ -299,7 +301,8 @@ def _later_tables(rep: dict, ds: dict) -> list[str]:
     lines += ["", "Cells: PSNR / SSIM of recovery with the set's own classifier and NAE settings (`"
               + "`, `".join(f"{k}`: `{r['model']}" for k, r in ds.items()) + "`), its first N test images, after "
               "retries; every codec of a column saw the same images and the same first-try NAEs; † = the set's own "
-              "model (its Table 1/2 row); a label agreement below 100 % is shown. "
+              "model (its Table 1/2 row, ciphertexts refined as `ric encrypt` does); the other cells are the codec "
+              "alone, without refinement; a label agreement below 100 % is shown. "
               "Identity floor on the same images: " +
               ", ".join(f"{k} {_f(r['identity_psnr_db'])} dB" for k, r in ds.items()) + "."]
     lines += ["", "## Table 4: ablation, and Figure 7: α sweep", ""]
