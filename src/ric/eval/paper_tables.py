@@ -176,7 +176,8 @@ def _alpha_figure(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sweep = sorted((r for r in rows if r["name"].startswith("nae-srl-a")), key=lambda r: r["alpha"])
+    sweep = sorted((r for r in rows if r["attack"] != "none" and r["alpha"] > 0
+                    and (r["name"] not in HIDING or r["name"] == "nae-srl-a0.8")), key=lambda r: r["alpha"])
     if not sweep:
         return
     a = [r["alpha"] for r in sweep]
