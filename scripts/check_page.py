@@ -23,10 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def chromium(binary: str, profile: Path, url: str, *args: str, timeout: float = 90) -> str:
+def chromium(binary: str, profile: Path, url: str, *args: str, timeout: float = 90, budget_ms: int = 15000) -> str:
+    """Run headless chromium on ``url`` (``budget_ms`` of virtual time for scripts) and return its stdout."""
     cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--no-first-run", "--disable-extensions", "--disable-sync",
-           f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args, url]
+           f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *args, url]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError(f"chromium exited with {r.returncode}: {r.stderr[-1000:]}")
