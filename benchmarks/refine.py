@@ -94,6 +94,7 @@ def main() -> None:
     rep = {"command": "python " + " ".join(sys.argv), "machine": machine(),
            "models": [run_model(m, a.n, settings, a.data_root) for m in a.models]}
     out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "refine.json").write_text(json.dumps(rep, indent=1) + "\n")
     (out / "refine.md").write_text(render(rep) + "\n")
     print(render(rep))

@@ -22,7 +22,8 @@ train nae-srl-a0.8 --set alpha=0.8
 train rni-srl-a0.8 --set alpha=0.8 --set 'attack={"name": "none"}'
 train nae-nosrl --set alpha=0.0
 for a in 0.6 0.7 0.9; do train "nae-srl-a$a" --set alpha=$a; done
-# Table 2's steganography baselines with the NAE as cover, same budget and flags (ric.codec.hiding; about the
+# Table 2's steganography baselines with the NAE as cover, same budget and flags (ric.codec.hiding; shipped ones
+# trained on a GPU by scripts/train_v3.sh, same steps; about the
 # ablation codec's parameter count: ric-paper 112k, ddh 104k, hinet 104k):
 CODEC='{"name": "ddh", "width": 40, "depth": 3, "prep": 16}' train ddh-srl-a0.8 --set alpha=0.8
 CODEC='{"name": "hinet", "width": 16, "depth": 2, "blocks": 6}' train hinet-srl-a0.8 --set alpha=0.8

@@ -8,9 +8,9 @@ Python API (each CLI verb has a counterpart here)::
     ric.classify_files(["ct/img.png"])                # ric classify (no key)
     ric.decrypt_files(["ct/img.png"], "rec/", key)    # ric decrypt
     ric.list_models(); ric.available()               # ric models / ric datasets
-    ric.train_from_recipe("codec", "svhn-ric-v2", out="m/", run="r/")  # ric train
+    ric.train_from_recipe("codec", "svhn-ric-v3", out="m/", run="r/")  # ric train
     ric.demo()                                        # ric demo
-    model = ric.RIC.load("svhn-ric-v2")               # tensors in, tensors out
+    model = ric.RIC.load("svhn-ric-v3")               # tensors in, tensors out
 
 Attributes are imported lazily so that ``import ric`` stays fast.
 """

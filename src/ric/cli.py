@@ -249,7 +249,7 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("--scheme", choices=("exact", "paper"),
                    help="exact (default): bit-exact recovery, the ciphertext reveals the label and size only; "
                         "paper: the paper's NAE + learned codec (approximate recovery; -m implies it)")
-    s.add_argument("-m", "--model", help="paper scheme: RIC model (shipped name or bundle folder; default svhn-ric-v2)")
+    s.add_argument("-m", "--model", help="paper scheme: RIC model (shipped name or bundle folder; default svhn-ric-v3)")
     s.add_argument("--bits", type=int, choices=(3, 4, 5, 6, 7),
                    help="exact scheme: low bits per sub-pixel that carry the image (default: the classifier's, else 6)")
     s.add_argument("--no-refine", action="store_true",
@@ -305,7 +305,7 @@ def _other_verbs(sub, common) -> None:
 
     s = sub.add_parser("demo", help="keygen -> encrypt -> classify -> decrypt on the shipped samples (offline)")
     s.add_argument("-o", "--output", type=Path, help="keep the files here (default: a temporary folder)")
-    s.add_argument("-m", "--model", default="svhn-ric-v2")
+    s.add_argument("-m", "--model", default="svhn-ric-v3")
     common(s, False)
     s.set_defaults(fn=cmd_demo)
 
@@ -381,7 +381,7 @@ def cmd_eval(args) -> int:
         return 0
     if not args.dataset:
         raise InputError("ric eval: give --dataset (and --model), or --tables")
-    model = args.model or ev.DATASET_MODELS.get(args.dataset, "svhn-ric-v2")
+    model = args.model or ev.DATASET_MODELS.get(args.dataset, "svhn-ric-v3")
     ric = ev.load_model(model, codec_from=args.codec_from)
     images, labels, split = ev.eval_split(args.dataset, args.limit, data_root=args.data_root)
     log(f"{model} on {split}")

@@ -11,7 +11,7 @@ from ric.classifiers import load_classifier, rgb_input
 from ric.codec import make_codec
 from ric.errors import InputError
 from ric.eval.measure import evaluate
-from ric.eval.paper_tables import paper_tables, render_markdown
+from ric.eval.paper_tables import _table2, paper_tables, render_markdown
 from ric.schemes.paper import RIC
 from ric.zoo import bundles
 
@@ -106,7 +106,7 @@ def test_ric_eval_cli(data_root, capsys):
 
     assert main(["eval", "--dataset", "svhn", "--limit", "2", "--data-root", str(data_root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["images"] == 2 and out["model"] == "svhn-ric-v2" and "identity_psnr_db" in out
+    assert out["images"] == 2 and out["model"] == "svhn-ric-v3" and "identity_psnr_db" in out
     assert main(["eval", "--limit", "2"]) == 2  # no dataset: a usage error, not a traceback
 
 
@@ -176,3 +176,12 @@ def test_evaluate_exact_counts_what_it_measures(samples, key):
                        np.array(meta["labels"][:6] + [0]))
     assert r["images"] == 7 and r["fit"] == 6 / 7 and r["failed"] == [6]
     assert r["agreement"] == 1.0 and r["bit_exact"] == 1.0 and r["encrypt_img_s"] > 0
+
+
+def test_table2_names_the_models_that_encrypt_without_refinement():
+    row = {"model": "m", "codec_trained_on": "svhn", "codec_sha256": "0" * 64, "agreement": 1.0, "refinement": None,
+           **{f"{p}{k}": 0.5 for p in ("", "identity_", "lsb4_") for k in ("psnr_db", "ssim", "ms_ssim")},
+           "psnr_min_db": 40.0, "identity_agreement": 1.0, "lsb4_agreement": 1.0}
+    off = "\n".join(_table2({"faces": row}))
+    on = "\n".join(_table2({"svhn": {**row, "refinement": {"steps": 80}}}))
+    assert "off in the bundles of `m`" in off and "off in the bundles" not in on

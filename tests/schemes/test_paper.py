@@ -4,8 +4,10 @@ import torch
 
 from ric.errors import AuthenticationError, CiphertextError, InputError
 from ric.eval.metrics import psnr
-from ric.keys import SecretKey
+from ric.keys import SecretKey, new_nonce
 from ric.schemes.paper import RIC
+from ric.zoo import bundles
+from ric.zoo.bundles import DATASET_MODELS
 
 
 def test_shipped_model_roundtrip(shipped_ric, samples, key):
@@ -152,6 +154,34 @@ def test_shipped_faces_v2_codec_beats_the_identity_floor(data_root, key):
     x = torch.from_numpy(ds.images[:2]).permute(0, 3, 1, 2).float() / 255
     ours, floor = _recovery_vs_floor(RIC.load("faces-ric-v2"), x, key)
     assert ours > floor + 0.5, (ours, floor)
+
+
+def test_shipped_v3_codecs_beat_v2_on_the_same_naes(samples, data_root, key):
+    """The third-generation codecs replaced v2 as the sets' models only because they recover better: on the same
+    images and NAEs (no refinement on either side, so only the codec differs)."""
+    from ric.datasets import load_dataset
+
+    _, x, _ = samples
+    faces = load_dataset("faces", "test", data_root)
+    xf = torch.from_numpy(faces.images[:2]).permute(0, 3, 1, 2).float() / 255
+    for new, old, imgs in (("svhn-ric-v3", "svhn-ric-v2", x[:16]), ("faces-ric-v3", "faces-ric-v2", xf)):
+        a, b = RIC.load(new, refine=False), RIC.load(old, refine=False)
+        assert a.scramble and DATASET_MODELS[bundles.dataset_of(new)] == new
+        t = b.predict(imgs)
+        nonces = [new_nonce() for _ in imgs]
+        z = b.nae(key, nonces, t, tuple(imgs.shape[1:]))
+        perm = b.perms(key, nonces, tuple(imgs.shape[1:]))
+        pa = psnr(a.decode_with(a.encode_with(imgs, z, perm), z, perm), imgs).mean()
+        pb = psnr(b.decode_with(b.encode_with(imgs, z, perm), z, perm), imgs).mean()
+        assert pa > pb, (new, float(pa), float(pb))
+
+
+def test_bundles_can_turn_refinement_off():
+    """faces-ric-v3 gained nothing from refinement (docs/results/refine-faces/): its bundle turns it off, and the
+    card says so; the SVHN model keeps the default."""
+    assert RIC.load("faces-ric-v3").refinement is None and RIC.load("svhn-ric-v3").refinement is not None
+    card = (bundles.resolve("faces-ric-v3") / "MODEL_CARD.md").read_text()
+    assert "refinement at encryption (`ric.codec.refine`): off" in card
 
 
 def test_refinement_is_the_default_and_never_recovers_worse(samples, key):

@@ -279,8 +279,10 @@ def _table2(ds: dict, ablation: list[dict] = ()) -> list[str]:
             lines.append(f"| {k} | exact scheme (ours, b = {e['bits']}): bit-exact on "
                          f"{_f(e['bit_exact'], scale=100)} % of the images that fit | ∞ | ∞ | 1.0000 | 1.0000 | 0 | "
                          f"{_f(e['agreement'], scale=100)} % |")
+    off = [f"`{r['model']}`" for r in ds.values() if "psnr_db" in r and r.get("refinement", True) is None]
     lines += ["", "RIC rows: the model as `ric encrypt` runs it, encoder-side refinement included (`ric.codec.refine`, "
-                  "on by default; `--no-refine` turns it off). The identity and LSB rows use the same NAEs.", "",
+                  "on by default; `--no-refine` turns it off" + (f"; off in the bundles of {', '.join(off)}, which "
+                  "say so in their model cards" if off else "") + "). The identity and LSB rows use the same NAEs.", "",
               "MS-SSIM: pytorch-msssim, 5 scales, the largest window its downsamplings allow "
                   "(`ric.eval.metrics.ms_ssim`); not defined for 32-px and 28-px images."]
     return lines + _same_budget(ablation)

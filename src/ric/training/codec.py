@@ -286,6 +286,12 @@ def _preview(r: _CodecRun, path: Path) -> None:
     save_image(torch.cat([r.xte[:8], r.zte[:8], c, xh.clamp(0, 1)]).cpu(), path, nrow=8)
 
 
+def _refine_note(refine) -> str:
+    if not refine:
+        return "off (this bundle's config.json says `\"refine\": false`)"
+    return "on, " + ("default settings" if refine is True else f"settings {json.dumps(refine)}")
+
+
 def _codec_card(cfg: dict) -> str:
     tr = cfg["training"]
     fl = tr.get("final_log", {})
@@ -299,6 +305,7 @@ RIC codec (feature extractor F, encoder E, decoder D) for classifier `{cfg['clas
   computed in chunks of {cfg['nae_batch']}.
 - Data: trained on `{tr['train_data']}` ({tr['dataset']}), random shifts ±{tr['pad']} px, flips {tr['flip']}{crop}.
 - Scrambling of the encoder output (secret per-image permutation): {'yes' if cfg.get('scramble') else 'no'}.
+- Encoder-side refinement at encryption (`ric.codec.refine`): {_refine_note(cfg.get('refine', True))}.
 - Recipe: loss β·MSE + {0 if tr.get('crop') else tr.get('margin_weight', 1.0)}·mean C&W margin
   (β = {tr['beta']}, κ = {tr['kappa']}), Adam lr {tr['lr']} with cosine
   decay to {tr['lr_final_ratio']}×, batch {tr['batch_size']}, {tr['epochs_done']} epochs (of {tr['epochs']} planned;

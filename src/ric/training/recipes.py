@@ -30,6 +30,19 @@ permutations. Confidentiality of the image's layout therefore rests on the keyed
 learned encoder (measured in `docs/security_quick.md`). Trained on one CPU core each (small width; a 70-minute
 budget for SVHN, 83 minutes for faces, the two runs side by side), not on a GPU."""
 
+_V2_CPU = ("Trained on one CPU core each (small width; a 70-minute\nbudget for SVHN, 83 minutes for faces, the two "
+           "runs side by side), not on a GPU.")
+V3_SVHN = V2_NOTES.replace(_V2_CPU, """Third generation (`svhn-ric-v3`): the v2 codec, continued on one NVIDIA H200
+(`scripts/train_v3.sh`): from the `svhn-ric-v2` weights, batch 128, an NAE pool of 64 per class, a 270-second
+budget at lr 2e-4, then a 180-second budget at lr 1e-4 from that result, both with cosine decay over the budget.""")
+V3_FACES = V2_NOTES.replace(_V2_CPU, """Third generation: the same design, deeper and wider (width 32, depth 3, 2 SE
+blocks: about 2.6 times the v2 codec's multiply-adds), from the identity start, trained on one NVIDIA H200
+(`scripts/train_v3.sh`): random 64x64 crops of the 160x160 training faces (16 per image per epoch), MSE term only, a
+270-second budget at lr 5e-4, then a 180-second budget at lr 3e-4 from that result, both with cosine decay over the
+budget. Encoder-side refinement is off for this model (`"refine": false` in config.json): on the first 8 faces test
+images it changed no ciphertext (48.70 dB either way) and cost 11.3 s per image on 2 CPU threads
+(`docs/results/refine-faces/refine.md`).""")
+
 
 CLASSIFIER_RECIPES: dict[str, ClassifierRecipe] = {
     "svhn-cnn7": ClassifierRecipe(name="svhn-cnn7", arch="cnn7", dataset="svhn", epochs=30, lr=0.05,
@@ -96,6 +109,25 @@ CODEC_RECIPES: dict[str, CodecRecipe] = {
                                 "160x160 training faces (16 per image per epoch) with the MSE term only (the "
                                 "classifier needs whole faces, so no margin term: the NAE alone carries the label, "
                                 "and every encryption checks it)."),
+    # Third generation, trained on one NVIDIA H200 with time budgets (scripts/train_v3.sh; the learning-rate schedule
+    # follows the budget). SVHN: the v2 codec continued (--init svhn-ric-v2) with bigger batches and NAE pool; the
+    # wider codec from the identity start (svhn-ric-v3-wide) reached the same unrefined PSNR and less after refinement.
+    "svhn-ric-v3": CodecRecipe(name="svhn-ric-v3", classifier="svhn-cnn7", dataset="svhn",
+                               codec={"name": "ric-residual", "width": 24, "depth": 2, "se_blocks": 1},
+                               scramble=True, lr=2e-4, batch_size=128, pool_per_class=64, epochs=2000,
+                               margin_weight=0.0, description=V3_SVHN),
+    "svhn-ric-v3-wide": CodecRecipe(name="svhn-ric-v3-wide", classifier="svhn-cnn7", dataset="svhn",
+                                    codec={"name": "ric-residual", "width": 32, "depth": 3, "se_blocks": 2},
+                                    scramble=True, lr=5e-4, batch_size=128, pool_per_class=64, epochs=2000,
+                                    margin_weight=0.0,
+                                    description="Candidate, not shipped: the faces-ric-v3 codec design on SVHN, "
+                                    "from the identity start (scripts/train_v3.sh)."),
+    "faces-ric-v3": CodecRecipe(name="faces-ric-v3", classifier="faces-dlibface", dataset="faces",
+                                codec={"name": "ric-residual", "width": 32, "depth": 3, "se_blocks": 2},
+                                scramble=True, lr=5e-4, batch_size=32, crop=64, epoch_repeat=16,
+                                pool_per_class=4, pad=8, eval_images=16, epochs=2000, margin_weight=0.0,
+                                attack={"name": "cw-margin", "steps": 30, "lr": 0.05, "c": 50.0, "kappa": 20.0},
+                                description=V3_FACES),
 }
 
 

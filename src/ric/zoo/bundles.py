@@ -15,7 +15,7 @@ from ric.files import atomic_write_bytes, sha256_file  # noqa: F401  (re-exporte
 SHIPPED_DIR = Path(__file__).resolve().parent / "models"
 # The shipped models of each data set: the paper scheme's RIC model, and the zoo classifier (the exact scheme's, and
 # the one the RIC model was made for). Evaluation, the security report and the benchmarks all read these.
-DATASET_MODELS = {"svhn": "svhn-ric-v2", "cifar10": "cifar10-ric-v2", "mnist": "mnist-ric-v2", "faces": "faces-ric-v2",
+DATASET_MODELS = {"svhn": "svhn-ric-v3", "cifar10": "cifar10-ric-v2", "mnist": "mnist-ric-v2", "faces": "faces-ric-v3",
                   "tinyimagenet": "tinyimagenet-ric-v2"}
 DATASET_CLASSIFIERS = {"svhn": "svhn-cnn7", "cifar10": "cifar10-resnet18", "mnist": "mnist-cnn5",
                        "faces": "faces-dlibface", "tinyimagenet": "tinyimagenet-resnet18"}
