@@ -1,11 +1,12 @@
 """Encoder-side refinement of the paper scheme's ciphertexts: recovery gain (dB) against its cost (ms/image).
 
-    python benchmarks/refine.py                          # svhn-ric-v2 and faces-ric-v2, 100 / 40 test images
-    python benchmarks/refine.py --models svhn-ric-v2 --n 32 --settings 140:0.03:2
+    python benchmarks/refine.py --models svhn-ric-v3 --n 100                # both update rules, 100 SVHN test images
+    python benchmarks/refine.py --models faces-ric-v3 --n 8 --out docs/results/refine-faces
+    python benchmarks/refine.py --models svhn-ric-v2 --n 32 --settings 140:0.03:2:adam
 
 For each model, the same test images, key, nonces and first-try NAEs: the ciphertexts straight from the codec, then
-refined (``ric.codec.refine.Refinement``: Adam on integer offsets with straight-through rounding, best iterate per
-image that keeps the label with a lead of κ). Reports PSNR / SSIM / MS-SSIM of the recovery (decrypted through the
+refined (``ric.codec.refine.Refinement``: offsets optimised through straight-through rounding by the normalized or
+the Adam rule, best iterate per image that keeps the label with a lead of κ). Reports PSNR / SSIM / MS-SSIM of the recovery (decrypted through the
 public ``RIC.decrypt`` path, one image at a time) and label agreement, both ways, and the refinement's ms per image.
 Writes docs/results/refine.{json,md}.
 """
@@ -80,17 +81,19 @@ def render(rep: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["svhn-ric-v2", "faces-ric-v2"])
+    p.add_argument("--models", nargs="+", default=["svhn-ric-v3", "faces-ric-v3"])
     p.add_argument("--n", type=int, help="test images per model (default: 100 SVHN, 40 faces)")
-    p.add_argument("--settings", nargs="+", default=["50:0.03:2", "140:0.03:2"],
-                   help="steps:lr:max_offset of each refinement to measure")
+    p.add_argument("--settings", nargs="+", default=["30:0.6:2:normalized", "80:0.02:2:adam"],
+                   help="steps:lr:max_offset[:method] of each refinement to measure (method: normalized, the "
+                        "default, or adam)")
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
     a = p.parse_args()
     settings = []
     for s in a.settings:
-        steps, lr, off = s.split(":")
-        settings.append({"steps": int(steps), "lr": float(lr), "max_offset": float(off)})
+        steps, lr, off, *method = s.split(":")
+        settings.append({"steps": int(steps), "lr": float(lr), "max_offset": float(off),
+                         "method": method[0] if method else "normalized"})
     rep = {"command": "python " + " ".join(sys.argv), "machine": machine(),
            "models": [run_model(m, a.n, settings, a.data_root) for m in a.models]}
     out = Path(a.out)

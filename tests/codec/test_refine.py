@@ -1,6 +1,7 @@
 """Encoder-side refinement (ric.codec.refine): integer ciphertexts within the offset bound, recovery never worse,
 and the label kept with its margin wherever the ciphertext changed."""
 
+import pytest
 import torch
 
 from ric.classifiers import load_classifier
@@ -9,7 +10,8 @@ from ric.codec.refine import Refinement
 from ric.nae import margin
 
 
-def test_refinement_improves_recovery_and_keeps_the_label():
+@pytest.mark.parametrize("method,lr", [("normalized", 0.6), ("adam", 0.1)])
+def test_refinement_improves_recovery_and_keeps_the_label(method, lr):
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     clf = load_classifier("svhn-cnn7")
@@ -20,7 +22,7 @@ def test_refinement_improves_recovery_and_keeps_the_label():
     z = torch.rand(6, 3, 32, 32, generator=gen)
     c = encrypt_pixels(codec, x, z, 0.8)
     t = clf.predict(c)  # the codec's own ciphertexts carry the target
-    ref = Refinement(steps=40, lr=0.1, max_offset=2, kappa=0.5)
+    ref = Refinement(steps=40, lr=lr, max_offset=2, kappa=0.5, method=method)
     cr = ref(codec, clf, x, c, z, t, 0.8)
     levels = cr * 255
     assert torch.equal(levels, levels.round()) and (levels - c * 255).abs().max() <= 2
@@ -44,3 +46,8 @@ def test_nothing_to_gain_over_the_identity_codec():
 def test_zero_steps_is_the_identity():
     c = torch.rand(2, 3, 8, 8)
     assert Refinement(steps=0)(None, None, c, c, c, torch.zeros(2, dtype=torch.long), 0.8) is c
+
+
+def test_unknown_update_rule_is_refused():
+    with pytest.raises(ValueError, match="unknown refinement method"):
+        Refinement(method="sgd")

@@ -176,12 +176,21 @@ def test_shipped_v3_codecs_beat_v2_on_the_same_naes(samples, data_root, key):
         assert pa > pb, (new, float(pa), float(pb))
 
 
-def test_bundles_can_turn_refinement_off():
-    """faces-ric-v3 gained nothing from refinement (docs/results/refine-faces/): its bundle turns it off, and the
-    card says so; the SVHN model keeps the default."""
-    assert RIC.load("faces-ric-v3").refinement is None and RIC.load("svhn-ric-v3").refinement is not None
-    card = (bundles.resolve("faces-ric-v3") / "MODEL_CARD.md").read_text()
-    assert "refinement at encryption (`ric.codec.refine`): off" in card
+def test_bundles_can_turn_refinement_off(tmp_path):
+    """A bundle's config may turn refinement off (``"refine": false``) or tune it; the card says which."""
+    import json
+    import shutil
+
+    from ric.training.codec import _codec_card
+
+    assert RIC.load("faces-ric-v3").refinement is not None and RIC.load("svhn-ric-v3").refinement is not None
+    for refine, expect in ((False, None), ({"steps": 5}, 5)):
+        d = shutil.copytree(bundles.resolve("svhn-ric-v3"), tmp_path / f"b{expect}")
+        cfg = {**bundles.read_config(d), "refine": refine}
+        (d / "config.json").write_text(json.dumps(cfg))
+        r = RIC.load(d).refinement
+        assert (r is None) if expect is None else (r.steps == expect)
+        assert ("): off" in _codec_card(cfg)) == (expect is None)
 
 
 def test_refinement_is_the_default_and_never_recovers_worse(samples, key):

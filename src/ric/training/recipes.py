@@ -39,9 +39,7 @@ V3_FACES = V2_NOTES.replace(_V2_CPU, """Third generation: the same design, deepe
 blocks: about 2.6 times the v2 codec's multiply-adds), from the identity start, trained on one NVIDIA H200
 (`scripts/train_v3.sh`): random 64x64 crops of the 160x160 training faces (16 per image per epoch), MSE term only, a
 270-second budget at lr 5e-4, then a 180-second budget at lr 3e-4 from that result, both with cosine decay over the
-budget. Encoder-side refinement is off for this model (`"refine": false` in config.json): on the first 8 faces test
-images it changed no ciphertext (48.70 dB either way) and cost 11.3 s per image on 2 CPU threads
-(`docs/results/refine-faces/refine.md`).""")
+budget.""")
 
 
 CLASSIFIER_RECIPES: dict[str, ClassifierRecipe] = {
