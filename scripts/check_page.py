@@ -3,8 +3,9 @@
 Starts ``ric serve`` on a free 127.0.0.1 port with a fresh store, encrypts the shipped samples, pushes them as one
 tenant, then loads the page in chromium three times: with the token in the URL fragment (``/#token=...``: every
 stored ciphertext must be shown, grouped by the labels the API reports), without a token (the token form), and
-with a wrong token (an error, no images). Keeps a screenshot in docs/results/service_page.png. Exit 0 when every
-check passes, 1 otherwise. .ci/run runs it when ``chromium`` is installed (``apt-get install -y chromium``).
+with a wrong token (an error, no images), and ``/docs`` (Swagger UI, offline). Keeps a screenshot in
+docs/results/service_page.png. Exit 0 when every check passes, 1 otherwise. .ci/run runs it when ``chromium`` is
+installed (``apt-get install -y chromium``).
 
     python scripts/check_page.py [--screenshot docs/results/service_page.png] [--chromium chromium]
 """
@@ -91,6 +92,9 @@ def main(argv=None) -> int:
             dom = chromium(args.chromium, t / "profile3", f"{url}/#token=ric_wrong", "--dump-dom")
             check('data-state="error"' in dom and "<figure" not in dom and "unknown or revoked token" in dom,
                   "with a wrong token: an error, no images")
+            dom = chromium(args.chromium, t / "profile5", f"{url}/docs", "--dump-dom")
+            check("opblock" in dom and "/v1/classify" in dom,
+                  "/docs: Swagger UI rendered the API from the vendored files (no CDN)")
 
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
             shot = t / "page.png"

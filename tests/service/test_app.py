@@ -90,7 +90,12 @@ def test_health_docs_and_page(svc):
     spec = c.get("/openapi.json").json()
     assert {"/v1/classify", "/v1/images", "/v1/images/{image_id}", "/healthz"} <= set(spec["paths"])
     assert "image/png" in spec["paths"]["/v1/images"]["post"]["requestBody"]["content"]
-    assert c.get("/docs").status_code == 200
+    docs = c.get("/docs")  # Swagger UI from the vendored files: no CDN, so it works offline
+    assert docs.status_code == 200 and "/static/swagger-ui-bundle.js" in docs.text and "http" not in docs.text
+    for f, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css"), ("swagger-favicon.png", "png")):
+        r = c.get(f"/static/{f}")
+        assert r.status_code == 200 and kind in r.headers["content-type"] and len(r.content) > 500
+    assert c.get("/redoc").status_code == 404  # ReDoc would need a CDN
     page = c.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "script-src 'self'" in page.headers["content-security-policy"]

@@ -7,7 +7,8 @@ Endpoints (all ``/v1`` ones need ``Authorization: Bearer <token>``; bodies are r
   under the same name again: 200, the stored record)
 * ``GET /v1/images/{id}`` → the exact bytes; ``GET /v1/images?label=L&class=C&limit&offset`` → list;
   ``DELETE /v1/images/{id}``
-* ``GET /healthz`` (no token), ``/docs`` (OpenAPI), ``/`` the page (see ``static/page.js``)
+* ``GET /healthz`` (no token), ``/docs`` (OpenAPI; Swagger UI from ``static/``, offline), ``/`` the page
+  (``static/page.js``)
 
 Every error is JSON ``{"error": code, "message": one line}`` with a 4xx/5xx status, and a refused upload stores
 nothing. A ciphertext's ``ric:classifier`` may only select a classifier the server loaded, by name and fingerprint
@@ -58,7 +59,7 @@ def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None
         batcher.close()
         store.close()
 
-    app = FastAPI(title="RIC cloud", version="1", lifespan=lifespan,
+    app = FastAPI(title="RIC cloud", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Classifies and stores noise-like RIC ciphertexts with an unmodified classifier. "
                               "It never sees a key: it learns labels, not images.")
     st = app.state
@@ -66,7 +67,21 @@ def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None
 
     _add_error_handlers(app)
     app.include_router(router)
+    _add_docs(app)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the vendored ``static/swagger-ui-*`` files (swagger-ui-dist, Apache-2.0), so that
+    the page works without the internet; FastAPI's default loads them from a CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="RIC cloud: API",
+                                   swagger_js_url="/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger-ui.css",
+                                   swagger_favicon_url="/static/swagger-favicon.png")
 
 
 def _add_error_handlers(app: FastAPI) -> None:

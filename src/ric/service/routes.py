@@ -173,7 +173,9 @@ async def page():
 
 @router.get("/static/{fname}", include_in_schema=False)
 async def static(fname: str):
-    types = {"page.js": "text/javascript; charset=utf-8", "page.css": "text/css; charset=utf-8"}
+    types = {"page.js": "text/javascript; charset=utf-8", "page.css": "text/css; charset=utf-8",
+             "swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
+             "swagger-favicon.png": "image/png"}
     if fname not in types:
         raise ServiceError(404, "not_found", "no such file")
     return FileResponse(STATIC / fname, media_type=types[fname], headers=PAGE_HEADERS)
