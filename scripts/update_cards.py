@@ -1,6 +1,6 @@
 """Write the measured numbers of ``docs/results/paper_tables.json`` into the model cards of the trained codecs.
 
-    python scripts/update_cards.py [--tables docs/results/paper_tables.json] svhn-ric-v2 faces-ric-v2
+    python scripts/update_cards.py [--tables docs/results/paper_tables.json] svhn-ric-v3 faces-ric-v3
 
 For each named bundle (trained by ``ric train codec``) the card is re-rendered from its config (with the
 recipe's current description) and gets a "Measured" block: its own row of Tables 1-2 (agreement, PSNR/SSIM,
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ric.training import _codec_card
+from ric.training.codec import _codec_card
 from ric.training.recipes import CODEC_RECIPES
 from ric.zoo import bundles
 from ric.zoo.bundles import atomic_write_bytes

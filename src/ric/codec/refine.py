@@ -11,8 +11,8 @@ whatever integer ciphertext it gets.
 Two update rules (``method``). ``"normalized"`` (the default): steepest descent with each image's gradient divided
 by its largest entry, so the sub-pixels with the strongest pull cross a rounding boundary first, a few at a time.
 ``"adam"``: Adam on the offsets; its per-element normalisation moves every offset by about the same step, so
-nearly all sub-pixels flip together, and on faces it found nothing better than the codec's own ciphertext.
-``benchmarks/refine.py`` measures both rules on the same images and NAEs (``docs/results/refine.md``).
+nearly all sub-pixels flip together, and on faces it found nothing better than the codec's own ciphertext. The
+repository's refinement benchmark measures both rules on the same images and NAEs.
 """
 
 from __future__ import annotations
