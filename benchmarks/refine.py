@@ -93,7 +93,7 @@ def main() -> None:
     for s in a.settings:
         steps, lr, off, *method = s.split(":")
         settings.append({"steps": int(steps), "lr": float(lr), "max_offset": float(off),
-                         "method": method[0] if method else "normalized"})
+                         **({"method": method[0]} if method else {})})  # none given: Refinement's default
     rep = {"command": "python " + " ".join(sys.argv), "machine": machine(),
            "models": [run_model(m, a.n, settings, a.data_root) for m in a.models]}
     out = Path(a.out)

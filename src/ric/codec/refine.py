@@ -37,8 +37,8 @@ class Refinement:
     method: str = "normalized"  # or "adam" (the first rule, 80 steps at lr 0.02 in the earlier measurements)
 
     def __post_init__(self):
-        if self.method not in ("normalized", "adam"):
-            raise ValueError(f"unknown refinement method {self.method!r}; known: normalized, adam")
+        if self.method not in _RULES:
+            raise ValueError(f"unknown refinement method {self.method!r}; known: {', '.join(_RULES)}")
 
     def config(self) -> dict:
         return asdict(self)
@@ -50,7 +50,7 @@ class Refinement:
             return c
         base = torch.round(c * 255)
         delta = torch.zeros_like(c, requires_grad=True)
-        step = self._stepper(delta)
+        step = _RULES[self.method](self, delta)
         best, best_err = c.clone(), torch.full((len(c),), float("inf"), device=c.device)
         for k in range(self.steps + 1):
             soft = base + delta.clamp(-self.max_offset, self.max_offset)
@@ -72,22 +72,27 @@ class Refinement:
     def _size(self, k: int) -> float:
         return 0.5 * (1 + math.cos(math.pi * k / self.steps)) if self.cosine else 1.0
 
-    def _stepper(self, delta: torch.Tensor):
-        """``step(loss, k)``: one update of ``delta`` for iteration ``k``."""
-        if self.method == "adam":
-            opt = torch.optim.Adam([delta], lr=self.lr)
 
-            def adam_step(loss, k):
-                for g in opt.param_groups:
-                    g["lr"] = self.lr * self._size(k)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            return adam_step
+# The update rules: ``rule(refinement, delta)`` returns ``step(loss, k)``, one update of ``delta`` at iteration ``k``.
+def _normalized_rule(r: Refinement, delta: torch.Tensor):
+    def step(loss, k):
+        (g,) = torch.autograd.grad(loss, delta)
+        scale = g.flatten(1).abs().amax(1).clamp_min(1e-30).view(-1, *([1] * (g.dim() - 1)))
+        with torch.no_grad():
+            delta.sub_(r.lr * r._size(k) * g / scale)
+    return step
 
-        def normalized_step(loss, k):
-            (g,) = torch.autograd.grad(loss, delta)
-            scale = g.flatten(1).abs().amax(1).clamp_min(1e-30).view(-1, *([1] * (g.dim() - 1)))
-            with torch.no_grad():
-                delta.sub_(self.lr * self._size(k) * g / scale)
-        return normalized_step
+
+def _adam_rule(r: Refinement, delta: torch.Tensor):
+    opt = torch.optim.Adam([delta], lr=r.lr)
+
+    def step(loss, k):
+        for g in opt.param_groups:
+            g["lr"] = r.lr * r._size(k)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+_RULES = {"normalized": _normalized_rule, "adam": _adam_rule}

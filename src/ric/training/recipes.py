@@ -17,7 +17,7 @@ by `scripts/convert_dlib_face.py` (the script's docstring says where to get the 
 well a strong public face feature serves these 40 identities, not what a net learns from 600 images (that
 is `faces-resnet18`, trained from scratch: 58 %)."""
 
-V2_NOTES = """Why this design (second generation). The first-generation codec (`svhn-ric`, the paper's networks
+_RESIDUAL_DESIGN = """Why this design (second generation). The first-generation codec (`svhn-ric`, the paper's networks
 trained from scratch) ends below the 8-bit identity floor of DESIGN.md (≈45 dB): a from-scratch codec must
 first *learn* the identity before it can improve on it, and our budgets never got it there. Here
 (`ric-residual`) E = sigmoid(logit(x) + Δ_E(F(x) ‖ z)) and D(r) = r + Δ_D(r) with both Δ initialised to zero,
@@ -27,19 +27,17 @@ magnified rounding noise, and Δ_E shaping what it sends). E still conditions on
 encoder output is **scrambled** by a secret per-image permutation (HKDF(key, "ric/perm" ‖ nonce) → ChaCha20
 → arg-sort; `ric.schemes.paper`) before the SRL mix, and un-scrambled before D; training draws random
 permutations. Confidentiality of the image's layout therefore rests on the keyed permutation, not on the
-learned encoder (measured in `docs/security_quick.md`). Trained on one CPU core each (small width; a 70-minute
+learned encoder (measured in `docs/security_quick.md`). """
+V2_NOTES = _RESIDUAL_DESIGN + """Trained on one CPU core each (small width; a 70-minute
 budget for SVHN, 83 minutes for faces, the two runs side by side), not on a GPU."""
-
-_V2_CPU = ("Trained on one CPU core each (small width; a 70-minute\nbudget for SVHN, 83 minutes for faces, the two "
-           "runs side by side), not on a GPU.")
-V3_SVHN = V2_NOTES.replace(_V2_CPU, """Third generation (`svhn-ric-v3`): the v2 codec, continued on one NVIDIA H200
+V3_SVHN = _RESIDUAL_DESIGN + """Third generation (`svhn-ric-v3`): the v2 codec, continued on one NVIDIA H200
 (`scripts/train_v3.sh`): from the `svhn-ric-v2` weights, batch 128, an NAE pool of 64 per class, a 270-second
-budget at lr 2e-4, then a 180-second budget at lr 1e-4 from that result, both with cosine decay over the budget.""")
-V3_FACES = V2_NOTES.replace(_V2_CPU, """Third generation: the same design, deeper and wider (width 32, depth 3, 2 SE
+budget at lr 2e-4, then a 180-second budget at lr 1e-4 from that result, both with cosine decay over the budget."""
+V3_FACES = _RESIDUAL_DESIGN + """Third generation: the same design, deeper and wider (width 32, depth 3, 2 SE
 blocks: about 2.6 times the v2 codec's multiply-adds), from the identity start, trained on one NVIDIA H200
 (`scripts/train_v3.sh`): random 64x64 crops of the 160x160 training faces (16 per image per epoch), MSE term only, a
 270-second budget at lr 5e-4, then a 180-second budget at lr 3e-4 from that result, both with cosine decay over the
-budget.""")
+budget."""
 
 
 CLASSIFIER_RECIPES: dict[str, ClassifierRecipe] = {
