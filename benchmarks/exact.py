@@ -86,7 +86,7 @@ def _md(rep: dict) -> str:
                          f"{e['encrypt_img_s']:.1f} | {r['encrypt_speedup']:.1f} | {p['decrypt_img_s']:.1f} | "
                          f"{e['decrypt_img_s']:.0f} | {r['decrypt_speedup']:.0f} | {100 * p['agreement']:.2f} % |")
     if rep.get("photos"):
-        lines += _photos_md(rep["photos"])
+        lines += _photos_md(rep["photos"], rep.get("photos_command"))
     return "\n".join(lines) + "\n"
 
 
@@ -127,10 +127,12 @@ def run_photos(n: int, key: SecretKey, data_root=None) -> dict:
     return rows
 
 
-def _photos_md(rows: dict) -> list[str]:
-    lines = ["", "## Photos of any size (the classifier's declared preprocessing inside the attack)", "",
-             "| photos / classifier | images | preprocess | b | fit | agreement first try / after retries | "
-             "bit-exact | enc img/s | dec img/s |", "|---|---|---|---|---|---|---|---|---|"]
+def _photos_md(rows: dict, command: str | None = None) -> list[str]:
+    lines = ["", "## Photos of any size (the classifier's declared preprocessing inside the attack)", ""]
+    if command:
+        lines += [f"Command: `{command}` (same machine)", ""]
+    lines += ["| photos / classifier | images | preprocess | b | fit | agreement first try / after retries | "
+              "bit-exact | enc img/s | dec img/s |", "|---|---|---|---|---|---|---|---|---|"]
     for k, e in rows.items():
         pre = e["preprocess"]
         lines.append(f"| {k} | {e['images']} | {pre['kind']} to {pre['size'][0]}x{pre['size'][1]} | {e['bits']} | "

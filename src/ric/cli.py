@@ -27,10 +27,12 @@ def _progress(args, total: int, desc: str):
     return bar.update, bar.close
 
 
-def _count(inputs) -> int:
+def _expand(inputs) -> list:
+    """The input files, listed once: the progress bar counts them and the batch function gets the list itself
+    (it only checks that each file exists, so a folder is not listed a second time)."""
     from ric.imageio import list_images
 
-    return len(list_images(inputs))
+    return list_images(inputs)
 
 
 def _emit(args, rows, summary: dict, text_lines: list[str]):
@@ -75,9 +77,10 @@ def cmd_encrypt(args) -> int:
     key = load_key(args.key)
     fn, kw = _on_ray(args, "encrypt")
     kw.setdefault("key", key)
-    tick, close = _progress(args, _count(args.inputs), "encrypt")
+    inputs = _expand(args.inputs)
+    tick, close = _progress(args, len(inputs), "encrypt")
     try:
-        rows = fn(args.inputs, args.output, model=args.model, convert=args.convert, device=args.device,
+        rows = fn(inputs, args.output, model=args.model, convert=args.convert, device=args.device,
                   max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
                   resize=args.resize, refine=not args.no_refine, **kw)
@@ -94,9 +97,10 @@ def cmd_encrypt(args) -> int:
 
 def cmd_classify(args) -> int:
     fn, kw = _on_ray(args, "classify")
-    tick, close = _progress(args, _count(args.inputs), "classify")
+    inputs = _expand(args.inputs)
+    tick, close = _progress(args, len(inputs), "classify")
     try:
-        rows = fn(args.inputs, classifier=args.classifier, convert=args.convert, progress=tick,
+        rows = fn(inputs, classifier=args.classifier, convert=args.convert, progress=tick,
                   classifier_config=args.classifier_config, **kw)
     finally:
         close()
@@ -113,9 +117,10 @@ def cmd_decrypt(args) -> int:
     if args.no_verify:
         print("warning: --no-verify: tags are not checked; a wrong key gives noise, not an error "
               "(for experiments only)", file=sys.stderr)
-    tick, close = _progress(args, _count(args.inputs), "decrypt")
+    inputs = _expand(args.inputs)
+    tick, close = _progress(args, len(inputs), "decrypt")
     try:
-        rows = fn(args.inputs, args.output, model=args.model, verify=not args.no_verify, device=args.device,
+        rows = fn(inputs, args.output, model=args.model, verify=not args.no_verify, device=args.device,
                   batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, **kw)
     finally:
@@ -344,7 +349,7 @@ def _other_verbs(sub, common) -> None:
                                         "blind) and write DOCS/security.md (--quick: DOCS/security_quick.md)")
     s.add_argument("--models", nargs="+",
                    help="paper-scheme models, or exact:CLASSIFIER for the exact scheme (exact:svhn-cnn7, "
-                        "exact:faces-dlibface, exact:cifar10-resnet18); default: svhn-ric-v2 faces-ric-v2 "
+                        "exact:faces-dlibface, exact:cifar10-resnet18); default: svhn-ric-v3 faces-ric-v3 "
                         "exact:svhn-cnn7 exact:faces-dlibface (full run: + svhn-ric faces-ric)")
     s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
     s.add_argument("--run", required=True, help="cache folder of the victim's ciphertexts and finished results "
