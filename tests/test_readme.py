@@ -1,5 +1,5 @@
-"""The README's commands stay true: every ``ric ...`` line of its bash blocks (and every inline ``ric ...`` command with arguments)
-parses with the real CLI parser, so a renamed verb or flag fails here instead of in a user's shell."""
+"""The README's commands stay true: every ``ric ...`` line of its bash blocks (and every inline ``ric ...`` command
+with arguments) parses with the real CLI parser, so a renamed verb or flag fails here instead of in a user's shell."""
 
 import re
 import shlex

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ric.classifiers import load_classifier, load_trusted_name
 from ric.container import (
@@ -43,7 +42,7 @@ from ric.errors import (
     UnknownNameError,
     quote,
 )
-from ric.imageio import list_images, open_image, read_image, read_native, write_png
+from ric.imageio import list_images, open_image, read_image, read_native, to_tensor, write_png
 from ric.keys import SecretKey
 from ric.zoo import bundles
 
@@ -53,6 +52,8 @@ DEFAULT_CLASSIFIER = "svhn-cnn7"  # the exact scheme's default classifier (the d
 RESIZE_HINT = ("; the paper scheme recovers only what it encrypts: pass --resize to encrypt a resized copy, or use "
                "--scheme exact (any size, bit-exact, when the classifier declares its preprocessing)")
 
+
+HELD_BYTES = 512 << 20  # classify: pixels kept in memory between the check pass and the forward passes
 
 def keygen(path: str | Path, force: bool = False) -> SecretKey:
     """Generate a 256-bit key and save it (mode 0600); refuse to overwrite unless ``force``."""
@@ -196,16 +197,17 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     check_encryption_scheme(sch)
     rows, todo = scan_encrypt(paths, outs, key, sch, convert)
     _tick(progress, len(paths) - len(todo))
-    encrypt_pending(rows, todo, key, sch, batch_size, progress)
+    encrypt_pending(rows, todo, key, sch, batch_size, progress, convert)
     return rows
 
 
 def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict"
-                 ) -> tuple[list[dict], list[tuple[int, np.ndarray]]]:
+                 ) -> tuple[list[dict], list[int]]:
     """Read and check every input (raises on the first bad one, before anything is written) and find the outputs
-    that are already finished (status ``skipped``); returns the rows and the pending ``(row index, pixels)``."""
+    that are already finished (status ``skipped``); returns the rows and the indices of the pending ones. One image
+    is in memory at a time: :func:`encrypt_pending` reads the pending ones again, ``batch_size`` at a time."""
     rows: list[dict] = []
-    todo: list[tuple[int, np.ndarray]] = []
+    todo: list[int] = []
     for p, o in zip(paths, outs, strict=True):
         a = _read_plain(p, sch, convert)
         sch.check_shape(a.shape)
@@ -215,17 +217,34 @@ def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, conve
                 rows.append({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target})
                 continue
         rows.append({"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name})
-        todo.append((len(rows) - 1, a))
+        todo.append(len(rows) - 1)
     return rows, todo
 
 
-def encrypt_pending(rows: list[dict], todo: list[tuple[int, np.ndarray]], key: SecretKey, sch, batch_size: int = 64,
-                    progress: Callable | None = None) -> None:
-    """Encrypt the pending rows ``batch_size`` at a time; each ciphertext is written atomically as it is made
-    (status ``encrypted``), a failure is recorded in its row (status ``failed``, ``error``)."""
+def _read_pending(rows: list[dict], idx: list[int], sch, convert: str) -> list[tuple[int, np.ndarray]]:
+    """The pixels of the pending rows ``idx``, read again; a file that became unreadable since the scan fails its
+    row (status ``failed``) instead of stopping the job."""
+    out = []
+    for ri in idx:
+        try:
+            a = _read_plain(Path(rows[ri]["input"]), sch, convert)
+            sch.check_shape(a.shape)
+        except RICError as e:
+            rows[ri].update(status="failed", error=str(e))
+            continue
+        out.append((ri, a))
+    return out
+
+
+def encrypt_pending(rows: list[dict], todo: list[int], key: SecretKey, sch, batch_size: int = 64,
+                    progress: Callable | None = None, convert: str = "strict") -> None:
+    """Encrypt the pending rows ``todo`` (from :func:`scan_encrypt`), reading ``batch_size`` images at a time; each
+    ciphertext is written atomically as it is made (status ``encrypted``), a failure is recorded in its row (status
+    ``failed``, ``error``)."""
     for s in range(0, len(todo), batch_size):
-        chunk = todo[s:s + batch_size]
-        for (ri, a), res in zip(chunk, sch.encrypt([a for _, a in chunk], key), strict=True):
+        idx = todo[s:s + batch_size]
+        chunk = _read_pending(rows, idx, sch, convert)
+        for (ri, a), res in zip(chunk, sch.encrypt([a for _, a in chunk], key) if chunk else [], strict=True):
             row = rows[ri]
             row.update(target=res.target, attempts=res.attempts)
             if res.ciphertext is None:
@@ -235,7 +254,7 @@ def encrypt_pending(rows: list[dict], todo: list[tuple[int, np.ndarray]], key: S
             ct.plain_mac = plain_mac(key, ct.nonce, a)
             ct.sign(key).save(row["output"])
             row["status"] = "encrypted"
-        _tick(progress, len(chunk))
+        _tick(progress, len(idx))
 
 
 def _finished_ciphertext(o: Path, key: SecretKey, sch, pixels: np.ndarray) -> Ciphertext | None:
@@ -298,20 +317,29 @@ def classify_files(inputs: list, classifier: str | None = None, convert: str = "
 
 def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: int = 256,
                    progress: Callable | None = None) -> list[dict]:
-    """Label the image files ``paths`` with the loaded classifier ``clf`` (all read and checked first)."""
-    arrays = []
-    for p in paths:
+    """Label the image files ``paths`` with the loaded classifier ``clf`` (all read and checked first; the first
+    :data:`HELD_BYTES` of pixels stay in memory, later images are read again when their batch comes)."""
+
+    def read(p, shape=None):
         a = read_image(p, clf.input_shape[0], convert, size=clf.size_check())
+        if shape is not None and a.shape != shape:
+            raise InputError(f"{p}: file changed while classifying; rerun")
+        return a
+
+    arrays: list[np.ndarray | None] = []
+    groups: dict[tuple, list[int]] = {}  # images of one size share forward passes (a classifier that resizes takes any)
+    held = 0
+    for i, p in enumerate(paths):
+        a = read(p)
         clf.check_input((a.shape[2], a.shape[0], a.shape[1]))
-        arrays.append(a)
-    labels: list[int] = [0] * len(paths)
-    groups: dict[tuple, list[int]] = {}
-    for i, a in enumerate(arrays):  # images of one size share forward passes (a classifier that resizes takes any)
         groups.setdefault(a.shape, []).append(i)
-    for idx in groups.values():
+        held += a.nbytes
+        arrays.append(a if held <= HELD_BYTES else None)
+    labels: list[int] = [0] * len(paths)
+    for shape, idx in groups.items():
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]
-            x = torch.stack([torch.from_numpy(arrays[i]).permute(2, 0, 1) for i in part]).float() / 255
+            x = to_tensor(np.stack([arrays[i] if arrays[i] is not None else read(paths[i], shape) for i in part]))
             for i, lab in zip(part, clf.predict(x).tolist(), strict=True):
                 labels[i] = lab
             _tick(progress, len(part))
@@ -533,7 +561,7 @@ def _demo_scheme(name: str, files: list[Path], meta: dict, w: Path, key: SecretK
     truth = [meta["labels"][meta["files"].index(Path(r["input"]).name)] for r in ok]
     a = [read_image(Path(r["input"])) for r in ok]
     b = [read_image(Path(d["output"])) for d in dec]
-    x, xh = (torch.stack([torch.from_numpy(v).permute(2, 0, 1) for v in arrs]).float() / 255 for arrs in (a, b))
+    x, xh = to_tensor(np.stack(a)), to_tensor(np.stack(b))
     same = [np.array_equal(u, v) for u, v in zip(a, b, strict=True)]
     row = {"classifier": sch.classifier.ident, "scheme": repr(sch), "encrypted": len(ok),
            "failed": len(files) - len(ok),

@@ -50,8 +50,9 @@ class ArrayDataset:
         """Float tensors N×C×H×W in [0,1] and int64 labels."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(self.images[start:stop])).permute(0, 3, 1, 2)
-        return x.float().div_(255.0), torch.from_numpy(self.labels[start:stop].astype(np.int64))
+        from ric.imageio import to_tensor
+
+        return to_tensor(self.images[start:stop]), torch.from_numpy(self.labels[start:stop].astype(np.int64))
 
 
 def default_data_root() -> Path:

@@ -140,7 +140,7 @@ class ShardWorker:
 
     def do_encrypt(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         rows, todo = scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"])
-        encrypt_pending(rows, todo, self.key(), self.scheme(), self.job["batch_size"])
+        encrypt_pending(rows, todo, self.key(), self.scheme(), self.job["batch_size"], convert=self.job["convert"])
         return rows
 
     def do_idents(self, paths: list[Path]) -> set[str]:

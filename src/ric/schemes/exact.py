@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ric.container import Ciphertext
 from ric.errors import AuthenticationError, CapacityError, CiphertextError, InputError, quote
+from ric.imageio import to_tensor
 from ric.keys import NONCE_BYTES, SecretKey, keystream, new_nonce
 from ric.nae import DigitAttack
 from ric.schemes import lossless
@@ -217,7 +218,7 @@ class ExactScheme(Scheme):
                                   f"not {self.classifier.ident} at {self.bits}")
 
     def _predict(self, c: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(c).permute(0, 3, 1, 2).float().div(255).to(self.device)
+        x = to_tensor(c).to(self.device)
         return self.classifier.predict(x).cpu()
 
     def encrypt(self, images: list[np.ndarray], key: SecretKey, progress=None) -> list[EncryptResult]:

@@ -22,7 +22,7 @@ from torchvision.utils import save_image
 from ric import __version__
 from ric.classifiers import load_classifier
 from ric.datasets import load_dataset
-from ric.imageio import to_pixels
+from ric.imageio import to_pixels, to_tensor
 from ric.schemes.exact import ExactScheme
 from ric.security import STATS, leak_correlations, score
 from ric.security.exact import (
@@ -105,7 +105,7 @@ def encrypt_exact_cached(sch: ExactScheme, key, images: np.ndarray, path: Path,
 
 
 def _tensor(px: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(px).permute(0, 3, 1, 2).float() / 255
+    return to_tensor(px)
 
 
 def _pool(data, sch: ExactScheme, dataset: str, data_root) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,8 @@ import time
 from concurrent.futures import Future
 
 import numpy as np
-import torch
+
+from ric.imageio import to_tensor
 
 
 class Busy(Exception):
@@ -82,7 +83,7 @@ class Batcher:
     def _forward(items: list) -> None:
         clf = items[0][0]
         try:
-            x = torch.from_numpy(np.stack([px for _, px, _ in items])).permute(0, 3, 1, 2).float() / 255
+            x = to_tensor(np.stack([px for _, px, _ in items]))
             labels = clf.predict(x).tolist()
         except Exception as e:  # delivered to every waiting request; the worker keeps running
             for _, _, fut in items:
