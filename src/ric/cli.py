@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from ric.errors import InputError, RICError, RICWarning
+from ric.zoo import bundles
 
 
 def _progress(args, total: int, desc: str):
@@ -254,7 +255,8 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("--scheme", choices=("exact", "paper"),
                    help="exact (default): bit-exact recovery, the ciphertext reveals the label and size only; "
                         "paper: the paper's NAE + learned codec (approximate recovery; -m implies it)")
-    s.add_argument("-m", "--model", help="paper scheme: RIC model (shipped name or bundle folder; default svhn-ric-v3)")
+    s.add_argument("-m", "--model",
+                   help=f"paper scheme: RIC model (shipped name or bundle folder; default {bundles.DEFAULT_MODEL})")
     s.add_argument("--bits", type=int, choices=(3, 4, 5, 6, 7),
                    help="exact scheme: low bits per sub-pixel that carry the image (default: the classifier's, else 6)")
     s.add_argument("--no-refine", action="store_true",
@@ -310,7 +312,7 @@ def _other_verbs(sub, common) -> None:
 
     s = sub.add_parser("demo", help="keygen -> encrypt -> classify -> decrypt on the shipped samples (offline)")
     s.add_argument("-o", "--output", type=Path, help="keep the files here (default: a temporary folder)")
-    s.add_argument("-m", "--model", default="svhn-ric-v3")
+    s.add_argument("-m", "--model", default=bundles.DEFAULT_MODEL)
     common(s, False)
     s.set_defaults(fn=cmd_demo)
 
@@ -349,8 +351,9 @@ def _other_verbs(sub, common) -> None:
                                         "blind) and write DOCS/security.md (--quick: DOCS/security_quick.md)")
     s.add_argument("--models", nargs="+",
                    help="paper-scheme models, or exact:CLASSIFIER for the exact scheme (exact:svhn-cnn7, "
-                        "exact:faces-dlibface, exact:cifar10-resnet18); default: svhn-ric-v3 faces-ric-v3 "
-                        "exact:svhn-cnn7 exact:faces-dlibface (full run: + svhn-ric faces-ric)")
+                        "exact:faces-dlibface, exact:cifar10-resnet18); default: "
+                        f"{bundles.DATASET_MODELS['svhn']} {bundles.DATASET_MODELS['faces']} exact:svhn-cnn7 "
+                        "exact:faces-dlibface (full run: + svhn-ric faces-ric)")
     s.add_argument("--quick", action="store_true", help="small samples (minutes instead of an hour or more)")
     s.add_argument("--run", required=True, help="cache folder of the victim's ciphertexts and finished results "
                                                 "(reused by reruns)")
@@ -386,7 +389,7 @@ def cmd_eval(args) -> int:
         return 0
     if not args.dataset:
         raise InputError("ric eval: give --dataset (and --model), or --tables")
-    model = args.model or ev.DATASET_MODELS.get(args.dataset, "svhn-ric-v3")
+    model = args.model or ev.DATASET_MODELS.get(args.dataset, bundles.DEFAULT_MODEL)
     ric = ev.load_model(model, codec_from=args.codec_from)
     images, labels, split = ev.eval_split(args.dataset, args.limit, data_root=args.data_root)
     log(f"{model} on {split}")

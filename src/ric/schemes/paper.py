@@ -94,7 +94,7 @@ class RIC:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, name_or_path: str | Path = "svhn-ric-v3", device: str | torch.device = "cpu",
+    def load(cls, name_or_path: str | Path = bundles.DEFAULT_MODEL, device: str | torch.device = "cpu",
              classifier: str | None = None, classifier_config=None, **overrides) -> RIC:
         """Load a RIC model bundle (shipped name or folder) with the classifier it names, or with another
         classifier (``classifier`` spec, see :func:`ric.classifiers.load_classifier`): the codec is fully

@@ -67,10 +67,12 @@ SIZES = {
 # Bumped whenever evaluate_model's results change meaning (new attacks or fields): part of the cache key.
 RESULT_SCHEMA = 2
 # "exact:<classifier>": the exact scheme with that classifier (ric.security.exact_report)
-DEFAULT_MODELS = ("svhn-ric-v3", "faces-ric-v3", "svhn-ric", "faces-ric", "exact:svhn-cnn7", "exact:faces-dlibface")
+_DEFAULT_PAPER = (bundles.DATASET_MODELS["svhn"], bundles.DATASET_MODELS["faces"])
+_EXACT = ("exact:svhn-cnn7", "exact:faces-dlibface")
+DEFAULT_MODELS = (*_DEFAULT_PAPER, "svhn-ric", "faces-ric", *_EXACT)
 # --quick: the default paper models and the exact scheme on the same two data sets (the duration of the last run is
 # in the report's header; the exact ones take about 7 min at one thread, uncached)
-QUICK_MODELS = ("svhn-ric-v3", "faces-ric-v3", "exact:svhn-cnn7", "exact:faces-dlibface")
+QUICK_MODELS = (*_DEFAULT_PAPER, *_EXACT)
 MEAN_COLOUR = "oracle: the plaintext's own mean colour"
 OLD_MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"  # its name in results of earlier runs
 

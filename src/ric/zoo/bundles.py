@@ -17,6 +17,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "models"
 # the one the RIC model was made for). Evaluation, the security report and the benchmarks all read these.
 DATASET_MODELS = {"svhn": "svhn-ric-v3", "cifar10": "cifar10-ric-v2", "mnist": "mnist-ric-v2", "faces": "faces-ric-v3",
                   "tinyimagenet": "tinyimagenet-ric-v2"}
+DEFAULT_MODEL = DATASET_MODELS["svhn"]  # the paper scheme's default model (ric encrypt -m, ric demo, RIC.load)
 DATASET_CLASSIFIERS = {"svhn": "svhn-cnn7", "cifar10": "cifar10-resnet18", "mnist": "mnist-cnn5",
                        "faces": "faces-dlibface", "tinyimagenet": "tinyimagenet-resnet18"}
 
