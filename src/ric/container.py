@@ -47,6 +47,15 @@ from ric.keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
 MAX_FILE_BYTES = 1 << 28  # a ciphertext PNG larger than this is refused before it is read
+# The fewest incompressible bits a ciphertext carries per sub-pixel: the exact scheme's low digits are AEAD output
+# (b >= 3 bits), the paper scheme's sub-pixels are ~8 bits of noise. So no lossless file of n bytes holds a
+# ciphertext of more than 8n / MIN_SEALED_BITS sub-pixels; a header that declares more is refused before decoding.
+MIN_SEALED_BITS = 3
+
+
+def max_subpixels(nbytes: int, min_bits: float = MIN_SEALED_BITS) -> int:
+    """The most sub-pixels a ciphertext file of ``nbytes`` can hold (see :data:`MIN_SEALED_BITS`)."""
+    return int(8 * nbytes / min_bits) if min_bits > 0 else 1 << 62
 
 
 # ------------------------------------------------------------------------------------------ field table
@@ -295,16 +304,7 @@ def parse_png(data: bytes, name: str, max_pixels: int | None = None) -> PngLayou
     if not (0 < w and 0 < h and w * h <= limit):
         raise CiphertextError(f"{name}: image size {h}x{w} is out of range (at most {limit} pixels)")
     c = 1 if colour == 0 else 3
-    expect = h * (1 + w * c)
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(b"".join(chunks[i][1] for i in idat), expect + 1)
-    except zlib.error as e:
-        raise CiphertextError(f"{name}: corrupt image data ({e})") from None
-    if len(raw) != expect or not d.eof or d.unused_data or d.unconsumed_tail:
-        raise CiphertextError(f"{name}: corrupt image data (not one zlib stream of exactly {h}x{w}x{c} pixels)")
-    if raw[::1 + w * c].translate(None, b"\x00\x01\x02\x03\x04"):
-        raise CiphertextError(f"{name}: corrupt image data (bad row filter)")
+    _check_stream(b"".join(chunks[i][1] for i in idat), name, h, w, c)
     texts = []
     for typ, body in chunks:
         if typ in _TEXT_CHUNKS:
@@ -313,6 +313,27 @@ def parse_png(data: bytes, name: str, max_pixels: int | None = None) -> PngLayou
                 raise CiphertextError(f"{name}: malformed {typ.decode('ascii')} chunk")
             texts.append((key.decode("latin-1"), value.decode("latin-1") if typ == b"tEXt" else None, typ))
     return PngLayout(w, h, c, texts)
+
+
+def _check_stream(stream: bytes, name: str, h: int, w: int, c: int, piece: int = 1 << 20) -> None:
+    """The image data must be one zlib stream of exactly ``h`` rows of ``1 + w·c`` bytes, each starting with a
+    filter type 0-4. Inflated ``piece`` bytes at a time and not kept (the pixels are decoded once, later)."""
+    row, expect = 1 + w * c, h * (1 + w * c)
+    d, done, buf = zlib.decompressobj(), 0, stream
+    try:
+        while done <= expect and not d.eof:
+            out = d.decompress(buf, piece)
+            buf = d.unconsumed_tail
+            first = (-done) % row  # offset in ``out`` of the next row's filter byte
+            if out[first:max(0, expect - done):row].translate(None, b"\x00\x01\x02\x03\x04"):
+                raise CiphertextError(f"{name}: corrupt image data (bad row filter)")
+            done += len(out)
+            if not out and not buf:  # input used up before the stream's end: truncated
+                break
+    except zlib.error as e:
+        raise CiphertextError(f"{name}: corrupt image data ({e})") from None
+    if done != expect or not d.eof or d.unused_data or d.unconsumed_tail:
+        raise CiphertextError(f"{name}: corrupt image data (not one zlib stream of exactly {h}x{w}x{c} pixels)")
 
 
 def _ric_fields(layout: PngLayout, name: str) -> dict[str, str]:
@@ -409,18 +430,25 @@ def read_bare(path: str | Path) -> Ciphertext:
     """An exact-scheme ciphertext known by its pixels only: its text chunks were stripped, or it was re-encoded
     losslessly (PNG optimiser, WebP lossless, TIFF). The public header in the pixels gives ``bits``, the key id
     and the nonce; there is no container tag (``tag`` is empty, ``target`` is -1), and the sealed payload's own
-    tag authenticates what decryption returns. Raise :class:`CiphertextError` if the pixels hold no header."""
+    tag authenticates what decryption returns. Raise :class:`CiphertextError` if the pixels hold no header, or
+    if the file declares more pixels than its size can hold (:func:`max_subpixels`)."""
     from ric.schemes.exact import read_header  # the exact scheme builds on this module
 
     name = str(path)
+    try:  # a header that declares more pixels than the file's bytes can seal is refused before decoding
+        size = Path(path).stat().st_size
+    except OSError as e:
+        raise CiphertextError(f"{name}: cannot read ({e.strerror or e})") from None
+    limit = min(imageio.MAX_PIXELS, max_subpixels(size))
     try:
-        with imageio.open_image(path) as img:
+        with imageio.open_image(path, max_pixels=limit) as img:
             if img.mode not in ("L", "RGB", "P"):
                 raise CiphertextError(f"{name}: not a RIC ciphertext (mode {img.mode}; ciphertexts are 8-bit grey "
                                       "or RGB)")
             a = np.array(img.convert("RGB") if img.mode == "P" else img, dtype=np.uint8)
     except InputError as e:
-        raise CiphertextError(str(e)) from None
+        why = f" (the most a ciphertext of {size} bytes can hold)" if "more than the limit" in str(e) else ""
+        raise CiphertextError(f"{e}{why}") from None
     a = a[:, :, None] if a.ndim == 2 else a
     views = [a] + ([a[:, :, :1]] if a.shape[2] == 3 and (a == a[:, :, :1]).all() else [])  # grey saved as RGB
     for v in views:

@@ -60,11 +60,16 @@ def _to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
     return (stream.reshape(count, bits) * weights).sum(1).astype(np.uint8)
 
 
-def _from_digits(digits: np.ndarray, bits: int) -> bytes:
-    """Inverse of :func:`_to_digits`: the whole bytes the digits hold."""
+def _from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
+    """Inverse of :func:`_to_digits`: the whole bytes the digits hold (unpacked ``piece`` digits at a time, so
+    the bit array never holds more than ``piece × bits`` bytes)."""
     shifts = np.arange(bits - 1, -1, -1, dtype=np.uint8)
-    stream = ((digits[:, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
-    return np.packbits(stream[: len(stream) // 8 * 8]).tobytes()
+    piece -= piece % 8  # whole bytes per piece
+    out = []
+    for s in range(0, len(digits), piece):
+        stream = ((digits[s:s + piece, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
+        out.append(np.packbits(stream[: len(stream) // 8 * 8]).tobytes())
+    return b"".join(out)
 
 
 def capacity_bytes(shape: tuple[int, int, int], bits: int) -> int:
@@ -144,15 +149,15 @@ def open_sealed(key: SecretKey, pixels: np.ndarray) -> np.ndarray:
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     shape = tuple(int(s) for s in pixels.shape)
     hd = read_header(pixels)
+    if hd.key_id != key.key_id:  # the public key id says it all: refused before the payload is unpacked
+        raise AuthenticationError(f"wrong key (the image was encrypted under key id {hd.key_id}, "
+                                  f"this key is {key.key_id})")
     digits = pixels.reshape(-1)[1:] & ((1 << hd.bits) - 1)
     stream = _from_digits(digits, hd.bits)[:capacity_bytes(shape, hd.bits)]
     header, sealed = stream[:_HEADER.size], stream[_HEADER.size:]
     try:
         body = _aead(key, hd.nonce).decrypt(b"\x00" * 12, sealed, _aad(header, hd.bits, shape))
     except InvalidTag:
-        if hd.key_id != key.key_id:
-            raise AuthenticationError(f"wrong key (the image was encrypted under key id {hd.key_id}, "
-                                      f"this key is {key.key_id})") from None
         raise AuthenticationError("authentication failed: the pixels were modified") from None
     codec_id, channels, h, w, length = _PREFIX.unpack_from(body)
     if channels not in (1, 3) or length > len(body) - _PREFIX.size:
