@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,10 +33,8 @@ def cmd_serve(args) -> int:
         from ric.service.app import DEFAULT_CLASSIFIERS, Limits, serve
     except ImportError as e:
         raise InputError(f"ric serve needs the serve extra ({e.name} is missing): pip install -e '.[serve]'") from None
-    lim = Limits(max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels, rate=args.rate, burst=args.burst,
-                 max_batch=1 if args.no_batching else args.max_batch, batch_wait_s=args.batch_wait_ms / 1000,
-                 queue_max=args.queue_max,
-                 max_connections=args.max_connections)
+    lim = Limits(rate=args.rate, burst=args.burst, max_batch=1 if args.no_batching else args.max_batch,
+                 batch_wait_s=args.batch_wait_ms / 1000, **{f: getattr(args, f) for _, f, _, _ in LIMIT_FLAGS})
     serve(args.store, args.host, args.port, args.classifier or DEFAULT_CLASSIFIERS, lim, args.log_level,
           args.threads)
     return 0
@@ -44,12 +43,20 @@ def cmd_serve(args) -> int:
 def cmd_token(args) -> int:
     from ric.service.store import Store
 
+    out = getattr(args, "out", None)
+    if out is not None and os.path.lexists(out):
+        raise InputError(f"{out} exists; refusing to overwrite it (give --out a new file)")
     store = Store(args.store)
     try:
         if args.token_cmd == "add":
             token = store.add_token(args.name)
+            if out is not None:
+                _write_token(out, token, args.name, store)
+                print(f"new token for tenant {args.name} in {args.store} written to {out} (mode 0600; the store "
+                      "keeps only its SHA-256)", file=sys.stderr)
+                return 0
             print(f"new token for tenant {args.name} in {args.store} (shown once; the store keeps only its SHA-256); "
-                  "save it to a file for --token-file:", file=sys.stderr)
+                  "save it to a file for --token-file (or use --out FILE):", file=sys.stderr)
             print(token)
         elif args.token_cmd == "revoke":
             n = store.revoke_tokens(args.name)
@@ -63,6 +70,18 @@ def cmd_token(args) -> int:
     finally:
         store.close()
     return 0
+
+
+def _write_token(out: Path, token: str, tenant: str, store) -> None:
+    """``token`` into the new file ``out`` (mode 0600); if that fails, the token is revoked again (no token
+    exists that nobody holds)."""
+    from ric.files import write_private
+
+    try:
+        write_private(out, (token + "\n").encode())
+    except OSError as e:
+        store.remove_token(token)
+        raise InputError(f"cannot write {out} ({e.strerror or e}); no token was made") from None
 
 
 def cmd_push(args) -> int:
@@ -109,13 +128,36 @@ def cmd_classify(args, local) -> int:
     return 0
 
 
+# ric serve's limits: (flag, field of ric.service.limits.Limits, type, help); 0 switches a connection or in-flight
+# limit off. Defaults come from Limits.
+LIMIT_FLAGS = (
+    ("--max-body-bytes", "max_body_bytes", int, "largest request body in bytes"),
+    ("--max-pixels", "max_pixels", int, "largest image in pixels, from its header"),
+    ("--min-bits-per-subpixel", "min_bits_per_subpixel", float,
+     "refuse an upload that declares more than 8 x bytes / this many sub-pixels (a ciphertext carries at least 3 "
+     "incompressible bits per sub-pixel; 0: off)"),
+    ("--max-meta-bytes", "max_meta_bytes", int, "PNG chunks besides the image data, in bytes"),
+    ("--queue-max-pixels", "queue_max_pixels", int, "sub-pixels decoded and waiting for the model, all requests"),
+    ("--batch-max-pixels", "batch_max_pixels", int, "sub-pixels per forward pass"),
+    ("--max-images-per-tenant", "max_images_per_tenant", int, "images one tenant may store"),
+    ("--max-bytes-per-tenant", "max_bytes_per_tenant", int, "ciphertext bytes one tenant may store"),
+    ("--max-in-flight", "max_in_flight", int, "requests handled at once (503 beyond)"),
+    ("--max-in-flight-per-tenant", "max_in_flight_per_tenant", int, "requests one tenant has in flight (429 beyond)"),
+    ("--max-connections", "max_connections", int, "open connections in all (closed beyond)"),
+    ("--max-connections-per-client", "max_connections_per_client", int,
+     "open connections from one client address (closed beyond)"),
+    ("--header-timeout", "header_timeout_s", float, "seconds a connection may take to send a request head"),
+)
+
+
 def add_cloud_verbs(sub, common) -> None:
     """Add serve/push/pull to the ``ric`` subparsers ``sub``, and ``--url``/``--token-file`` to ``classify``."""
+    from ric.service.limits import Limits
 
     def remote(sp, required=True):
         sp.add_argument("--url", required=required, help="the service, e.g. http://127.0.0.1:8000")
         sp.add_argument("--token-file", required=required, type=Path,
-                        help="file holding the tenant token (the last line of `ric serve token add`)")
+                        help="file holding the tenant token (from `ric serve token add NAME --out FILE`)")
 
     s = sub.add_parser("serve", help="the cloud as an HTTP service: classify and store ciphertexts (no key); "
                                      "`ric serve token add NAME --store DIR` makes a tenant token")
@@ -131,10 +173,10 @@ def add_cloud_verbs(sub, common) -> None:
                    help="how long a batch waits for more requests after its first (default 2 ms)")
     s.add_argument("--rate", type=float, default=50.0, help="requests/s per tenant (0: no limit; default 50)")
     s.add_argument("--burst", type=int, default=100, help="rate-limit burst (default 100)")
-    s.add_argument("--max-body-bytes", type=int, default=8 << 20, help="largest request body (default 8 MiB)")
-    s.add_argument("--max-pixels", type=int, default=1 << 22, help="largest image, from its header (default 4 Mpx)")
-    s.add_argument("--queue-max", type=int, default=256, help="classify requests waiting at most (default 256)")
-    s.add_argument("--max-connections", type=int, default=128, help="concurrent connections (503 beyond)")
+    defaults = Limits()
+    for flag, field, typ, hlp in LIMIT_FLAGS:
+        s.add_argument(flag, dest=field, type=typ, default=getattr(defaults, field), metavar="N",
+                       help=hlp + " (default %(default)s)")
     s.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     s.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn log level (info logs each request, warning does not)")
@@ -147,6 +189,9 @@ def add_cloud_verbs(sub, common) -> None:
         tp = ttsub.add_parser(verb, help=hlp)
         if verb != "list":
             tp.add_argument("name", metavar="NAME")
+        if verb == "add":
+            tp.add_argument("--out", type=Path, metavar="FILE",
+                            help="write the token to this new file (mode 0600) instead of printing it")
         tp.add_argument("--store", type=Path, required=True)
         common(tp, False)
         tp.set_defaults(fn=cmd_token)

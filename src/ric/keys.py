@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ric.errors import InputError, KeyFileError, KeyPermissionWarning
+from ric.files import write_private
 
 KEY_BYTES = 32
 NONCE_BYTES = 16
@@ -81,37 +81,15 @@ class SecretKey:
         return _PREFIX + self._raw.hex() + "\n"
 
     def save(self, path: str | Path, force: bool = False) -> Path:
-        """Write the key with file mode 0600; refuse to overwrite unless ``force``.
-
-        Race-free: the key goes to a fresh 0600 temporary file in the same folder, which is then hard-linked to
-        ``path`` (fails if anything exists there, even a file created a moment ago) or, with ``force``, renamed
-        over it atomically. Where the file system has no hard links, ``path`` is created with ``O_EXCL``."""
+        """Write the key with file mode 0600; refuse to overwrite unless ``force`` (race-free:
+        :func:`ric.files.write_private`)."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+            write_private(path, self.to_text().encode(), force)
+        except FileExistsError:
+            raise InputError(f"{path} exists; refusing to overwrite a key (use --force)") from None
         except OSError as e:
             raise InputError(f"cannot write key file {path}: {e.strerror or e}") from None
-        data = self.to_text().encode()
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if force:
-                os.replace(tmp, path)
-            else:
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    raise InputError(f"{path} exists; refusing to overwrite a key (use --force)") from None
-                except OSError:  # no hard links here: exclusive create
-                    _write_exclusive(path, data)
-        except OSError as e:
-            raise InputError(f"cannot write key file {path}: {e.strerror or e}") from None
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
         return path
 
     @classmethod
@@ -133,18 +111,6 @@ class SecretKey:
             raise KeyFileError(f"{path}: key has {8 * len(raw)} bits, expected {8 * KEY_BYTES}")
         warn_if_exposed(path)
         return cls(raw)
-
-
-def _write_exclusive(path: Path, data: bytes) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InputError(f"{path} exists; refusing to overwrite a key (use --force)") from None
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def warn_if_exposed(path: str | Path) -> bool:

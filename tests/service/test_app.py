@@ -84,9 +84,12 @@ def assert_json_error(r, status):
 
 # ------------------------------------------------------------------------------------------ the API
 def test_health_docs_and_page(svc):
-    c, _, _, _ = svc
-    h = c.get("/healthz").json()
+    c, _, alice, _ = svc
+    assert c.get("/healthz").json() == {"status": "ok"}  # no token: liveness only, no counters
+    h = c.get("/healthz", headers=auth(alice)).json()
     assert h["status"] == "ok" and h["classifiers"][0].startswith("svhn-cnn7@") and h["batching"]
+    assert "requests" in h["batches"] and "in_flight" in h["connections"]
+    assert_json_error(c.get("/healthz", headers=auth("ric_wrong")), 401)
     spec = c.get("/openapi.json").json()
     assert {"/v1/classify", "/v1/images", "/v1/images/{image_id}", "/healthz"} <= set(spec["paths"])
     assert "image/png" in spec["paths"]["/v1/images"]["post"]["requestBody"]["content"]
@@ -242,7 +245,8 @@ def test_store_recovers_from_a_crash(tmp_path, cts):
         Store(tmp_path / "s", serving=True)  # one server per store
     s.close()
     s2 = Store(tmp_path / "s", serving=True)
-    assert s2.recovered == {"temp_files_removed": 1, "orphan_blobs_removed": 1, "rows_without_blob": 0}
+    assert s2.recovered == {"temp_files_removed": 1, "orphan_blobs_quarantined": 1, "rows_without_blob": 0}
+    assert (s2.quarantine / orphan).read_bytes() == b"renamed, never committed"  # moved aside, not deleted
     chk = s2.check()
     assert chk["rows"] == 1 and not (chk["orphans"] or chk["temp_files"] or chk["missing"] or chk["corrupt"])
     assert s2.read(tid, img.id)[1] == cts[0].read_bytes()
@@ -316,15 +320,15 @@ def test_batcher_shares_forward_passes_and_can_be_switched_off():
         assert labels == (list(range(8)) if max_batch > 1 else [0] * 8)
 
 
-def test_batcher_queue_is_bounded():
+def test_batcher_queue_is_bounded_in_pixels():
     clf = _SlowClassifier(delay=1.0)
-    b = Batcher(max_batch=1, max_wait=0, queue_max=1)
+    b = Batcher(max_batch=1, max_wait=0, max_pixels=2 * 12)  # two 2x2x3 images, waiting or being classified
     first = b.submit(clf, np.zeros((2, 2, 3), np.uint8))
     deadline = time.monotonic() + 5
-    while b.q.qsize() and time.monotonic() < deadline:  # the worker took the first one
+    while b.queued() and time.monotonic() < deadline:  # the worker took the first one
         time.sleep(0.01)
     b.submit(clf, np.zeros((2, 2, 3), np.uint8))
-    with pytest.raises(Busy):
+    with pytest.raises(Busy):  # the one in the forward pass still counts
         b.submit(clf, np.zeros((2, 2, 3), np.uint8))
     assert first.result(5) == 0
     b.close()

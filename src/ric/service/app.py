@@ -7,8 +7,8 @@ Endpoints (all ``/v1`` ones need ``Authorization: Bearer <token>``; bodies are r
   under the same name again: 200, the stored record)
 * ``GET /v1/images/{id}`` → the exact bytes; ``GET /v1/images?label=L&class=C&limit&offset`` → list;
   ``DELETE /v1/images/{id}``
-* ``GET /healthz`` (no token), ``/docs`` (OpenAPI; Swagger UI from ``static/``, offline), ``/`` the page
-  (``static/page.js``)
+* ``GET /healthz`` (``{"status": "ok"}`` without a token; with one also classifiers, queue and counters),
+  ``/docs`` (OpenAPI; Swagger UI from ``static/``, offline), ``/`` the page (``static/page.js``)
 
 Every error is JSON ``{"error": code, "message": one line}`` with a 4xx/5xx status, and a refused upload stores
 nothing. A ciphertext's ``ric:classifier`` may only select a classifier the server loaded, by name and fingerprint
@@ -31,8 +31,10 @@ from ric.service.core import (  # noqa: F401  (Limits, DEFAULT_CLASSIFIERS: the 
     Limits,
     RateLimiter,
     ServiceError,
+    TenantSlots,
     _error,
 )
+from ric.service.guard import InFlight, uvicorn_config
 from ric.service.routes import router
 from ric.service.store import Store, StoreError
 
@@ -48,10 +50,14 @@ def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None
         setattr(limits, k, v)
     models = Classifiers(classifiers)
     store = Store(store_dir, serving=True)
-    batcher = Batcher(limits.max_batch, limits.batch_wait_s, limits.queue_max)
+    batcher = Batcher(limits.max_batch, limits.batch_wait_s, limits.queue_max_pixels, limits.batch_max_pixels)
     rate = RateLimiter(limits.rate, limits.burst)
     if any(store.recovered.values()):
         print(f"ric serve: store recovery: {store.recovered}", file=sys.stderr, flush=True)
+    if store.recovered.get("orphan_blobs_quarantined"):
+        print(f"ric serve: {store.recovered['orphan_blobs_quarantined']} stored file(s) that the index does not list "
+              f"were moved to {store.quarantine} (nothing was deleted; an index restored from a backup may lack "
+              "their rows)", file=sys.stderr, flush=True)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -64,6 +70,8 @@ def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None
                               "It never sees a key: it learns labels, not images.")
     st = app.state
     st.store, st.batcher, st.limits, st.models, st.rate = store, batcher, limits, models, rate
+    st.tenant_slots, st.conn_stats = TenantSlots(limits.max_in_flight_per_tenant), {}
+    app.add_middleware(InFlight, limit=limits.max_in_flight, stats=st.conn_stats)
 
     _add_error_handlers(app)
     app.include_router(router)
@@ -124,5 +132,4 @@ def serve(store_dir, host: str = "127.0.0.1", port: int = 8000, classifiers=DEFA
     batching = f"on (up to {limits.max_batch})" if limits.max_batch > 1 else "off"
     print(f"ric serve: http://{host}:{port}/ store {store_dir}, classifiers "
           f"{', '.join(sorted(app.state.models.by_ident))}; micro-batching {batching}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level in ("debug", "info"),
-                limit_concurrency=limits.max_connections, timeout_keep_alive=5, server_header=False)
+    uvicorn.Server(uvicorn_config(app, host, port, limits, log_level)).run()

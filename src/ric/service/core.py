@@ -7,7 +7,6 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ric.classifiers import Classifier, load_classifier
 from ric.container import PNG_SIGNATURE
 from ric.errors import quote
+from ric.service.limits import Limits  # noqa: F401  (re-exported: ric.service.core.Limits)
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_CLASSIFIERS = ("svhn-cnn7",)
@@ -27,24 +27,6 @@ PNG_BODY = {"requestBody": {"required": True, "description": "a RIC ciphertext P
                             "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-
-
-@dataclass
-class Limits:
-    """What one request and one tenant may use. ``rate <= 0`` switches the rate limit off; ``max_batch=1``
-    switches micro-batching off."""
-
-    max_body_bytes: int = 8 << 20  # request body (a ciphertext PNG)
-    max_pixels: int = 1 << 22  # image size, checked from the PNG header before anything is decoded
-    rate: float = 50.0  # requests per second per tenant (token bucket) ...
-    burst: int = 100  # ... and its depth
-    queue_max: int = 256  # classify requests waiting for the model
-    max_batch: int = 64  # images per forward pass
-    batch_wait_s: float = 0.002  # how long the batcher waits for company after the first request
-    classify_timeout_s: float = 30.0
-    body_timeout_s: float = 30.0  # reading one request body
-    max_images_per_tenant: int = 100_000
-    max_connections: int = 128  # uvicorn's limit_concurrency (503 beyond)
 
 
 class ServiceError(Exception):
@@ -113,9 +95,10 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
 
 
 _bearer = HTTPBearer(auto_error=False, description="a tenant token from `ric serve token add NAME --store DIR`")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _tenant(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> int:
+def authenticate(request: Request, creds: HTTPAuthorizationCredentials | None) -> int:
     """The tenant id of the request's bearer token (401 without a known one), after its rate limit (429)."""
     st = request.app.state
     if creds is None or creds.scheme.lower() != "bearer":
@@ -131,6 +114,40 @@ def _tenant(request: Request, creds: Annotated[HTTPAuthorizationCredentials | No
     return found[0]
 
 
+class TenantSlots:
+    """Requests in flight per tenant, at most ``limit`` each (0: no limit)."""
+
+    def __init__(self, limit: int):
+        self.limit = int(limit)
+        self._n: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, tenant: int) -> None:
+        with self._lock:
+            n = self._n.get(tenant, 0)
+            if self.limit > 0 and n >= self.limit:
+                raise ServiceError(429, "too_many_requests", f"this tenant has {n} requests in flight, the most it "
+                                   "may; retry when one is answered", {"Retry-After": "1"})
+            self._n[tenant] = n + 1
+
+    def give(self, tenant: int) -> None:
+        with self._lock:
+            n = self._n.get(tenant, 1) - 1
+            if n > 0:
+                self._n[tenant] = n
+            else:
+                self._n.pop(tenant, None)
+
+
+def _tenant(request: Request, creds: Bearer):
+    """The request's tenant id (:func:`authenticate`), holding one of its in-flight slots until the request ends."""
+    tenant = authenticate(request, creds)
+    slots = request.app.state.tenant_slots
+    slots.take(tenant)
+    try:
+        yield tenant
+    finally:
+        slots.give(tenant)
+
+
 Tenant = Annotated[int, Depends(_tenant)]
-
-

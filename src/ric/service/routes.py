@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import struct
 from typing import Annotated
 
 import numpy as np
@@ -12,10 +13,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ric.container import read_ciphertext_bytes
+from ric.container import max_subpixels, read_ciphertext_bytes
 from ric.errors import CiphertextError, InputError, NotACiphertextError, quote
 from ric.service.batcher import Busy
-from ric.service.core import PAGE_CSP, PNG_BODY, STATIC, ServiceError, Tenant, _png_size
+from ric.service.core import PAGE_CSP, PNG_BODY, STATIC, Bearer, ServiceError, Tenant, _png_size, authenticate
 from ric.service.store import check_name
 
 router = APIRouter()
@@ -50,10 +51,19 @@ async def read_body(request: Request) -> bytes:
     return bytes(buf)
 
 
-def inspect(st, data: bytes, name: str):
-    """Parse and check an uploaded ciphertext; returns (ciphertext, classifier). Header checks come before
-    any decompression."""
-    limits = st.limits
+# PNG chunks a ciphertext may carry besides IHDR, IDAT and IEND: text (the RIC metadata) and the small standard
+# ones that PNG tools add. Anything else (private chunks above all) is refused: the service stores pixels and
+# their metadata, not files hidden beside them.
+ANCILLARY_OK = frozenset({b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs", b"sRGB", b"gAMA", b"cHRM", b"iCCP", b"sBIT",
+                          b"bKGD"})
+
+
+def check_upload(limits, data: bytes, name: str) -> int:
+    """Checks of an upload from its chunk headers alone, before anything is decompressed; returns the image's
+    sub-pixels (what it will cost decoded). Refuses: not a PNG (415); over ``max_pixels`` (413); more sub-pixels
+    than its bytes can hold as a ciphertext (413, see :class:`~ric.service.limits.Limits`); chunks other than the
+    image data over ``max_meta_bytes`` (413); a chunk type a ciphertext does not have, or image data padded
+    beyond what deflate needs (422)."""
     size = _png_size(data)
     if size is None:
         raise ServiceError(415, "not_png", "the body is not a PNG image: send a RIC ciphertext PNG")
@@ -61,6 +71,47 @@ def inspect(st, data: bytes, name: str):
     if w * h > limits.max_pixels:
         raise ServiceError(413, "image_too_large", f"image is {h}x{w} pixels, over this server's limit of "
                                                    f"{limits.max_pixels} pixels")
+    c = {0: 1, 2: 3}.get(data[25] if len(data) > 25 else -1, 4)  # colour type: grey, RGB (else the parser refuses)
+    n = w * h * c
+    if n > max_subpixels(len(data), limits.min_bits_per_subpixel):
+        raise ServiceError(413, "image_too_large",
+                           f"{name}: the header declares {h}x{w}x{c} sub-pixels in {len(data)} bytes, more than a "
+                           f"ciphertext of that size holds (at least {limits.min_bits_per_subpixel:g} bits per "
+                           "sub-pixel): not decoded")
+    meta, idat = _chunk_bytes(data, name, limits.max_meta_bytes)
+    if idat > h * (1 + w * c) * 1.001 + 1024:
+        raise ServiceError(422, "bad_ciphertext", f"{name}: {idat} bytes of image data for {h}x{w}x{c} pixels: "
+                                                  "padded beyond what deflate needs")
+    return n
+
+
+def _chunk_bytes(data: bytes, name: str, max_meta: int) -> tuple[int, int]:
+    """(bytes outside the image data, image data bytes), walking the chunk headers only (no CRCs: the parser
+    checks those); stops as soon as the metadata is over ``max_meta``."""
+    pos, meta, idat = 8, 8, 0
+    while pos + 12 <= len(data):
+        (n,) = struct.unpack_from(">I", data, pos)
+        typ = bytes(data[pos + 4:pos + 8])
+        if typ == b"IDAT":
+            idat += n
+            meta += 12
+        else:
+            meta += 12 + n
+            if typ not in (b"IHDR", b"IEND") and typ not in ANCILLARY_OK:
+                raise ServiceError(422, "bad_ciphertext", f"{name}: PNG chunk {quote(typ.decode('latin-1'))} is "
+                                                          "not part of a RIC ciphertext (private or unknown chunk)")
+        if meta > max_meta:
+            raise ServiceError(413, "too_large", f"{name}: more than {max_meta} bytes of PNG chunks besides the "
+                                                 "image data")
+        pos += 12 + n
+        if typ == b"IEND":
+            break
+    return meta, idat
+
+
+def inspect(st, data: bytes, name: str):
+    """Parse and check an uploaded ciphertext (decoded once); returns (ciphertext, classifier)."""
+    limits = st.limits
     try:
         ct = read_ciphertext_bytes(data, name, max_pixels=limits.max_pixels)
     except NotACiphertextError:
@@ -77,13 +128,18 @@ def inspect(st, data: bytes, name: str):
     return ct, clf
 
 
-async def classify(st, ct, clf) -> int:
-    """The label, from the micro-batcher (503 when its queue is full, 504 after ``classify_timeout_s``)."""
-    limits = st.limits
+def admit(st, n: int):
+    """A ticket for ``n`` sub-pixels of the classify budget (503 when it is spent)."""
     try:
-        fut = st.batcher.submit(clf, np.ascontiguousarray(ct.pixels))
+        return st.batcher.admit(n)
     except Busy as e:
         raise ServiceError(503, "busy", str(e), {"Retry-After": "1"}) from None
+
+
+async def classify(st, ct, clf, ticket) -> int:
+    """The label, from the micro-batcher (504 after ``classify_timeout_s``)."""
+    limits = st.limits
+    fut = st.batcher.submit(clf, np.ascontiguousarray(ct.pixels), ticket)
     try:
         label = await asyncio.wait_for(asyncio.wrap_future(fut), limits.classify_timeout_s)
     except asyncio.TimeoutError:
@@ -91,6 +147,17 @@ async def classify(st, ct, clf) -> int:
         raise ServiceError(504, "timeout",
                            f"classification took longer than {limits.classify_timeout_s:g} s") from None
     return label
+
+
+async def decode_and_classify(st, data: bytes, name: str, n: int):
+    """(ciphertext, classifier, label) for an upload that passed :func:`check_upload` (``n`` sub-pixels): the
+    budget is taken before the upload is decoded and given back when its forward pass and this request are done."""
+    ticket = admit(st, n)
+    try:
+        ct, clf = await run_in_threadpool(inspect, st, data, name)
+        return ct, clf, await classify(st, ct, clf, ticket)
+    finally:
+        ticket.release()
 
 
 def result(ct, clf, label) -> dict:
@@ -103,8 +170,8 @@ def result(ct, clf, label) -> dict:
 async def post_classify(request: Request, t: Tenant):
     st = request.app.state
     data = await read_body(request)
-    ct, clf = await run_in_threadpool(inspect, st, data, "upload")
-    return result(ct, clf, await classify(st, ct, clf))
+    ct, clf, label = await decode_and_classify(st, data, "upload", check_upload(st.limits, data, "upload"))
+    return result(ct, clf, label)
 
 
 @router.post("/v1/images", openapi_extra=PNG_BODY, tags=["store"], status_code=201,
@@ -116,22 +183,26 @@ async def post_image(request: Request, t: Tenant,
     if name is not None:
         check_name(name)
     data = await read_body(request)
-    name = name or hashlib.sha256(data).hexdigest()[:16] + ".png"
-    ct, clf = await run_in_threadpool(inspect, st, data, name)
-    known = await run_in_threadpool(store.existing, t, hashlib.sha256(data).hexdigest(), name)
-    if known is not None:  # a retried upload: nothing to do
+    digest = hashlib.sha256(data).hexdigest()
+    name = name or digest[:16] + ".png"
+    n = check_upload(limits, data, name)
+    known = await run_in_threadpool(store.existing, t, digest, name)
+    if known is not None:  # a retried upload of bytes already checked and stored: nothing to do
         return JSONResponse(known.public(), status_code=200)
-    label = await classify(st, ct, clf)
+    ct, clf, label = await decode_and_classify(st, data, name, n)
     img, created = await run_in_threadpool(store.put, t, data, name, label, clf.class_names[label], clf.ident,
-                                           ct.scheme_name, limits.max_images_per_tenant)
+                                           ct.scheme_name, limits.max_images_per_tenant, limits.max_bytes_per_tenant)
     return JSONResponse(img.public(), status_code=201 if created else 200)
 
 
+MAX_QUERY_INT = 999_999_999  # labels are at most 9 digits (ric:target); offsets are bounded the same way
+
+
 @router.get("/v1/images", tags=["store"], summary="List this tenant's images")
-async def list_images(request: Request, t: Tenant, label: Annotated[int | None, Query(ge=0)] = None,
+async def list_images(request: Request, t: Tenant, label: Annotated[int | None, Query(ge=0, le=MAX_QUERY_INT)] = None,
                       cls: Annotated[str | None, Query(alias="class", max_length=200)] = None,
                       limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-                      offset: Annotated[int, Query(ge=0)] = 0):
+                      offset: Annotated[int, Query(ge=0, le=MAX_QUERY_INT)] = 0):
     rows, total = await run_in_threadpool(request.app.state.store.list, t, label, cls, limit, offset)
     return {"images": [r.public() for r in rows], "total": total, "limit": limit, "offset": offset}
 
@@ -155,12 +226,19 @@ async def delete_image(request: Request, image_id: str, t: Tenant):
     return {"deleted": image_id}
 
 
-@router.get("/healthz", tags=["service"], summary="Liveness, loaded classifiers, queue length")
-async def healthz(request: Request):
+@router.get("/healthz", tags=["service"], summary="Liveness; with a tenant token also the loaded classifiers, "
+                                                   "queue and counters")
+async def healthz(request: Request, creds: Bearer):
+    """``{"status": "ok"}`` for anyone; the rest only with a valid token (401 for a wrong one)."""
     st = request.app.state
-    return {"status": "ok", "classifiers": sorted(st.models.by_ident), "queue": st.batcher.q.qsize(),
-            "batching": st.limits.max_batch > 1, "max_batch": st.limits.max_batch,
-            "batches": dict(st.batcher.stats)}
+    if creds is None:
+        return {"status": "ok"}
+    await run_in_threadpool(authenticate, request, creds)
+    b = st.batcher
+    return {"status": "ok", "classifiers": sorted(st.models.by_ident), "queue": b.queued(),
+            "pending_pixels": b.pending_pixels, "batching": st.limits.max_batch > 1, "max_batch": st.limits.max_batch,
+            "batches": dict(b.stats), "connections": dict(st.conn_stats)}
+
 
 PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}

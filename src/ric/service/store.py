@@ -5,13 +5,19 @@ Layout of a store folder::
     index.sqlite3 (+ -wal, -shm)   tenants, tokens, images (SQLite, WAL, synchronous=FULL)
     blobs/ab/<sha256>              ciphertext bytes, named by their SHA-256 (shared by tenants that store them)
     tmp/                           uploads being written (removed on start)
+    quarantine/<sha256>            stored files that the index did not list on start (moved, never deleted)
     lock                           flock of the serving process (one server per store)
+
+The folder and its sub-folders are mode 0700, every file 0600 (tightened on open), so other local users can read
+neither the token hashes nor the ciphertexts.
 
 Writing an image: bytes → ``tmp/`` file, ``fsync`` → ``os.replace`` into ``blobs/`` → ``fsync`` of the folder →
 ``INSERT`` + ``COMMIT``; only then is the upload acknowledged. A crash (``SIGKILL``, power loss) before the commit
-leaves a temp file or an unreferenced blob, both removed when the store is next opened for serving
-(:meth:`Store.recover`); a crash after it leaves a complete, indexed file. Deleting: ``DELETE`` + ``COMMIT``,
-then the blob is unlinked if no row refers to it any more (a crash in between leaves an orphan, removed on start).
+leaves a temp file (removed when the store is next opened for serving) or an unreferenced blob (moved to
+``quarantine/`` then, and reported: an index restored from a backup also leaves the newer images unreferenced, and
+they must not be lost; :meth:`Store.recover`); a crash after it leaves a complete, indexed file. Deleting:
+``DELETE`` + ``COMMIT``, then the blob is unlinked if no row refers to it any more (a crash in between leaves an
+orphan, quarantined on start).
 
 Image ids are the SHA-256 of the bytes (the client checks what it pulls against them); names are unique per
 tenant and are what ``ric pull`` writes (:func:`check_name`).
@@ -107,14 +113,17 @@ class Store:
         self.root = Path(root)
         self.blobs = self.root / "blobs"
         self.tmp = self.root / "tmp"
+        self.quarantine = self.root / "quarantine"
         for d in (self.root, self.blobs, self.tmp):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        index = self.root / "index.sqlite3"
+        os.close(os.open(index, os.O_WRONLY | os.O_CREAT, 0o600))  # SQLite gives -wal and -shm the index's mode
+        self._private()
         self._lock = threading.RLock()
         self._lockfile = None
         if serving:
             self._take_lock()
-        self.db = sqlite3.connect(self.root / "index.sqlite3", timeout=10.0, check_same_thread=False,
-                                  isolation_level=None)
+        self.db = sqlite3.connect(index, timeout=10.0, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA busy_timeout = 10000")
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")
@@ -122,9 +131,23 @@ class Store:
         self.db.executescript(SCHEMA)
         self.recovered = self.recover() if serving else {}
 
+    def _private(self) -> None:
+        """Mode 0700 for the store's folders and 0600 for the files at its top (a store made by an older version
+        was 0755 / 0644); where this process may not change a mode, it leaves it."""
+        for p in (self.root, self.blobs, self.tmp, self.quarantine, *self.root.glob("index.sqlite3*"),
+                  self.root / "lock"):
+            try:
+                if p.is_dir():
+                    os.chmod(p, 0o700)
+                elif p.is_file():
+                    os.chmod(p, 0o600)
+            except OSError:
+                pass
+
     def _take_lock(self) -> None:
         import fcntl
 
+        os.close(os.open(self.root / "lock", os.O_WRONLY | os.O_CREAT, 0o600))
         f = open(self.root / "lock", "a+")  # noqa: SIM115 (held for the life of the store)
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -142,8 +165,9 @@ class Store:
 
     # ------------------------------------------------------------------ crash recovery
     def recover(self) -> dict:
-        """Remove what a crash can leave: temp files, and blobs no row refers to. Returns the counts (and the
-        number of rows whose blob is missing, which a crash cannot cause: reported, not deleted)."""
+        """Clean up what a crash can leave: temp files are removed; blobs that no row refers to are moved to
+        ``quarantine/`` (never deleted: an index restored from a backup leaves newer images unreferenced too).
+        Returns the counts, and the number of rows whose blob is missing (reported, not deleted)."""
         with self._lock:
             temps = 0
             for p in self.tmp.iterdir():
@@ -157,13 +181,24 @@ class Store:
                     continue
                 for p in sub.iterdir():
                     if IMAGE_ID.fullmatch(p.name) and p.name not in known:
-                        p.unlink()
+                        self._quarantine(p)
                         orphans += 1
                     else:
                         seen.add(p.name)
             self._fsync_dir(self.tmp)
-            return {"temp_files_removed": temps, "orphan_blobs_removed": orphans,
+            return {"temp_files_removed": temps, "orphan_blobs_quarantined": orphans,
                     "rows_without_blob": len(known - seen)}
+
+    def _quarantine(self, blob: Path) -> None:
+        """Move an unreferenced blob to ``quarantine/`` (a name already there gets a numbered suffix)."""
+        self.quarantine.mkdir(mode=0o700, exist_ok=True)
+        dest, k = self.quarantine / blob.name, 0
+        while dest.exists():
+            k += 1
+            dest = self.quarantine / f"{blob.name}.{k}"
+        os.replace(blob, dest)
+        self._fsync_dir(self.quarantine)
+        self._fsync_dir(blob.parent)
 
     # ------------------------------------------------------------------ tenants and tokens
     def add_token(self, tenant: str) -> str:
@@ -191,6 +226,11 @@ class Store:
             cur = self.db.execute("DELETE FROM tokens WHERE tenant = (SELECT id FROM tenants WHERE name = ?)",
                                   (tenant,))
             return cur.rowcount
+
+    def remove_token(self, token: str) -> bool:
+        """Revoke one token (by its value); True if it existed."""
+        with self._lock:
+            return self.db.execute("DELETE FROM tokens WHERE hash = ?", (hash_token(token),)).rowcount > 0
 
     def tenants(self) -> list[dict]:
         with self._lock:
@@ -252,11 +292,17 @@ class Store:
         with self._lock:
             return self.db.execute("SELECT count(*) FROM images WHERE tenant = ?", (tenant,)).fetchone()[0]
 
+    def bytes_used(self, tenant: int) -> int:
+        with self._lock:
+            return self.db.execute("SELECT coalesce(sum(size), 0) FROM images WHERE tenant = ?",
+                                   (tenant,)).fetchone()[0]
+
     def put(self, tenant: int, data: bytes, name: str, label: int, cls: str, classifier: str, scheme: str,
-            max_images: int | None = None) -> tuple[Image, bool]:
+            max_images: int | None = None, max_bytes: int | None = None) -> tuple[Image, bool]:
         """Store ``data`` for ``tenant`` under ``name``; returns (image, created). The same bytes under the
         same name again return the stored image (``created`` False: a retried upload is harmless); a name
-        already used for other bytes, or these bytes under another name, is refused (409)."""
+        already used for other bytes, or these bytes under another name, is refused (409); so is an upload
+        over the tenant's quota of ``max_images`` images or ``max_bytes`` bytes (403)."""
         check_name(name)
         image_id = hashlib.sha256(data).hexdigest()
         existing = self.existing(tenant, image_id, name)
@@ -276,8 +322,11 @@ class Store:
                 if max_images is not None and self.count(tenant) >= max_images:
                     raise StoreError(f"this tenant's store is full ({max_images} images); delete some first",
                                      403, "quota_exceeded")
+                if max_bytes is not None and self.bytes_used(tenant) + len(data) > max_bytes:
+                    raise StoreError(f"this tenant's store is full ({self.bytes_used(tenant)} of {max_bytes} bytes "
+                                     f"used, this upload is {len(data)}); delete some first", 403, "quota_exceeded")
                 dest = self.blob_path(image_id)
-                dest.parent.mkdir(exist_ok=True)
+                dest.parent.mkdir(mode=0o700, exist_ok=True)
                 os.replace(tmp, dest)
                 tmp = None
                 self._fsync_dir(dest.parent)
