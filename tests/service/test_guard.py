@@ -149,3 +149,13 @@ def test_requests_in_flight_per_tenant_are_bounded(tmp_path, clf):
         assert _wait_for(lambda: c.get(url + "/v1/images", headers={"Authorization": f"Bearer {ta}"}).status_code
                          == 200)
         slow.close()
+
+
+def test_a_client_that_waits_for_its_answers_is_never_refused(tmp_path, clf):
+    """A slot is given back before the client's next request is read: sequential requests at the limits of one
+    request in flight, in all and per tenant, all get 200."""
+    app = create_app(tmp_path / "s", classifiers=[clf], max_in_flight=1, max_in_flight_per_tenant=1, rate=0)
+    token = app.state.store.add_token("alice")
+    with live(app) as (url, _), httpx.Client(timeout=5, headers={"Authorization": f"Bearer {token}"}) as c:
+        codes = [c.get(url + "/v1/images").status_code for _ in range(100)]
+    assert codes == [200] * 100, sorted(set(codes))

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ric.classifiers import Classifier, load_classifier
 from ric.container import PNG_SIGNATURE
@@ -139,9 +140,11 @@ class TenantSlots:
                 self._n.pop(tenant, None)
 
 
-def _tenant(request: Request, creds: Bearer):
-    """The request's tenant id (:func:`authenticate`), holding one of its in-flight slots until the request ends."""
-    tenant = authenticate(request, creds)
+async def _tenant(request: Request, creds: Bearer):
+    """The request's tenant id (:func:`authenticate`), holding one of its in-flight slots until the request ends.
+    Async, with nothing to await after ``yield``: the slot is given back before the event loop can take the
+    client's next request."""
+    tenant = await run_in_threadpool(authenticate, request, creds)
     slots = request.app.state.tenant_slots
     slots.take(tenant)
     try:
