@@ -1,4 +1,5 @@
-"""The cloud service under load, crashes and abuse (issue 15). Writes docs/results/service.{md,json}.
+"""The cloud service under load, crashes, abuse (issue 15) and hostile clients (issue 27). Writes
+docs/results/service.{md,json}.
 
     python benchmarks/service_load.py                 # 2,000 requests x 16 clients, 1,000 uploads, 2 kills
     python benchmarks/service_load.py --requests 200 --uploads 100   # quick
@@ -18,6 +19,8 @@ and bounded request loops that stop by themselves.
 * **Abuse:** no token, another tenant's token, oversized and non-PNG bodies, a plain PNG, ciphertexts naming a
   classifier the server did not load, a path as a name, a header claiming a huge image, a burst over the rate
   limit: each must get a 4xx with a JSON error, and nothing may be stored.
+* **Hostile clients** (``benchmarks/service_hostile.py``): connection floods without a token and uploads that
+  declare far more pixels than they send, against the old settings and today's, in the same run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from service_hostile import hostile_md, run_hostile  # benchmarks/ (the script's folder)
 
 from ric.api import encrypt_files, keygen, sample_images
 from ric.container import Ciphertext, read_ciphertext
@@ -93,9 +97,10 @@ def run_load(work: Path, token_store: Path, token: str, cts, n: int, clients: in
     proc = local.start(token_store, port, *extra, log=work / f"serve-load-{batching}.log")
     try:
         asyncio.run(_load(url, token, cts, 50, min(clients, 8)))  # warm-up (not counted)
-        h0 = httpx.get(url + "/healthz").json()["batches"]
+        auth = {"Authorization": f"Bearer {token}"}  # the counters need a token
+        h0 = httpx.get(url + "/healthz", headers=auth).json()["batches"]
         res = asyncio.run(_load(url, token, cts, n, clients))
-        h1 = httpx.get(url + "/healthz").json()["batches"]
+        h1 = httpx.get(url + "/healthz", headers=auth).json()["batches"]
     finally:
         local.stop(proc)
     req, bat = h1["requests"] - h0["requests"], h1["batches"] - h0["batches"]
@@ -140,7 +145,7 @@ def _crash_once(k: int, state: dict, store_dir: Path, port: int, serve_log: Path
     restart = time.perf_counter() - r0
     lines = [ln for ln in serve_log.read_text(errors="replace").splitlines() if "store recovery: " in ln]
     after = (json.loads(lines[-1].split("store recovery: ", 1)[1].replace("'", '"')) if len(lines) > seen else
-             {"temp_files_removed": 0, "orphan_blobs_removed": 0, "rows_without_blob": 0})
+             {"temp_files_removed": 0, "orphan_blobs_quarantined": 0, "rows_without_blob": 0})
     with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"}) as c:
         lost = sum(c.get(f"{url}/v1/images/{h}").content != blobs[i] for i, h in acked_before.items())
     log(f"  kill {k + 1}: {len(acked_before)} acknowledged; crash left {left}; restarted in {restart:.1f} s; "
@@ -280,6 +285,9 @@ def run_abuse(work: Path, cts) -> dict:
             case("name with a path (../x.png)", "POST", up, A, content=cts[1][0], params={"name": "../x.png"})
             case("classify: ciphertext naming os:system", "POST", "/v1/classify", A,
                  content=_fake_ct("os:system@0123456789abcdef"))
+            case("32x32 ciphertext with a 7 MiB private chunk", "POST", up, A, params={"name": "a.png"},
+                 content=good[:-12] + _chunk(b"prVt", b"\0" * (7 << 20)) + good[-12:])
+            case("list with label=99999999999999999999", "GET", up, A, params={"label": "99999999999999999999"})
             after = _inspect(store_dir)
             n_a = c.get(url + up, headers=A).json()["total"]
             n_b = c.get(url + up, headers=B).json()["total"]
@@ -321,7 +329,7 @@ def write_report(out: Path, rep: dict) -> None:
     on, off = rep["load"]["batching_on"], rep["load"]["batching_off"]
     cr, ab = rep["crash"], rep["abuse"]
     L = [
-        "# The cloud service: load, crash and abuse (issue 15)",
+        "# The cloud service: load, crash, abuse and hostile clients (issues 15, 27)",
         "",
         f"`{rep['command']}` — {rep['machine']}, load average {rep['load_average_at_start']} when it began (the "
         f"cores are shared with other work); {rep['date']}; {rep['wall_s'] / 60:.1f} min in all. Server: "
@@ -353,13 +361,14 @@ def write_report(out: Path, rep: dict) -> None:
         f"{cr['wall_s']:.1f} s in all.",
         "",
         "| kill | acknowledged before | left by the kill: temp files / unreferenced blobs / rows without blob | "
-        "removed on restart (same) | restart | acknowledged lost or changed |",
+        "on restart: temp files removed / blobs quarantined / rows without blob | restart | acknowledged lost or "
+        "changed |",
         "|---|---|---|---|---|---|",
     ]
     for e in cr["events"]:
         a, b = e["left_by_kill"], e["removed_on_restart"]
         L.append(f"| {e['kill']} | {e['acknowledged_before_kill']} | {a['temp_files']} / {a['unreferenced_blobs']} / "
-                 f"{a['rows_without_blob']} | {b['temp_files_removed']} / {b['orphan_blobs_removed']} / "
+                 f"{a['rows_without_blob']} | {b['temp_files_removed']} / {b['orphan_blobs_quarantined']} / "
                  f"{b['rows_without_blob']} | {e['restart_s']:.1f} s | {e['acknowledged_lost_or_changed']} |")
     fc = cr["final_check"]
     L += [
@@ -387,6 +396,7 @@ def write_report(out: Path, rep: dict) -> None:
         f"**{'yes' if ab['nothing_stored'] else 'NO'}**.",
         "",
     ]
+    L += hostile_md(rep["hostile"])
     (out / "service.md").write_text("\n".join(L))
 
 
@@ -424,6 +434,7 @@ def main(argv=None) -> int:
         log("abuse")
         abuse = run_abuse(work, cts)
         log(f"  all 4xx+JSON: {abuse['all_4xx_json']}, nothing stored: {abuse['nothing_stored']}")
+        hostile = run_hostile(work, log)
     import torch
 
     rep = {"command": "python benchmarks/service_load.py" + ("" if argv is None and len(sys.argv) == 1 else
@@ -431,14 +442,16 @@ def main(argv=None) -> int:
            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
                       f"torch {torch.__version__}",
            "date": time.strftime("%Y-%m-%d"), "wall_s": time.perf_counter() - t0, "load_average_at_start": load0,
-           "load": load, "crash": crash, "abuse": abuse}
+           "load": load, "crash": crash, "abuse": abuse, "hostile": hostile}
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(args.out, rep)
     log(f"wrote {args.out}/service.md (+ .json)")
     ok = (load["batching_on"]["errors"] == 0 and load["batching_off"]["errors"] == 0
           and crash["byte_identical"] == crash["acknowledged"] == args.uploads
           and not any(crash["final_check"][k] for k in ("missing", "corrupt", "orphans", "temp_files"))
-          and abuse["all_4xx_json"] and abuse["nothing_stored"])
+          and abuse["all_4xx_json"] and abuse["nothing_stored"]
+          and hostile["after"]["flood"]["silent_300"]["ok"] == 20
+          and hostile["after"]["zeros"]["growth_mib"] < 1024)
     return 0 if ok else 1
 
 
