@@ -66,7 +66,7 @@ def cmd_token(args) -> int:
             if args.json:
                 print(json.dumps(rows, indent=1))
             for r in rows if not args.json else []:
-                print(f"{r['tenant']}\t{r['tokens']} token(s)\t{r['images']} image(s)")
+                print(f"{r['tenant']}\t{r['tokens']} token(s)\t{r['images']} image(s)\t{r['bytes']} bytes")
     finally:
         store.close()
     return 0

@@ -43,7 +43,7 @@ def _closed_by_server(s, wait=0.5) -> bool:
 
 
 def test_300_silent_or_half_sent_connections_and_a_tenant_still_gets_200(tmp_path, clf):
-    app = create_app(tmp_path / "s", classifiers=[clf], header_timeout_s=1.5, max_connections_per_client=40)
+    app = create_app(tmp_path / "s", classifiers=[clf], header_timeout_s=3.0, max_connections_per_client=40)
     token = app.state.store.add_token("alice")
     socks = []
     with live(app) as (url, port):
@@ -58,8 +58,8 @@ def test_300_silent_or_half_sent_connections_and_a_tenant_still_gets_200(tmp_pat
                 assert c.get(url + "/healthz").json() == {"status": "ok"}
                 h = c.get(url + "/healthz", headers={"Authorization": f"Bearer {token}"}).json()
             assert h["connections"]["connections"] >= 300 and h["connections"]["refused_connections"] == 0
-            assert time.monotonic() - t0 < 1.4  # all of this happened before the header timeout
-            time.sleep(1.7)  # past the header timeout: the server closed every one of them
+            assert time.monotonic() - t0 < 2.8  # all of this happened before the header timeout
+            time.sleep(t0 + 3.5 - time.monotonic())  # past the header timeout: the server closed every one of them
             assert all(_closed_by_server(s) for s in socks)
             assert app.state.conn_stats["header_timeouts"] >= 300
         finally:
@@ -137,11 +137,12 @@ def test_requests_in_flight_are_bounded_not_connections(tmp_path, clf):
 
 
 def test_requests_in_flight_per_tenant_are_bounded(tmp_path, clf):
-    app = create_app(tmp_path / "s", classifiers=[clf], max_in_flight_per_tenant=1, body_timeout_s=1.0)
+    app = create_app(tmp_path / "s", classifiers=[clf], max_in_flight_per_tenant=1, body_timeout_s=2.0)
     ta, tb = app.state.store.add_token("a"), app.state.store.add_token("b")
+    tid = app.state.store.tenant_for(ta)[0]
     with live(app) as (url, port), httpx.Client(timeout=5) as c:
         slow = _slow_upload(port, ta)
-        assert _wait_for(lambda: app.state.conn_stats["in_flight"] == 1)
+        assert _wait_for(lambda: app.state.tenant_slots.held(tid) == 1)  # authenticated, reading its body
         r = c.get(url + "/v1/images", headers={"Authorization": f"Bearer {ta}"})
         assert r.status_code == 429 and r.json()["error"] == "too_many_requests"
         assert c.get(url + "/v1/images", headers={"Authorization": f"Bearer {tb}"}).status_code == 200

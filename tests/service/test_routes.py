@@ -2,6 +2,7 @@
 parameters out of range (hostile-peer issue, items 2, 9 and 10): refused before any decoding, 4xx, nothing stored."""
 
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -72,8 +73,12 @@ def test_dense_uploads_are_budgeted_in_pixels(tmp_path, resizing):
     at a time, the rest get 503 at once, and every forward pass holds at most ``batch_max_pixels``."""
     px = np.random.default_rng(0).integers(0, 16, (512, 512, 3), dtype=np.uint8)
     n = px.size
-    data = _ct(resizing, px)
-    app = create_app(tmp_path / "s", classifiers=[resizing], rate=0, queue_max_pixels=3 * n, batch_max_pixels=n,
+    slow = load_classifier("svhn-cnn7")
+    slow.preprocess = resizing.preprocess
+    fast = slow.predict
+    slow.predict = lambda x: (time.sleep(1.0), fast(x))[1]  # a busy model: the budget must hold the rest off
+    data = _ct(slow, px)
+    app = create_app(tmp_path / "s", classifiers=[slow], rate=0, queue_max_pixels=3 * n, batch_max_pixels=n,
                      batch_wait_s=0.05, max_in_flight_per_tenant=32)
     token = app.state.store.add_token("alice")
     peak = [0]
@@ -140,6 +145,8 @@ def test_byte_quota_per_tenant(tmp_path):
         r = c.post("/v1/images", content=cts[2], params={"name": "2.png"}, headers=_auth(a))
         assert r.json()["error"] == "quota_exceeded" and "bytes" in r.json()["message"]
         assert c.post("/v1/images", content=cts[2], params={"name": "2.png"}, headers=_auth(b)).status_code == 201
+        used = {r["tenant"]: r["bytes"] for r in app.state.store.tenants()}
+        assert used == {"a": len(cts[0]) + len(cts[1]), "b": len(cts[2])}  # what `ric serve token list` shows
 
 
 @pytest.mark.parametrize("query", [{"label": "99999999999999999999"}, {"label": str(2 ** 63)}, {"label": "-1"},

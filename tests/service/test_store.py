@@ -97,5 +97,5 @@ def test_token_add_out_writes_a_0600_file_and_never_replaces_one(tmp_path, capsy
     assert main(["serve", "token", "add", "alice", "--store", str(tmp_path / "s"), "--out", str(out)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err and out.read_text().strip() == token
     s = Store(tmp_path / "s")
-    assert s.tenants() == [{"tenant": "alice", "tokens": 1, "images": 0}]  # the refused run made no token
+    assert s.tenants() == [{"tenant": "alice", "tokens": 1, "images": 0, "bytes": 0}]  # the refused run made none
     s.close()

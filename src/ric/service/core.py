@@ -131,6 +131,10 @@ class TenantSlots:
                                    "may; retry when one is answered", {"Retry-After": "1"})
             self._n[tenant] = n + 1
 
+    def held(self, tenant: int) -> int:
+        with self._lock:
+            return self._n.get(tenant, 0)
+
     def give(self, tenant: int) -> None:
         with self._lock:
             n = self._n.get(tenant, 1) - 1

@@ -236,8 +236,10 @@ class Store:
         with self._lock:
             rows = self.db.execute(
                 "SELECT t.name, (SELECT count(*) FROM tokens k WHERE k.tenant = t.id), "
-                "(SELECT count(*) FROM images i WHERE i.tenant = t.id) FROM tenants t ORDER BY t.name").fetchall()
-        return [{"tenant": n, "tokens": k, "images": i} for n, k, i in rows]
+                "(SELECT count(*) FROM images i WHERE i.tenant = t.id), "
+                "(SELECT coalesce(sum(size), 0) FROM images i WHERE i.tenant = t.id) FROM tenants t ORDER BY t.name"
+            ).fetchall()
+        return [{"tenant": n, "tokens": k, "images": i, "bytes": b} for n, k, i, b in rows]
 
     def tenant_for(self, token: str) -> tuple[int, str] | None:
         """(tenant id, name) for a presented token, or None."""
