@@ -11,6 +11,7 @@ select shipped bundles (:func:`ric.zoo.bundles.resolve_shipped`); paths and code
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -26,6 +27,7 @@ from ric.container import (
     RECOVERED_MAC_FIELD,
     Ciphertext,
     check_field,
+    file_mac,
     message_digest,
     plain_mac,
     read_any,
@@ -42,8 +44,21 @@ from ric.errors import (
     UnknownNameError,
     quote,
 )
-from ric.imageio import list_images, open_image, read_image, read_native, to_tensor, write_png
+from ric.files import atomic_write_bytes, sha256_file
+from ric.imageio import (
+    PHOTO_FORMATS,
+    list_images,
+    open_image,
+    probe_image,
+    read_image,
+    read_native,
+    to_tensor,
+    write_png,
+)
 from ric.keys import SecretKey
+from ric.photos import read_photo, read_photo_bytes
+from ric.schemes.base import Scheme
+from ric.schemes.exact import sealed_file_of
 from ric.zoo import bundles
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
@@ -179,8 +194,13 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                   convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                   progress: Callable | None = None, ric=None, classifier: str | None = None,
                   classifier_config=None, scheme: str | None = None, bits: int | None = None,
-                  resize: bool = False, refine: bool = True) -> list[dict]:
+                  resize: bool = False, refine: bool = True, strip_metadata: bool = False) -> list[dict]:
     """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input).
+
+    Photos (exact scheme, a classifier that declares its preprocessing, an image not at the network's input size)
+    are sealed as their files, name included, in a compact carrier of a size class: decryption gives back the file
+    byte for byte (``strip_metadata``: EXIF/GPS, XMP and comments are dropped first). Dataset-size images keep
+    their own grid and a lossless pixel payload.
 
     Scheme: ``exact`` by default (classifier ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when
     ``scheme="paper"`` or a RIC ``model`` is named (``classifier`` then replaces the model's own). ``ric`` (a
@@ -194,30 +214,57 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
            load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size,
                        refine))
     check_encryption_scheme(sch)
-    rows, todo = scan_encrypt(paths, outs, key, sch, convert)
+    rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata)
     _tick(progress, len(paths) - len(todo))
-    encrypt_pending(rows, todo, key, sch, batch_size, progress, convert)
+    encrypt_pending(rows, todo, key, sch, batch_size, progress, convert, strip_metadata)
     return rows
 
 
-def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict"
-                 ) -> tuple[list[dict], list[int]]:
+def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict",
+                 strip: bool = False) -> tuple[list[dict], list[int]]:
     """Read and check every input (raises on the first bad one, before anything is written) and find the outputs
     that are already finished (status ``skipped``); returns the rows and the indices of the pending ones. One image
-    is in memory at a time: :func:`encrypt_pending` reads the pending ones again, ``batch_size`` at a time."""
+    is in memory at a time: :func:`encrypt_pending` reads the pending ones again, ``batch_size`` at a time. A photo
+    (:meth:`~ric.schemes.base.Scheme.takes_file`) is checked from its header here and decoded once, later."""
     rows: list[dict] = []
     todo: list[int] = []
     for p, o in zip(paths, outs, strict=True):
-        a = _read_plain(p, sch, convert)
-        sch.check_shape(a.shape)
-        if os.path.lexists(o):
-            ct = _finished_ciphertext(o, key, sch, a)
-            if ct is not None:
-                rows.append({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target})
-                continue
-        rows.append({"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name})
-        todo.append(len(rows) - 1)
+        if _takes_file(p, sch):
+            row = _scan_photo(p, o, key, sch, strip)
+        else:
+            a = _read_plain(p, sch, convert)
+            sch.check_shape(a.shape)
+            ct = _finished_ciphertext(o, key, sch, a) if os.path.lexists(o) else None
+            row = ({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target} if ct is not None
+                   else {"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name})
+        rows.append(row)
+        if row["status"] == "pending":
+            todo.append(len(rows) - 1)
     return rows, todo
+
+
+def _takes_file(p: Path, sch) -> bool:
+    """True if the scheme seals the file at ``p`` as a photo (its header is read and checked, nothing decoded)."""
+    if type(sch).takes_file is Scheme.takes_file:
+        return False
+    h, w, _ = probe_image(p, formats=PHOTO_FORMATS)
+    sch.check_shape((h, w, sch.channels))
+    return sch.takes_file(h, w)
+
+
+def _scan_photo(p: Path, o: Path, key: SecretKey, sch, strip: bool) -> dict:
+    row = {"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name, "carrier": "file"}
+    data = read_photo_bytes(p, strip)[0]
+    if os.path.lexists(o):
+        try:
+            ct = read_ciphertext(o)
+            ct.verify(key)
+            sch.check_ciphertext(ct)
+        except RICError:
+            return row  # not a finished ciphertext of this key/scheme: redo it (written atomically)
+        if ct.plain_mac and hmac.compare_digest(file_mac(key, ct.nonce, data), ct.plain_mac):
+            row.update(status="skipped", target=ct.target)
+    return row
 
 
 def _read_pending(rows: list[dict], idx: list[int], sch, convert: str) -> list[tuple[int, np.ndarray]]:
@@ -229,31 +276,56 @@ def _read_pending(rows: list[dict], idx: list[int], sch, convert: str) -> list[t
             a = _read_plain(Path(rows[ri]["input"]), sch, convert)
             sch.check_shape(a.shape)
         except RICError as e:
-            rows[ri].update(status="failed", error=str(e))
+            rows[ri].update(status="failed", error=str(e), code=e.exit_code)
             continue
         out.append((ri, a))
     return out
 
 
 def encrypt_pending(rows: list[dict], todo: list[int], key: SecretKey, sch, batch_size: int = 64,
-                    progress: Callable | None = None, convert: str = "strict") -> None:
-    """Encrypt the pending rows ``todo`` (from :func:`scan_encrypt`), reading ``batch_size`` images at a time; each
-    ciphertext is written atomically as it is made (status ``encrypted``), a failure is recorded in its row (status
-    ``failed``, ``error``)."""
-    for s in range(0, len(todo), batch_size):
-        idx = todo[s:s + batch_size]
+                    progress: Callable | None = None, convert: str = "strict", strip: bool = False) -> None:
+    """Encrypt the pending rows ``todo`` (from :func:`scan_encrypt`), reading ``batch_size`` images at a time (photos
+    one at a time); each ciphertext is written atomically as it is made (status ``encrypted``), a failure is
+    recorded in its row (status ``failed``, ``error``, ``code``: the CLI's exit code for it)."""
+    photos = [ri for ri in todo if rows[ri].get("carrier") == "file"]
+    for ri in photos:
+        _encrypt_photo_row(rows[ri], key, sch, convert, strip)
+        _tick(progress)
+    grid = [ri for ri in todo if rows[ri].get("carrier") != "file"]
+    for s in range(0, len(grid), batch_size):
+        idx = grid[s:s + batch_size]
         chunk = _read_pending(rows, idx, sch, convert)
         for (ri, a), res in zip(chunk, sch.encrypt([a for _, a in chunk], key) if chunk else [], strict=True):
-            row = rows[ri]
-            row.update(target=res.target, attempts=res.attempts)
-            if res.ciphertext is None:
-                row.update(status="failed", error=res.error)
-                continue
-            ct = res.ciphertext
-            ct.plain_mac = plain_mac(key, ct.nonce, a)
-            ct.sign(key).save(row["output"])
-            row["status"] = "encrypted"
+            if _record(rows[ri], res):
+                res.ciphertext.plain_mac = plain_mac(key, res.ciphertext.nonce, a)
+                res.ciphertext.sign(key).save(rows[ri]["output"])
+                rows[ri]["status"] = "encrypted"
         _tick(progress, len(idx))
+
+
+def _record(row: dict, res) -> bool:
+    """Copy an encryption result into its row; False (row ``failed``) when there is no ciphertext."""
+    row.update(target=res.target, attempts=res.attempts)
+    if res.ciphertext is None:
+        row.update(status="failed", error=res.error, code=1)
+        return False
+    return True
+
+
+def _encrypt_photo_row(row: dict, key: SecretKey, sch, convert: str, strip: bool) -> None:
+    """Decode one photo (once), encrypt it and write its ciphertext; a photo that turned out to be truncated or
+    corrupt fails its own row (code 2) and the job goes on."""
+    try:
+        photo = read_photo(row["input"], sch.channels, convert, strip)
+        res = sch.encrypt_photo(photo, key)
+    except RICError as e:
+        msg = str(e)
+        row.update(status="failed", error=msg.removeprefix(f"{row['input']}: "), code=e.exit_code)
+        return
+    if _record(row, res):
+        res.ciphertext.plain_mac = file_mac(key, res.ciphertext.nonce, photo.data)
+        res.ciphertext.sign(key).save(row["output"])
+        row.update(status="encrypted", carrier_shape=list(res.ciphertext.pixels.shape))
 
 
 def _finished_ciphertext(o: Path, key: SecretKey, sch, pixels: np.ndarray) -> Ciphertext | None:
@@ -400,13 +472,18 @@ def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bo
     outputs, and load and check the paper models that the pending files need (``load`` from :func:`paper_loader`)."""
     metas: list[Ciphertext] = []  # pixels dropped: a zero view of the right shape
     digests: list[bytes] = []
-    for p in paths:  # structure, then the tag, one file in memory at a time
+    files: dict[int, tuple[str, str]] = {}  # file-payload ciphertexts: (sealed name, sha256 of the file)
+    for i, p in enumerate(paths):  # structure, then the tag, one file in memory at a time
         ct = _read_verified(p, key, verify)
+        sealed = sealed_file_of(ct, key)
+        if sealed is not None:
+            files[i] = (sealed.name, hashlib.sha256(sealed.data).hexdigest())
         digests.append(message_digest(ct))
         metas.append(replace(ct, pixels=np.broadcast_to(np.zeros((), np.uint8), ct.pixels.shape)))
+    outs = _file_outputs(paths, outs, files)
     rows = []
-    for p, o, ct, dg in zip(paths, outs, metas, digests, strict=True):  # after every tag: resumable outputs
-        done = os.path.lexists(o) and _finished_recovery(o, key, dg)
+    for i, (p, o, ct, dg) in enumerate(zip(paths, outs, metas, digests, strict=True)):  # after every tag
+        done = os.path.lexists(o) and (_same_file(o, files[i][1]) if i in files else _finished_recovery(o, key, dg))
         rows.append({"input": str(p), "output": str(o), "status": "skipped" if done else "pending",
                      "target": ct.target if ct.target >= 0 else None, "scheme": ct.scheme_name})
     groups: dict[tuple, list[int]] = {}
@@ -415,6 +492,43 @@ def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bo
             groups.setdefault(_decrypt_group(ct, model, ric), []).append(i)
     schemes = _decrypt_schemes(groups, metas, paths, load or paper_loader(ric))
     return DecryptScan(rows, digests, groups, schemes)
+
+
+def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[str, str]]) -> list[Path]:
+    """The outputs of a decryption job: ``<stem>.png`` for pixel payloads, the sealed file name for photos (the
+    name travels inside the authenticated payload). Two photos with the same name get ``name (2).ext``, ... in
+    input order; an existing file that is not this photo is refused (it would be replaced), before any write."""
+    outs = list(outs)
+    taken = {o for i, o in enumerate(outs) if i not in files}
+    for i, (name, digest) in sorted(files.items()):
+        folder = outs[i].parent
+        base = Path(_plain_name(name, paths[i]))
+        o, n = folder / base.name, 1
+        while o in taken:
+            n += 1
+            o = folder / f"{base.stem} ({n}){base.suffix}"
+        taken.add(o)
+        if os.path.lexists(o) and not _same_file(o, digest):
+            raise InputError(f"{o} exists and is not the photo that {paths[i]} holds; decryption replaces no file "
+                             "it did not make: move it away or choose another output folder (-o)")
+        outs[i] = o
+    _refuse_overwriting_inputs(paths, outs)
+    return outs
+
+
+def _plain_name(name: str, source: Path) -> str:
+    """The sealed file name if it is a plain file name (no folder, no control character), else the ciphertext's
+    stem with the name's suffix."""
+    ok = (name not in ("", ".", "..") and "/" not in name and "\\" not in name and len(name) <= 255
+          and all(ch.isprintable() for ch in name))
+    return name if ok else source.stem + "".join(ch for ch in Path(name).suffix if ch.isalnum() or ch == ".")[:8]
+
+
+def _same_file(path: Path, digest: str) -> bool:
+    try:
+        return os.path.isfile(path) and not os.path.islink(path) and sha256_file(path) == digest
+    except OSError:
+        return False
 
 
 def decrypt_pending(paths: list[Path], scan: DecryptScan, key: SecretKey, verify: bool = True, batch_size: int = 64,
@@ -432,7 +546,10 @@ def decrypt_pending(paths: list[Path], scan: DecryptScan, key: SecretKey, verify
                     raise CiphertextError(f"{paths[i]}: file changed while decrypting; rerun")
                 cts.append(ct)
             for i, px in zip(part, scan.schemes[gk].decrypt(cts, key, verify=verify), strict=True):
-                write_png(rows[i]["output"], px, {RECOVERED_MAC_FIELD: recovered_mac(key, digests[i], px)})
+                if isinstance(px, np.ndarray):
+                    write_png(rows[i]["output"], px, {RECOVERED_MAC_FIELD: recovered_mac(key, digests[i], px)})
+                else:  # a photo: its own file, byte for byte
+                    atomic_write_bytes(rows[i]["output"], px.data)
                 rows[i]["status"] = "decrypted"
             _tick(progress, len(part))
 

@@ -84,7 +84,7 @@ def cmd_encrypt(args) -> int:
         rows = fn(inputs, args.output, model=args.model, convert=args.convert, device=args.device,
                   max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
-                  resize=args.resize, refine=not args.no_refine, **kw)
+                  resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata, **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -93,7 +93,7 @@ def cmd_encrypt(args) -> int:
     lines.append(f"encrypted {summary['encrypted']}, skipped {summary['skipped']} (already done), "
                  f"failed {summary['failed']} -> {args.output}")
     _emit(args, rows, summary, lines)
-    return 1 if failed else 0
+    return max((r.get("code", 1) for r in failed), default=0)  # 2: a bad photo, 1: a label not reached
 
 
 def cmd_classify(args) -> int:
@@ -267,6 +267,9 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("--convert", choices=("strict", "auto"), default="strict",
                    help="channel policy: strict = error on grey/RGBA for an RGB model; auto = replicate grey, "
                         "drop alpha (exact scheme: the image keeps its channels and comes back as it was)")
+    s.add_argument("--strip-metadata", action="store_true",
+                   help="exact scheme, photos: drop EXIF (with GPS), XMP, IPTC and comments (JPEG, PNG, WebP) before "
+                        "encryption; by default they stay inside the sealed file, where the cloud cannot see them")
     byo(s, "exact scheme: svhn-cnn7; paper scheme: the model's own")
     s.add_argument("--retries", type=int, default=3, help="fresh-nonce retries for a ciphertext the classifier "
                                                           "mislabels (default 3)")

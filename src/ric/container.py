@@ -46,6 +46,9 @@ from ric.imageio import png_bytes, write_png
 from ric.keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
+# zlib level of ciphertext PNGs: their pixels are noise, which no level compresses; stored blocks (level 0) are the
+# fastest at the same size (benchmarks/photos.py measures the levels on real carriers)
+ZLIB_LEVEL = 0
 MAX_FILE_BYTES = 1 << 28  # a ciphertext PNG larger than this is refused before it is read
 
 
@@ -186,10 +189,10 @@ class Ciphertext:
         return chunks
 
     def to_png(self) -> bytes:
-        return png_bytes(self.pixels, self.text_chunks())
+        return png_bytes(self.pixels, self.text_chunks(), ZLIB_LEVEL)
 
     def save(self, path: str | Path) -> Path:
-        return write_png(path, self.pixels, self.text_chunks())
+        return write_png(path, self.pixels, self.text_chunks(), ZLIB_LEVEL)
 
 
 # ------------------------------------------------------------------------------------------ keyed hashes
@@ -214,6 +217,15 @@ def plain_mac(key: SecretKey, nonce: bytes, pixels: np.ndarray) -> str:
         raise InputError(f"nonce must be {NONCE_BYTES} bytes")
     a = np.ascontiguousarray(pixels, dtype=np.uint8)
     return _mac(key, b"ric/plain-mac", nonce, _shape_bytes(a), a.tobytes())
+
+
+def file_mac(key: SecretKey, nonce: bytes, data: bytes) -> str:
+    """HMAC-SHA256 under the sub-key ``ric/file-mac`` over nonce ‖ the photo file's bytes as sealed: the
+    ``ric:plain-mac`` of a file-payload (format 2) ciphertext, so that a rerun skips an output only if it was made
+    from the same file."""
+    if len(nonce) != NONCE_BYTES:
+        raise InputError(f"nonce must be {NONCE_BYTES} bytes")
+    return _mac(key, b"ric/file-mac", nonce, data)
 
 
 RECOVERED_MAC_FIELD = "ric:recovered-mac"
