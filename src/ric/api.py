@@ -97,8 +97,9 @@ def list_models() -> list[dict]:
     return rows
 
 
-def _outputs(paths: list[Path], out_dir: Path) -> list[Path]:
-    outs = [out_dir / (p.stem + ".png") for p in paths]
+def _outputs(paths: list[Path], out_dir: Path, outs: list[Path] | None = None) -> list[Path]:
+    """``out_dir/<stem>.png`` per input (or the given ``outs``); refuses two inputs with one output."""
+    outs = [out_dir / (p.stem + ".png") for p in paths] if outs is None else outs
     seen: dict[Path, Path] = {}
     for p, o in zip(paths, outs, strict=True):
         if o in seen:
@@ -174,11 +175,12 @@ def _read_plain(p: Path, sch, convert: str) -> np.ndarray:
     return read_image(p, sch.channels, convert, size=size, hint=RESIZE_HINT)
 
 
-def plan_outputs(inputs: list, out_dir: str | Path) -> tuple[list[Path], list[Path]]:
-    """The input files of a batch job and their outputs ``out_dir/<stem>.png``; refuses name clashes and an
-    output that would overwrite an input (before anything is read or written)."""
+def plan_outputs(inputs: list, out_dir: str | Path, clashes: bool = True) -> tuple[list[Path], list[Path]]:
+    """The input files of a batch job and their outputs ``out_dir/<stem>.png``; refuses name clashes (unless
+    ``clashes=False``: decryption names a photo's output after its sealed name, and checks then) and an output that
+    would overwrite an input (before anything is read or written)."""
     paths = list_images(inputs)
-    outs = _outputs(paths, Path(out_dir))
+    outs = _outputs(paths, Path(out_dir)) if clashes else [Path(out_dir) / (p.stem + ".png") for p in paths]
     _refuse_overwriting_inputs(paths, outs)
     return paths, outs
 
@@ -430,7 +432,7 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     reads the files one at a time, verifies each as it is read and keeps only the metadata; then paper models
     are resolved and checked (a file's ``ric:model`` may only name a shipped model unless ``model``/``ric`` is
     given); the second pass reads, re-verifies and decrypts ``batch_size`` files at a time."""
-    paths, outs = plan_outputs(inputs, out_dir)
+    paths, outs = plan_outputs(inputs, out_dir, clashes=False)
     load = paper_loader(ric, device, batch_size, classifier, classifier_config)
     scan = scan_decrypt(paths, outs, key, verify, model, ric, load)
     _tick(progress, sum(r["status"] == "skipped" for r in scan.rows))
@@ -512,6 +514,7 @@ def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[st
             raise InputError(f"{o} exists and is not the photo that {paths[i]} holds; decryption replaces no file "
                              "it did not make: move it away or choose another output folder (-o)")
         outs[i] = o
+    _outputs(paths, outs[0].parent if outs else Path("."), outs)  # two ciphertexts of one name, not photos
     _refuse_overwriting_inputs(paths, outs)
     return outs
 

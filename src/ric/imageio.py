@@ -96,8 +96,11 @@ def probe_image(path: str | Path, max_pixels: int | None = None, formats: tuple[
 
 
 def _open_header(fp, name: str, formats) -> Image.Image:
+    if formats:
+        Image.init()
+        formats = [f for f in formats if f in Image.OPEN]  # HEIF only where its plugin is installed
     try:
-        return Image.open(fp, formats=list(formats) if formats else None)
+        return Image.open(fp, formats=formats or None)
     except UnidentifiedImageError:
         what = f" of a kind ric reads ({', '.join(formats)})" if formats else ""
         raise InputError(f"{name}: not an image file{what}") from None

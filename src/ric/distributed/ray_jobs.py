@@ -312,7 +312,7 @@ def decrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
                       chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.decrypt_files` on a Ray cluster: every file is authenticated (on the workers) before the
     first output is written; then the pending files are decrypted in chunks."""
-    paths, outs = plan_outputs(inputs, out_dir)
+    paths, outs = plan_outputs(inputs, out_dir, clashes=False)
     job = {"key": _key_spec(key), "model": _abs(model), "verify": verify, "device": device,
            "batch_size": batch_size, "classifier": _abs(classifier), "classifier_config": _abs(classifier_config)}
     return _two_pass("decrypt", job, paths, outs, address, workers, device, progress, chunk_size)

@@ -89,7 +89,7 @@ CODECS: dict[int, FileCodec] = {c.id: c for c in (
               _jxl_jpeg_available),
 )}
 BY_NAME = {c.name: c for c in CODECS.values()}
-DEFAULT_TRANSCODE = ("zlib",)  # tried by default; jpegxl-jpeg is opt-in (ric encrypt --recompress-jpeg)
+DEFAULT_TRANSCODE = ("zlib", "jpegxl-jpeg")  # tried on every photo; each is kept only where it is smaller
 
 
 def pack(data: bytes, fmt: str, candidates: tuple[str, ...] = DEFAULT_TRANSCODE) -> tuple[int, bytes]:
