@@ -35,7 +35,7 @@ def _labels(capsys, args):
 def test_photos_travel_as_their_files_in_compact_carriers(photos, tmp_path, capsys):
     d = photos
     rc = main(["encrypt", str(d / "in"), "-o", str(tmp_path / "ct"), "-k", str(d / "k"), "-c", "cifar10-resnet18",
-               "--convert", "auto", "-q"])
+               "--convert", "auto", "-q", "--keep-names"])
     assert rc == 0
     for name in SIZES:
         ct = read_ciphertext(tmp_path / "ct" / f"{name}.png")
@@ -107,12 +107,23 @@ def _encrypt(src, out, key, *extra):
                  "-q", *extra])
 
 
+def _ct(folder, key, name):
+    from ric.container import name_id
+    from ric.keys import SecretKey
+
+    return folder / (name_id(SecretKey.load(key), name) + ".png")
+
+
 def test_a_phone_folder_round_trips_byte_for_byte(phone, tmp_path):
     assert _encrypt(phone, tmp_path / "ct", tmp_path / "k") == 0
-    ct = read_ciphertext(tmp_path / "ct" / "IMG_0001.png")
-    assert b"PhoneMaker" not in (tmp_path / "ct" / "IMG_0001.png").read_bytes()  # EXIF travels sealed
+    names = sorted(p.name for p in (tmp_path / "ct").iterdir())
+    assert len(names) == 6 and all(len(n) == 36 and "IMG" not in n for n in names)  # opaque names in the cloud
+    ct_path = _ct(tmp_path / "ct", tmp_path / "k", "IMG_0001.jpg")
+    ct = read_ciphertext(ct_path)
+    assert b"PhoneMaker" not in ct_path.read_bytes() and b"IMG_0001" not in ct_path.read_bytes()  # sealed
     assert is_size_class(ct.pixels.shape) and ct.pixels.shape[0] < ct.pixels.shape[1]  # landscape 4:3 class
-    assert read_ciphertext(tmp_path / "ct" / "IMG_0002.png").pixels.shape[0] > ct.pixels.shape[0] - 1
+    portrait = read_ciphertext(_ct(tmp_path / "ct", tmp_path / "k", "IMG_0002.jpg")).pixels.shape
+    assert portrait[0] > portrait[1]
     assert main(["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k"), "-q"]) == 0
     for f in phone.iterdir():  # every file back under its own name and extension, same sha256
         assert (tmp_path / "rec" / f.name).read_bytes() == f.read_bytes(), f.name
@@ -148,7 +159,8 @@ def test_bad_photos_fail_alone_and_write_nothing(phone, tmp_path, capsys):
     assert _encrypt(phone, tmp_path / "ct", tmp_path / "k") == 2
     out = capsys.readouterr().out
     assert "FAILED" in out and "cut.jpg" in out and "truncated" in out and "Traceback" not in out
-    assert not (tmp_path / "ct" / "cut.png").exists() and (tmp_path / "ct" / "IMG_0001.png").exists()
+    assert not _ct(tmp_path / "ct", tmp_path / "k", "cut.jpg").exists()
+    assert _ct(tmp_path / "ct", tmp_path / "k", "IMG_0001.jpg").exists()
 
 
 def test_a_file_type_ric_does_not_read_is_refused_by_name(tmp_path, capsys):
@@ -170,8 +182,7 @@ def test_decrypt_replaces_no_file_it_did_not_make_and_keeps_same_names_apart(pho
     rec.mkdir()
     (rec / "IMG_0001.jpg").write_bytes(b"the user's own file")
     capsys.readouterr()
-    argv = ["decrypt", str(tmp_path / "ct1" / "IMG_0001.png"), str(tmp_path / "ct2" / "IMG_0001.png"), "-o", str(rec),
-            "-k", str(tmp_path / "k"), "-q"]
+    argv = ["decrypt", str(tmp_path / "ct1"), str(tmp_path / "ct2"), "-o", str(rec), "-k", str(tmp_path / "k"), "-q"]
     assert main(argv) == 2 and "exists and is not the photo" in capsys.readouterr().err
     assert (rec / "IMG_0001.jpg").read_bytes() == b"the user's own file"
     (rec / "IMG_0001.jpg").unlink()
@@ -186,6 +197,6 @@ def test_a_carrier_off_the_size_classes_is_refused(phone, tmp_path):
     from ric.schemes.exact import open_sealed
 
     assert _encrypt(phone / "IMG_0001.jpg", tmp_path / "ct", tmp_path / "k") == 0
-    px = read_ciphertext(tmp_path / "ct" / "IMG_0001.png").pixels
+    px = read_ciphertext(_ct(tmp_path / "ct", tmp_path / "k", "IMG_0001.jpg")).pixels
     with pytest.raises(CiphertextError, match="not one of the exact scheme's size classes"):
         open_sealed(SecretKey.load(tmp_path / "k"), np.ascontiguousarray(px[:, :-1]))

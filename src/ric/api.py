@@ -29,6 +29,7 @@ from ric.container import (
     check_field,
     file_mac,
     message_digest,
+    name_id,
     plain_mac,
     read_any,
     read_ciphertext,
@@ -196,13 +197,15 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                   convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                   progress: Callable | None = None, ric=None, classifier: str | None = None,
                   classifier_config=None, scheme: str | None = None, bits: int | None = None,
-                  resize: bool = False, refine: bool = True, strip_metadata: bool = False) -> list[dict]:
+                  resize: bool = False, refine: bool = True, strip_metadata: bool = False,
+                  keep_names: bool = False) -> list[dict]:
     """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input).
 
     Photos (exact scheme, a classifier that declares its preprocessing, an image not at the network's input size)
     are sealed as their files, name included, in a compact carrier of a size class: decryption gives back the file
-    byte for byte (``strip_metadata``: EXIF/GPS, XMP and comments are dropped first). Dataset-size images keep
-    their own grid and a lossless pixel payload.
+    byte for byte (``strip_metadata``: EXIF/GPS, XMP and comments are dropped first). A photo's ciphertext is named
+    by an opaque keyed id (:func:`ric.container.name_id`), since its name travels sealed; ``keep_names`` names it
+    ``<stem>.png`` instead. Dataset-size images keep their own grid, a lossless pixel payload and ``<stem>.png``.
 
     Scheme: ``exact`` by default (classifier ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when
     ``scheme="paper"`` or a RIC ``model`` is named (``classifier`` then replaces the model's own). ``ric`` (a
@@ -216,24 +219,30 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
            load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size,
                        refine))
     check_encryption_scheme(sch)
-    rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata)
+    rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata, keep_names)
     _tick(progress, len(paths) - len(todo))
     encrypt_pending(rows, todo, key, sch, batch_size, progress, convert, strip_metadata)
     return rows
 
 
 def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict",
-                 strip: bool = False) -> tuple[list[dict], list[int]]:
+                 strip: bool = False, keep_names: bool = False) -> tuple[list[dict], list[int]]:
     """Read and check every input (raises on the first bad one, before anything is written) and find the outputs
     that are already finished (status ``skipped``); returns the rows and the indices of the pending ones. One image
     is in memory at a time: :func:`encrypt_pending` reads the pending ones again, ``batch_size`` at a time. A photo
     (:meth:`~ric.schemes.base.Scheme.takes_file`) is checked from its header here and decoded once, later."""
     rows: list[dict] = []
     todo: list[int] = []
-    for p, o in zip(paths, outs, strict=True):
+    outs = list(outs)
+    for i, p in enumerate(paths):
         if _takes_file(p, sch):
-            row = _scan_photo(p, o, key, sch, strip)
+            if not keep_names:
+                outs[i] = outs[i].parent / (name_id(key, p.name) + ".png")
+                _outputs(paths[:i + 1], outs[i].parent, outs[:i + 1])
+                _refuse_overwriting_inputs(paths, outs[i:i + 1])
+            row = _scan_photo(p, outs[i], key, sch, strip)
         else:
+            o = outs[i]
             a = _read_plain(p, sch, convert)
             sch.check_shape(a.shape)
             ct = _finished_ciphertext(o, key, sch, a) if os.path.lexists(o) else None

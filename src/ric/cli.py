@@ -84,7 +84,8 @@ def cmd_encrypt(args) -> int:
         rows = fn(inputs, args.output, model=args.model, convert=args.convert, device=args.device,
                   max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
-                  resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata, **kw)
+                  resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata,
+                  keep_names=args.keep_names, **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -270,6 +271,9 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("--strip-metadata", action="store_true",
                    help="exact scheme, photos: drop EXIF (with GPS), XMP, IPTC and comments (JPEG, PNG, WebP) before "
                         "encryption; by default they stay inside the sealed file, where the cloud cannot see them")
+    s.add_argument("--keep-names", action="store_true",
+                   help="exact scheme, photos: name each ciphertext <stem>.png instead of an opaque keyed id (the "
+                        "cloud then sees your file names; decryption restores the sealed names either way)")
     byo(s, "exact scheme: svhn-cnn7; paper scheme: the model's own")
     s.add_argument("--retries", type=int, default=3, help="fresh-nonce retries for a ciphertext the classifier "
                                                           "mislabels (default 3)")

@@ -228,6 +228,13 @@ def file_mac(key: SecretKey, nonce: bytes, data: bytes) -> str:
     return _mac(key, b"ric/file-mac", nonce, data)
 
 
+def name_id(key: SecretKey, name: str) -> str:
+    """The opaque name of a photo's ciphertext: 32 hex digits of HMAC-SHA256 under the sub-key ``ric/name-id`` over
+    the photo's file name (UTF-8). The same name under the same key gives the same id (a rerun finds its outputs);
+    the id reveals only that two ciphertexts came from files of one name."""
+    return _mac(key, b"ric/name-id", name.encode("utf-8", "surrogatepass"))[:32]
+
+
 RECOVERED_MAC_FIELD = "ric:recovered-mac"
 
 

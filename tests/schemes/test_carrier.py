@@ -11,7 +11,7 @@ from ric.schemes import carrier
 def test_the_ladder_steps_by_less_than_ten_percent_in_area():
     sides = carrier.ladder()
     assert sides[0] == carrier.MIN_SIDE and sides[-1] >= carrier.MAX_SIDE
-    for a, b in zip(sides, sides[1:]):
+    for a, b in zip(sides, sides[1:], strict=False):
         assert b > a and (b / a) ** 2 < 1.10
 
 

@@ -136,10 +136,12 @@ class ShardWorker:
         return self._once("scheme", load)
 
     def do_encrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
-        return scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"])[0]
+        return scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"],
+                            self.job["keep_names"])[0]
 
     def do_encrypt(self, paths: list[Path], outs: list[Path]) -> list[dict]:
-        rows, todo = scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"])
+        rows, todo = scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"],
+                                  self.job["keep_names"])
         encrypt_pending(rows, todo, self.key(), self.scheme(), self.job["batch_size"], convert=self.job["convert"],
                         strip=self.job["strip"])
         return rows
@@ -292,14 +294,15 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
                       convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                       progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
                       scheme: str | None = None, bits: int | None = None, resize: bool = False,
-                      refine: bool = True, strip_metadata: bool = False, *, address: str | None = None,
-                      workers: int | None = None, chunk_size: int | None = None) -> list[dict]:
+                      refine: bool = True, strip_metadata: bool = False, keep_names: bool = False, *,
+                      address: str | None = None, workers: int | None = None, chunk_size: int | None = None
+                      ) -> list[dict]:
     """:func:`ric.api.encrypt_files` on a Ray cluster (``address``; ``workers`` actors, default one per CPU of
     the cluster, or per GPU with ``device="cuda"``). ``key``: a key file on the shared folder (read by every
     worker) or a :class:`~ric.keys.SecretKey`. Same rows, statuses and restart rules as the local job."""
     paths, outs = plan_outputs(inputs, out_dir)
     job = {"key": _key_spec(key), "convert": convert, "batch_size": batch_size, "strip": strip_metadata,
-           "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
+           "keep_names": keep_names, "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
                       "classifier_config": _abs(classifier_config), "bits": bits, "resize": resize,
                       "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}}
     return _two_pass("encrypt", job, paths, outs, address, workers, device, progress, chunk_size)
