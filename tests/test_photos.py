@@ -108,10 +108,10 @@ def _encrypt(src, out, key, *extra):
 
 
 def _ct(folder, key, name):
-    from ric.container import name_id
+    from ric.container import keyed_name_id
     from ric.keys import SecretKey
 
-    return folder / (name_id(SecretKey.load(key), name) + ".png")
+    return folder / (keyed_name_id(SecretKey.load(key), name) + ".png")
 
 
 def test_a_phone_folder_round_trips_byte_for_byte(phone, tmp_path):
@@ -200,3 +200,20 @@ def test_a_carrier_off_the_size_classes_is_refused(phone, tmp_path):
     px = read_ciphertext(_ct(tmp_path / "ct", tmp_path / "k", "IMG_0001.jpg")).pixels
     with pytest.raises(CiphertextError, match="not one of the exact scheme's size classes"):
         open_sealed(SecretKey.load(tmp_path / "k"), np.ascontiguousarray(px[:, :-1]))
+
+
+def test_a_server_that_swaps_names_is_caught(tmp_path, capsys):
+    from ric.api import sample_images
+
+    files = sample_images()[0][:2]
+    assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
+    assert main(["encrypt", *map(str, files), "-o", str(tmp_path / "ct"), "-k", str(tmp_path / "k"), "-q"]) == 0
+    a, b = (tmp_path / "ct" / (f.stem + ".png") for f in files)
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)  # what a compromised server could hand back
+    capsys.readouterr()
+    argv = ["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k"), "-q"]
+    assert main(argv) == 3
+    assert "written under another file name" in capsys.readouterr().err and not (tmp_path / "rec").exists()
+    assert main([*argv, "--any-name"]) == 0  # the owner may accept renamed files deliberately

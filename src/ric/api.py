@@ -28,8 +28,8 @@ from ric.container import (
     Ciphertext,
     check_field,
     file_mac,
+    keyed_name_id,
     message_digest,
-    name_id,
     plain_mac,
     read_any,
     read_ciphertext,
@@ -204,7 +204,7 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     Photos (exact scheme, a classifier that declares its preprocessing, an image not at the network's input size)
     are sealed as their files, name included, in a compact carrier of a size class: decryption gives back the file
     byte for byte (``strip_metadata``: EXIF/GPS, XMP and comments are dropped first). A photo's ciphertext is named
-    by an opaque keyed id (:func:`ric.container.name_id`), since its name travels sealed; ``keep_names`` names it
+    by an opaque keyed id (:func:`ric.container.keyed_name_id`), since its name travels sealed; ``keep_names`` names it
     ``<stem>.png`` instead. Dataset-size images keep their own grid, a lossless pixel payload and ``<stem>.png``.
 
     Scheme: ``exact`` by default (classifier ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when
@@ -237,7 +237,7 @@ def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, conve
     for i, p in enumerate(paths):
         if _takes_file(p, sch):
             if not keep_names:
-                outs[i] = outs[i].parent / (name_id(key, p.name) + ".png")
+                outs[i] = outs[i].parent / (keyed_name_id(key, p.name) + ".png")
                 _outputs(paths[:i + 1], outs[i].parent, outs[:i + 1])
                 _refuse_overwriting_inputs(paths, outs[i:i + 1])
             row = _scan_photo(p, outs[i], key, sch, strip)
@@ -309,7 +309,7 @@ def encrypt_pending(rows: list[dict], todo: list[int], key: SecretKey, sch, batc
         for (ri, a), res in zip(chunk, sch.encrypt([a for _, a in chunk], key) if chunk else [], strict=True):
             if _record(rows[ri], res):
                 res.ciphertext.plain_mac = plain_mac(key, res.ciphertext.nonce, a)
-                res.ciphertext.sign(key).save(rows[ri]["output"])
+                _save_named(res.ciphertext, key, rows[ri]["output"])
                 rows[ri]["status"] = "encrypted"
         _tick(progress, len(idx))
 
@@ -321,6 +321,12 @@ def _record(row: dict, res) -> bool:
         row.update(status="failed", error=res.error, code=1)
         return False
     return True
+
+
+def _save_named(ct: Ciphertext, key: SecretKey, path: str | Path) -> None:
+    """Sign and write ``ct`` with ``ric:name-id`` bound to the file name it is written under."""
+    ct.name_id = keyed_name_id(key, Path(path).name)
+    ct.sign(key).save(path)
 
 
 def _encrypt_photo_row(row: dict, key: SecretKey, sch, convert: str, strip: bool) -> None:
@@ -335,7 +341,7 @@ def _encrypt_photo_row(row: dict, key: SecretKey, sch, convert: str, strip: bool
         return
     if _record(row, res):
         res.ciphertext.plain_mac = file_mac(key, res.ciphertext.nonce, photo.data)
-        res.ciphertext.sign(key).save(row["output"])
+        _save_named(res.ciphertext, key, row["output"])
         row.update(status="encrypted", carrier_shape=list(res.ciphertext.pixels.shape))
 
 
@@ -431,7 +437,8 @@ def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: 
 
 def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str | None = None, verify: bool = True,
                   device: str = "cpu", batch_size: int = 64, progress: Callable | None = None,
-                  classifier: str | None = None, classifier_config=None, ric=None) -> list[dict]:
+                  classifier: str | None = None, classifier_config=None, ric=None, any_name: bool = False
+                  ) -> list[dict]:
     """Recover plaintext PNGs from ciphertexts of either scheme. With ``verify`` every file's tag is checked
     before anything is written; ``verify=False`` is for experiments only (e.g. brute-force studies on the paper
     scheme; an exact-scheme payload is always authenticated when it is opened).
@@ -440,10 +447,13 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     they were re-encoded losslessly (WebP lossless, TIFF): the pixels carry a header. Streaming: a first pass
     reads the files one at a time, verifies each as it is read and keeps only the metadata; then paper models
     are resolved and checked (a file's ``ric:model`` may only name a shipped model unless ``model``/``ric`` is
-    given); the second pass reads, re-verifies and decrypts ``batch_size`` files at a time."""
+    given); the second pass reads, re-verifies and decrypts ``batch_size`` files at a time.
+
+    A ciphertext whose output is named after it (not a photo) must carry the file name it was written under
+    (``ric:name-id``, keyed): a file renamed or swapped by whoever stored it is refused unless ``any_name``."""
     paths, outs = plan_outputs(inputs, out_dir, clashes=False)
     load = paper_loader(ric, device, batch_size, classifier, classifier_config)
-    scan = scan_decrypt(paths, outs, key, verify, model, ric, load)
+    scan = scan_decrypt(paths, outs, key, verify, model, ric, load, any_name)
     _tick(progress, sum(r["status"] == "skipped" for r in scan.rows))
     decrypt_pending(paths, scan, key, verify, batch_size, progress)
     return scan.rows
@@ -478,7 +488,7 @@ def paper_loader(ric=None, device: str = "cpu", batch_size: int = 64, classifier
 
 
 def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bool = True, model: str | None = None,
-                 ric=None, load: Callable | None = None) -> DecryptScan:
+                 ric=None, load: Callable | None = None, any_name: bool = False) -> DecryptScan:
     """Pass 1 of :func:`decrypt_files`: verify every file (raises before anything is written), find the finished
     outputs, and load and check the paper models that the pending files need (``load`` from :func:`paper_loader`)."""
     metas: list[Ciphertext] = []  # pixels dropped: a zero view of the right shape
@@ -489,6 +499,8 @@ def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bo
         sealed = sealed_file_of(ct, key)
         if sealed is not None:
             files[i] = (sealed.name, hashlib.sha256(sealed.data).hexdigest())
+        elif verify and ct.name_id and not any_name:
+            _check_name_binding(p, ct, key)
         digests.append(message_digest(ct))
         metas.append(replace(ct, pixels=np.broadcast_to(np.zeros((), np.uint8), ct.pixels.shape)))
     outs = _file_outputs(paths, outs, files)
@@ -503,6 +515,13 @@ def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bo
             groups.setdefault(_decrypt_group(ct, model, ric), []).append(i)
     schemes = _decrypt_schemes(groups, metas, paths, load or paper_loader(ric))
     return DecryptScan(rows, digests, groups, schemes)
+
+
+def _check_name_binding(p: Path, ct: Ciphertext, key: SecretKey) -> None:
+    """Refuse a ciphertext whose authenticated ``ric:name-id`` is not that of the name it is read under."""
+    if not hmac.compare_digest(keyed_name_id(key, p.name), ct.name_id):
+        raise AuthenticationError(f"{p}: this ciphertext was written under another file name (renamed, or swapped "
+                                  "by whoever stored it); rename it back, or pass --any-name to decrypt it as it is")
 
 
 def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[str, str]]) -> list[Path]:

@@ -124,7 +124,7 @@ def cmd_decrypt(args) -> int:
     try:
         rows = fn(inputs, args.output, model=args.model, verify=not args.no_verify, device=args.device,
                   batch_size=args.batch_size, progress=tick, classifier=args.classifier,
-                  classifier_config=args.classifier_config, **kw)
+                  classifier_config=args.classifier_config, any_name=args.any_name, **kw)
     finally:
         close()
     summary = {k: sum(r["status"] == k for r in rows) for k in ("decrypted", "skipped")}
@@ -299,6 +299,9 @@ def _owner_verbs(sub, byo, common) -> None:
     byo(s, "the model's own; must be the one used to encrypt")
     s.add_argument("--no-verify", action="store_true",
                    help="skip the authentication check (experiments only: a wrong key then yields noise)")
+    s.add_argument("--any-name", action="store_true",
+                   help="decrypt a ciphertext that was renamed since it was written (by default refused: a server "
+                        "that swaps two files' names is caught this way)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="cpu")
     common(s)

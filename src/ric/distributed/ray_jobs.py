@@ -161,7 +161,7 @@ class ShardWorker:
         j = self.job
         load = self._once("paper", lambda: paper_loader(None, j["device"], j["batch_size"], j["classifier"],
                                                         j["classifier_config"]))
-        return scan_decrypt(paths, outs, self.key(), j["verify"], j["model"], None, load)
+        return scan_decrypt(paths, outs, self.key(), j["verify"], j["model"], None, load, j["any_name"])
 
     def do_decrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         return self._decrypt_scan(paths, outs).rows
@@ -310,14 +310,15 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
 
 def decrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, model: str | None = None,
                       verify: bool = True, device: str = "cpu", batch_size: int = 64,
-                      progress: Callable | None = None, classifier: str | None = None, classifier_config=None, *,
-                      address: str | None = None, workers: int | None = None,
+                      progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
+                      any_name: bool = False, *, address: str | None = None, workers: int | None = None,
                       chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.decrypt_files` on a Ray cluster: every file is authenticated (on the workers) before the
     first output is written; then the pending files are decrypted in chunks."""
     paths, outs = plan_outputs(inputs, out_dir, clashes=False)
     job = {"key": _key_spec(key), "model": _abs(model), "verify": verify, "device": device,
-           "batch_size": batch_size, "classifier": _abs(classifier), "classifier_config": _abs(classifier_config)}
+           "batch_size": batch_size, "classifier": _abs(classifier), "classifier_config": _abs(classifier_config),
+           "any_name": any_name}
     return _two_pass("decrypt", job, paths, outs, address, workers, device, progress, chunk_size)
 
 
