@@ -11,6 +11,7 @@ select shipped bundles (:func:`ric.zoo.bundles.resolve_shipped`); paths and code
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -26,6 +27,8 @@ from ric.container import (
     RECOVERED_MAC_FIELD,
     Ciphertext,
     check_field,
+    file_mac,
+    keyed_name_id,
     message_digest,
     plain_mac,
     read_any,
@@ -42,8 +45,21 @@ from ric.errors import (
     UnknownNameError,
     quote,
 )
-from ric.imageio import list_images, open_image, read_image, read_native, to_tensor, write_png
+from ric.files import atomic_write_bytes, sha256_file
+from ric.imageio import (
+    PHOTO_FORMATS,
+    list_images,
+    open_image,
+    probe_image,
+    read_image,
+    read_native,
+    to_tensor,
+    write_png,
+)
 from ric.keys import SecretKey
+from ric.photos import read_photo, read_photo_bytes
+from ric.schemes.base import Scheme
+from ric.schemes.exact import sealed_file_of
 from ric.zoo import bundles
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
@@ -82,8 +98,9 @@ def list_models() -> list[dict]:
     return rows
 
 
-def _outputs(paths: list[Path], out_dir: Path) -> list[Path]:
-    outs = [out_dir / (p.stem + ".png") for p in paths]
+def _outputs(paths: list[Path], out_dir: Path, outs: list[Path] | None = None) -> list[Path]:
+    """``out_dir/<stem>.png`` per input (or the given ``outs``); refuses two inputs with one output."""
+    outs = [out_dir / (p.stem + ".png") for p in paths] if outs is None else outs
     seen: dict[Path, Path] = {}
     for p, o in zip(paths, outs, strict=True):
         if o in seen:
@@ -159,11 +176,12 @@ def _read_plain(p: Path, sch, convert: str) -> np.ndarray:
     return read_image(p, sch.channels, convert, size=size, hint=RESIZE_HINT)
 
 
-def plan_outputs(inputs: list, out_dir: str | Path) -> tuple[list[Path], list[Path]]:
-    """The input files of a batch job and their outputs ``out_dir/<stem>.png``; refuses name clashes and an
-    output that would overwrite an input (before anything is read or written)."""
+def plan_outputs(inputs: list, out_dir: str | Path, clashes: bool = True) -> tuple[list[Path], list[Path]]:
+    """The input files of a batch job and their outputs ``out_dir/<stem>.png``; refuses name clashes (unless
+    ``clashes=False``: decryption names a photo's output after its sealed name, and checks then) and an output that
+    would overwrite an input (before anything is read or written)."""
     paths = list_images(inputs)
-    outs = _outputs(paths, Path(out_dir))
+    outs = _outputs(paths, Path(out_dir)) if clashes else [Path(out_dir) / (p.stem + ".png") for p in paths]
     _refuse_overwriting_inputs(paths, outs)
     return paths, outs
 
@@ -179,8 +197,15 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                   convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                   progress: Callable | None = None, ric=None, classifier: str | None = None,
                   classifier_config=None, scheme: str | None = None, bits: int | None = None,
-                  resize: bool = False, refine: bool = True) -> list[dict]:
+                  resize: bool = False, refine: bool = True, strip_metadata: bool = False,
+                  keep_names: bool = False) -> list[dict]:
     """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input).
+
+    Photos (exact scheme, a classifier that declares its preprocessing, an image not at the network's input size)
+    are sealed as their files, name included, in a compact carrier of a size class: decryption gives back the file
+    byte for byte (``strip_metadata``: EXIF/GPS, XMP and comments are dropped first). A photo's ciphertext is named
+    by an opaque keyed id (:func:`ric.container.keyed_name_id`), since its name travels sealed; ``keep_names`` names it
+    ``<stem>.png`` instead. Dataset-size images keep their own grid, a lossless pixel payload and ``<stem>.png``.
 
     Scheme: ``exact`` by default (classifier ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when
     ``scheme="paper"`` or a RIC ``model`` is named (``classifier`` then replaces the model's own). ``ric`` (a
@@ -194,30 +219,63 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
            load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size,
                        refine))
     check_encryption_scheme(sch)
-    rows, todo = scan_encrypt(paths, outs, key, sch, convert)
+    rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata, keep_names)
     _tick(progress, len(paths) - len(todo))
-    encrypt_pending(rows, todo, key, sch, batch_size, progress, convert)
+    encrypt_pending(rows, todo, key, sch, batch_size, progress, convert, strip_metadata)
     return rows
 
 
-def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict"
-                 ) -> tuple[list[dict], list[int]]:
+def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict",
+                 strip: bool = False, keep_names: bool = False) -> tuple[list[dict], list[int]]:
     """Read and check every input (raises on the first bad one, before anything is written) and find the outputs
     that are already finished (status ``skipped``); returns the rows and the indices of the pending ones. One image
-    is in memory at a time: :func:`encrypt_pending` reads the pending ones again, ``batch_size`` at a time."""
+    is in memory at a time: :func:`encrypt_pending` reads the pending ones again, ``batch_size`` at a time. A photo
+    (:meth:`~ric.schemes.base.Scheme.takes_file`) is checked from its header here and decoded once, later."""
     rows: list[dict] = []
     todo: list[int] = []
-    for p, o in zip(paths, outs, strict=True):
-        a = _read_plain(p, sch, convert)
-        sch.check_shape(a.shape)
-        if os.path.lexists(o):
-            ct = _finished_ciphertext(o, key, sch, a)
-            if ct is not None:
-                rows.append({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target})
-                continue
-        rows.append({"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name})
-        todo.append(len(rows) - 1)
+    outs = list(outs)
+    for i, p in enumerate(paths):
+        if _takes_file(p, sch):
+            if not keep_names:
+                outs[i] = outs[i].parent / (keyed_name_id(key, p.name) + ".png")
+                _outputs(paths[:i + 1], outs[i].parent, outs[:i + 1])
+                _refuse_overwriting_inputs(paths, outs[i:i + 1])
+            row = _scan_photo(p, outs[i], key, sch, strip)
+        else:
+            o = outs[i]
+            a = _read_plain(p, sch, convert)
+            sch.check_shape(a.shape)
+            ct = _finished_ciphertext(o, key, sch, a) if os.path.lexists(o) else None
+            row = ({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target} if ct is not None
+                   else {"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name})
+        rows.append(row)
+        if row["status"] == "pending":
+            todo.append(len(rows) - 1)
     return rows, todo
+
+
+def _takes_file(p: Path, sch) -> bool:
+    """True if the scheme seals the file at ``p`` as a photo (its header is read and checked, nothing decoded)."""
+    if type(sch).takes_file is Scheme.takes_file:
+        return False
+    h, w, _ = probe_image(p, formats=PHOTO_FORMATS)
+    sch.check_shape((h, w, sch.channels))
+    return sch.takes_file(h, w)
+
+
+def _scan_photo(p: Path, o: Path, key: SecretKey, sch, strip: bool) -> dict:
+    row = {"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name, "carrier": "file"}
+    data = read_photo_bytes(p, strip)[0]
+    if os.path.lexists(o):
+        try:
+            ct = read_ciphertext(o)
+            ct.verify(key)
+            sch.check_ciphertext(ct)
+        except RICError:
+            return row  # not a finished ciphertext of this key/scheme: redo it (written atomically)
+        if ct.plain_mac and hmac.compare_digest(file_mac(key, ct.nonce, data), ct.plain_mac):
+            row.update(status="skipped", target=ct.target)
+    return row
 
 
 def _read_pending(rows: list[dict], idx: list[int], sch, convert: str) -> list[tuple[int, np.ndarray]]:
@@ -229,31 +287,62 @@ def _read_pending(rows: list[dict], idx: list[int], sch, convert: str) -> list[t
             a = _read_plain(Path(rows[ri]["input"]), sch, convert)
             sch.check_shape(a.shape)
         except RICError as e:
-            rows[ri].update(status="failed", error=str(e))
+            rows[ri].update(status="failed", error=str(e), code=e.exit_code)
             continue
         out.append((ri, a))
     return out
 
 
 def encrypt_pending(rows: list[dict], todo: list[int], key: SecretKey, sch, batch_size: int = 64,
-                    progress: Callable | None = None, convert: str = "strict") -> None:
-    """Encrypt the pending rows ``todo`` (from :func:`scan_encrypt`), reading ``batch_size`` images at a time; each
-    ciphertext is written atomically as it is made (status ``encrypted``), a failure is recorded in its row (status
-    ``failed``, ``error``)."""
-    for s in range(0, len(todo), batch_size):
-        idx = todo[s:s + batch_size]
+                    progress: Callable | None = None, convert: str = "strict", strip: bool = False) -> None:
+    """Encrypt the pending rows ``todo`` (from :func:`scan_encrypt`), reading ``batch_size`` images at a time (photos
+    one at a time); each ciphertext is written atomically as it is made (status ``encrypted``), a failure is
+    recorded in its row (status ``failed``, ``error``, ``code``: the CLI's exit code for it)."""
+    photos = [ri for ri in todo if rows[ri].get("carrier") == "file"]
+    for ri in photos:
+        _encrypt_photo_row(rows[ri], key, sch, convert, strip)
+        _tick(progress)
+    grid = [ri for ri in todo if rows[ri].get("carrier") != "file"]
+    for s in range(0, len(grid), batch_size):
+        idx = grid[s:s + batch_size]
         chunk = _read_pending(rows, idx, sch, convert)
         for (ri, a), res in zip(chunk, sch.encrypt([a for _, a in chunk], key) if chunk else [], strict=True):
-            row = rows[ri]
-            row.update(target=res.target, attempts=res.attempts)
-            if res.ciphertext is None:
-                row.update(status="failed", error=res.error)
-                continue
-            ct = res.ciphertext
-            ct.plain_mac = plain_mac(key, ct.nonce, a)
-            ct.sign(key).save(row["output"])
-            row["status"] = "encrypted"
+            if _record(rows[ri], res):
+                res.ciphertext.plain_mac = plain_mac(key, res.ciphertext.nonce, a)
+                _save_named(res.ciphertext, key, rows[ri]["output"])
+                rows[ri]["status"] = "encrypted"
         _tick(progress, len(idx))
+
+
+def _record(row: dict, res) -> bool:
+    """Copy an encryption result into its row; False (row ``failed``) when there is no ciphertext."""
+    row.update(target=res.target, attempts=res.attempts)
+    if res.ciphertext is None:
+        row.update(status="failed", error=res.error, code=1)
+        return False
+    return True
+
+
+def _save_named(ct: Ciphertext, key: SecretKey, path: str | Path) -> None:
+    """Sign and write ``ct`` with ``ric:name-id`` bound to the file name it is written under."""
+    ct.name_id = keyed_name_id(key, Path(path).name)
+    ct.sign(key).save(path)
+
+
+def _encrypt_photo_row(row: dict, key: SecretKey, sch, convert: str, strip: bool) -> None:
+    """Decode one photo (once), encrypt it and write its ciphertext; a photo that turned out to be truncated or
+    corrupt fails its own row (code 2) and the job goes on."""
+    try:
+        photo = read_photo(row["input"], sch.channels, convert, strip)
+        res = sch.encrypt_photo(photo, key)
+    except RICError as e:
+        msg = str(e)
+        row.update(status="failed", error=msg.removeprefix(f"{row['input']}: "), code=e.exit_code)
+        return
+    if _record(row, res):
+        res.ciphertext.plain_mac = file_mac(key, res.ciphertext.nonce, photo.data)
+        _save_named(res.ciphertext, key, row["output"])
+        row.update(status="encrypted", carrier_shape=list(res.ciphertext.pixels.shape))
 
 
 def _finished_ciphertext(o: Path, key: SecretKey, sch, pixels: np.ndarray) -> Ciphertext | None:
@@ -348,7 +437,8 @@ def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: 
 
 def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str | None = None, verify: bool = True,
                   device: str = "cpu", batch_size: int = 64, progress: Callable | None = None,
-                  classifier: str | None = None, classifier_config=None, ric=None) -> list[dict]:
+                  classifier: str | None = None, classifier_config=None, ric=None, any_name: bool = False
+                  ) -> list[dict]:
     """Recover plaintext PNGs from ciphertexts of either scheme. With ``verify`` every file's tag is checked
     before anything is written; ``verify=False`` is for experiments only (e.g. brute-force studies on the paper
     scheme; an exact-scheme payload is always authenticated when it is opened).
@@ -357,10 +447,13 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     they were re-encoded losslessly (WebP lossless, TIFF): the pixels carry a header. Streaming: a first pass
     reads the files one at a time, verifies each as it is read and keeps only the metadata; then paper models
     are resolved and checked (a file's ``ric:model`` may only name a shipped model unless ``model``/``ric`` is
-    given); the second pass reads, re-verifies and decrypts ``batch_size`` files at a time."""
-    paths, outs = plan_outputs(inputs, out_dir)
+    given); the second pass reads, re-verifies and decrypts ``batch_size`` files at a time.
+
+    A ciphertext whose output is named after it (not a photo) must carry the file name it was written under
+    (``ric:name-id``, keyed): a file renamed or swapped by whoever stored it is refused unless ``any_name``."""
+    paths, outs = plan_outputs(inputs, out_dir, clashes=False)
     load = paper_loader(ric, device, batch_size, classifier, classifier_config)
-    scan = scan_decrypt(paths, outs, key, verify, model, ric, load)
+    scan = scan_decrypt(paths, outs, key, verify, model, ric, load, any_name)
     _tick(progress, sum(r["status"] == "skipped" for r in scan.rows))
     decrypt_pending(paths, scan, key, verify, batch_size, progress)
     return scan.rows
@@ -395,18 +488,25 @@ def paper_loader(ric=None, device: str = "cpu", batch_size: int = 64, classifier
 
 
 def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bool = True, model: str | None = None,
-                 ric=None, load: Callable | None = None) -> DecryptScan:
+                 ric=None, load: Callable | None = None, any_name: bool = False) -> DecryptScan:
     """Pass 1 of :func:`decrypt_files`: verify every file (raises before anything is written), find the finished
     outputs, and load and check the paper models that the pending files need (``load`` from :func:`paper_loader`)."""
     metas: list[Ciphertext] = []  # pixels dropped: a zero view of the right shape
     digests: list[bytes] = []
-    for p in paths:  # structure, then the tag, one file in memory at a time
+    files: dict[int, tuple[str, str]] = {}  # file-payload ciphertexts: (sealed name, sha256 of the file)
+    for i, p in enumerate(paths):  # structure, then the tag, one file in memory at a time
         ct = _read_verified(p, key, verify)
+        sealed = sealed_file_of(ct, key)
+        if sealed is not None:
+            files[i] = (sealed.name, hashlib.sha256(sealed.data).hexdigest())
+        elif verify and ct.name_id and not any_name:
+            _check_name_binding(p, ct, key)
         digests.append(message_digest(ct))
         metas.append(replace(ct, pixels=np.broadcast_to(np.zeros((), np.uint8), ct.pixels.shape)))
+    outs = _file_outputs(paths, outs, files)
     rows = []
-    for p, o, ct, dg in zip(paths, outs, metas, digests, strict=True):  # after every tag: resumable outputs
-        done = os.path.lexists(o) and _finished_recovery(o, key, dg)
+    for i, (p, o, ct, dg) in enumerate(zip(paths, outs, metas, digests, strict=True)):  # after every tag
+        done = os.path.lexists(o) and (_same_file(o, files[i][1]) if i in files else _finished_recovery(o, key, dg))
         rows.append({"input": str(p), "output": str(o), "status": "skipped" if done else "pending",
                      "target": ct.target if ct.target >= 0 else None, "scheme": ct.scheme_name})
     groups: dict[tuple, list[int]] = {}
@@ -415,6 +515,51 @@ def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bo
             groups.setdefault(_decrypt_group(ct, model, ric), []).append(i)
     schemes = _decrypt_schemes(groups, metas, paths, load or paper_loader(ric))
     return DecryptScan(rows, digests, groups, schemes)
+
+
+def _check_name_binding(p: Path, ct: Ciphertext, key: SecretKey) -> None:
+    """Refuse a ciphertext whose authenticated ``ric:name-id`` is not that of the name it is read under."""
+    if not hmac.compare_digest(keyed_name_id(key, p.name), ct.name_id):
+        raise AuthenticationError(f"{p}: this ciphertext was written under another file name (renamed, or swapped "
+                                  "by whoever stored it); rename it back, or pass --any-name to decrypt it as it is")
+
+
+def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[str, str]]) -> list[Path]:
+    """The outputs of a decryption job: ``<stem>.png`` for pixel payloads, the sealed file name for photos (the
+    name travels inside the authenticated payload). Two photos with the same name get ``name (2).ext``, ... in
+    input order; an existing file that is not this photo is refused (it would be replaced), before any write."""
+    outs = list(outs)
+    taken = {o for i, o in enumerate(outs) if i not in files}
+    for i, (name, digest) in sorted(files.items()):
+        folder = outs[i].parent
+        base = Path(_plain_name(name, paths[i]))
+        o, n = folder / base.name, 1
+        while o in taken:
+            n += 1
+            o = folder / f"{base.stem} ({n}){base.suffix}"
+        taken.add(o)
+        if os.path.lexists(o) and not _same_file(o, digest):
+            raise InputError(f"{o} exists and is not the photo that {paths[i]} holds; decryption replaces no file "
+                             "it did not make: move it away or choose another output folder (-o)")
+        outs[i] = o
+    _outputs(paths, outs[0].parent if outs else Path("."), outs)  # two ciphertexts of one name, not photos
+    _refuse_overwriting_inputs(paths, outs)
+    return outs
+
+
+def _plain_name(name: str, source: Path) -> str:
+    """The sealed file name if it is a plain file name (no folder, no control character), else the ciphertext's
+    stem with the name's suffix."""
+    ok = (name not in ("", ".", "..") and "/" not in name and "\\" not in name and len(name) <= 255
+          and all(ch.isprintable() for ch in name))
+    return name if ok else source.stem + "".join(ch for ch in Path(name).suffix if ch.isalnum() or ch == ".")[:8]
+
+
+def _same_file(path: Path, digest: str) -> bool:
+    try:
+        return os.path.isfile(path) and not os.path.islink(path) and sha256_file(path) == digest
+    except OSError:
+        return False
 
 
 def decrypt_pending(paths: list[Path], scan: DecryptScan, key: SecretKey, verify: bool = True, batch_size: int = 64,
@@ -432,7 +577,10 @@ def decrypt_pending(paths: list[Path], scan: DecryptScan, key: SecretKey, verify
                     raise CiphertextError(f"{paths[i]}: file changed while decrypting; rerun")
                 cts.append(ct)
             for i, px in zip(part, scan.schemes[gk].decrypt(cts, key, verify=verify), strict=True):
-                write_png(rows[i]["output"], px, {RECOVERED_MAC_FIELD: recovered_mac(key, digests[i], px)})
+                if isinstance(px, np.ndarray):
+                    write_png(rows[i]["output"], px, {RECOVERED_MAC_FIELD: recovered_mac(key, digests[i], px)})
+                else:  # a photo: its own file, byte for byte
+                    atomic_write_bytes(rows[i]["output"], px.data)
                 rows[i]["status"] = "decrypted"
             _tick(progress, len(part))
 

@@ -84,7 +84,8 @@ def cmd_encrypt(args) -> int:
         rows = fn(inputs, args.output, model=args.model, convert=args.convert, device=args.device,
                   max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
-                  resize=args.resize, refine=not args.no_refine, **kw)
+                  resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata,
+                  keep_names=args.keep_names, **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -93,7 +94,7 @@ def cmd_encrypt(args) -> int:
     lines.append(f"encrypted {summary['encrypted']}, skipped {summary['skipped']} (already done), "
                  f"failed {summary['failed']} -> {args.output}")
     _emit(args, rows, summary, lines)
-    return 1 if failed else 0
+    return max((r.get("code", 1) for r in failed), default=0)  # 2: a bad photo, 1: a label not reached
 
 
 def cmd_classify(args) -> int:
@@ -123,7 +124,7 @@ def cmd_decrypt(args) -> int:
     try:
         rows = fn(inputs, args.output, model=args.model, verify=not args.no_verify, device=args.device,
                   batch_size=args.batch_size, progress=tick, classifier=args.classifier,
-                  classifier_config=args.classifier_config, **kw)
+                  classifier_config=args.classifier_config, any_name=args.any_name, **kw)
     finally:
         close()
     summary = {k: sum(r["status"] == k for r in rows) for k in ("decrypted", "skipped")}
@@ -267,6 +268,12 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("--convert", choices=("strict", "auto"), default="strict",
                    help="channel policy: strict = error on grey/RGBA for an RGB model; auto = replicate grey, "
                         "drop alpha (exact scheme: the image keeps its channels and comes back as it was)")
+    s.add_argument("--strip-metadata", action="store_true",
+                   help="exact scheme, photos: drop EXIF (with GPS), XMP, IPTC and comments (JPEG, PNG, WebP) before "
+                        "encryption; by default they stay inside the sealed file, where the cloud cannot see them")
+    s.add_argument("--keep-names", action="store_true",
+                   help="exact scheme, photos: name each ciphertext <stem>.png instead of an opaque keyed id (the "
+                        "cloud then sees your file names; decryption restores the sealed names either way)")
     byo(s, "exact scheme: svhn-cnn7; paper scheme: the model's own")
     s.add_argument("--retries", type=int, default=3, help="fresh-nonce retries for a ciphertext the classifier "
                                                           "mislabels (default 3)")
@@ -292,6 +299,9 @@ def _owner_verbs(sub, byo, common) -> None:
     byo(s, "the model's own; must be the one used to encrypt")
     s.add_argument("--no-verify", action="store_true",
                    help="skip the authentication check (experiments only: a wrong key then yields noise)")
+    s.add_argument("--any-name", action="store_true",
+                   help="decrypt a ciphertext that was renamed since it was written (by default refused: a server "
+                        "that swaps two files' names is caught this way)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="cpu")
     common(s)

@@ -6,6 +6,8 @@ the classifier whose NAE is inside), ``ric:nonce`` (32 hex digits),
 everything decryption regenerates from: codec weights, α, NAE attack settings, scrambling; files written
 before this field existed lack it and are still read), ``ric:plain-mac`` (optional: a keyed hash of the
 plaintext, see :func:`plain_mac`; lets an interrupted ``encrypt`` skip only outputs made from the same input),
+``ric:name-id`` (optional: :func:`keyed_name_id` of the file name the ciphertext was written under, so that a
+server that swaps two files' names is caught at decryption without learning the names),
 ``ric:scheme`` (optional, ``paper`` when absent) and ``ric:tag``: HMAC-SHA256, keyed by the key's MAC sub-key,
 over the format, every other metadata field, the image shape and the raw pixels. Any classifier reads the file
 as a normal image.
@@ -46,6 +48,9 @@ from ric.imageio import png_bytes, write_png
 from ric.keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
+# zlib level of ciphertext PNGs: their pixels are noise, which no level compresses; stored blocks (level 0) are the
+# fastest at the same size (benchmarks/photos.py measures the levels on real carriers)
+ZLIB_LEVEL = 0
 MAX_FILE_BYTES = 1 << 28  # a ciphertext PNG larger than this is refused before it is read
 # The fewest incompressible bits a ciphertext carries per sub-pixel: the exact scheme's low digits are AEAD output
 # (b >= 3 bits), the paper scheme's sub-pixels are ~8 bits of noise. So no lossless file of n bytes holds a
@@ -98,9 +103,9 @@ TARGET = r"0|[1-9][0-9]{0,8}"  # canonical non-negative decimal: no sign, leadin
 
 SCHEMES: dict[str, SchemeFields] = {
     "paper": SchemeFields(required=frozenset({"model", "classifier", "nonce", "target", "key-id", "tag"}),
-                          optional=frozenset({"model-fp", "plain-mac", "scheme"})),
+                          optional=frozenset({"model-fp", "plain-mac", "scheme", "name-id"})),
     "exact": SchemeFields(required=frozenset({"scheme", "bits", "classifier", "nonce", "target", "key-id", "tag"}),
-                          optional=frozenset({"plain-mac"})),
+                          optional=frozenset({"plain-mac", "name-id"})),
 }
 
 FIELDS: dict[str, Field] = {
@@ -113,6 +118,7 @@ FIELDS: dict[str, Field] = {
     "key-id": Field("key_id", _hex(16)),
     "model-fp": Field("model_fp", _hex(16)),
     "plain-mac": Field("plain_mac", _hex(64)),
+    "name-id": Field("name_id", _hex(32)),
     "tag": Field("tag", _hex(64), bytes.fromhex, bytes.hex, b""),
 }
 
@@ -142,6 +148,7 @@ class Ciphertext:
     classifier: str = ""
     model_fp: str = ""  # RIC.fingerprint of the model that encrypted it ("" in files older than the field)
     plain_mac: str = ""  # plain_mac(key, nonce, plaintext) ("" in files older than the field)
+    name_id: str = ""  # keyed_name_id(key, the file name it was written under) ("" in older files)
     scheme: str = ""  # "" = absent = "paper"
     bits: int = 0  # exact scheme: low bits per sub-pixel that carry the sealed image
 
@@ -195,10 +202,10 @@ class Ciphertext:
         return chunks
 
     def to_png(self) -> bytes:
-        return png_bytes(self.pixels, self.text_chunks())
+        return png_bytes(self.pixels, self.text_chunks(), ZLIB_LEVEL)
 
     def save(self, path: str | Path) -> Path:
-        return write_png(path, self.pixels, self.text_chunks())
+        return write_png(path, self.pixels, self.text_chunks(), ZLIB_LEVEL)
 
 
 # ------------------------------------------------------------------------------------------ keyed hashes
@@ -223,6 +230,23 @@ def plain_mac(key: SecretKey, nonce: bytes, pixels: np.ndarray) -> str:
         raise InputError(f"nonce must be {NONCE_BYTES} bytes")
     a = np.ascontiguousarray(pixels, dtype=np.uint8)
     return _mac(key, b"ric/plain-mac", nonce, _shape_bytes(a), a.tobytes())
+
+
+def file_mac(key: SecretKey, nonce: bytes, data: bytes) -> str:
+    """HMAC-SHA256 under the sub-key ``ric/file-mac`` over nonce ‖ the photo file's bytes as sealed: the
+    ``ric:plain-mac`` of a file-payload (format 2) ciphertext, so that a rerun skips an output only if it was made
+    from the same file."""
+    if len(nonce) != NONCE_BYTES:
+        raise InputError(f"nonce must be {NONCE_BYTES} bytes")
+    return _mac(key, b"ric/file-mac", nonce, data)
+
+
+def keyed_name_id(key: SecretKey, name: str) -> str:
+    """The opaque name of a photo's ciphertext (and, for every ciphertext, ``ric:name-id`` of its own file name):
+    32 hex digits of HMAC-SHA256 under the sub-key ``ric/name-id`` over
+    the photo's file name (UTF-8). The same name under the same key gives the same id (a rerun finds its outputs);
+    the id reveals only that two ciphertexts came from files of one name."""
+    return _mac(key, b"ric/name-id", name.encode("utf-8", "surrogatepass"))[:32]
 
 
 RECOVERED_MAC_FIELD = "ric:recovered-mac"

@@ -13,7 +13,9 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from ric.errors import InputError
 from ric.files import atomic_write_bytes
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".heic", ".heif"}
+# The Pillow decoders a photo may reach (HEIF only where pillow-heif is installed: ric.photos registers it).
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "PPM", "HEIF")
 
 # Channel policy (``convert``):
 #   "strict": the image must already have the classifier's channel count (default; clear error otherwise)
@@ -60,35 +62,70 @@ def check_header(img: Image.Image, name: str, size: tuple | None = None, max_pix
 
 
 def open_image(path: str | Path, size: tuple | None = None, max_pixels: int | None = None,
-               hint: str = "") -> Image.Image:
+               hint: str = "", formats: tuple[str, ...] | None = None) -> Image.Image:
     """Open and decode an image, header first: its size (against ``size`` (H, W) and ``max_pixels``) and bit
     depth are checked before any pixel is decoded. Decompression bombs and every decoding failure end in
-    :class:`InputError` (one line)."""
+    :class:`InputError` (one line). ``formats``: the Pillow decoders allowed (default: all of Pillow's)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    return _open(path, str(path), size, max_pixels, hint, formats)
+
+
+def open_image_bytes(data: bytes, name: str, size: tuple | None = None, max_pixels: int | None = None,
+                     formats: tuple[str, ...] | None = None) -> Image.Image:
+    """:func:`open_image` for a file already in memory (``name`` is used in messages)."""
+    return _open(io.BytesIO(data), name, size, max_pixels, "", formats)
+
+
+def probe_image(path: str | Path, max_pixels: int | None = None, formats: tuple[str, ...] | None = None
+                ) -> tuple[int, int, str]:
+    """``(height, width, Pillow format)`` from an image file's header (size and bit depth checked, nothing
+    decoded)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = _open_header(path, str(path), formats)
         try:
-            img = Image.open(path)
-        except UnidentifiedImageError:
-            raise InputError(f"{path}: not an image file") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise InputError(f"{path}: image too large to read safely ({e})") from None
-        except Exception as e:  # anything a malformed header provokes in a plugin
-            raise InputError(f"{path}: unreadable image ({_one_line(e)})") from None
+            check_header(img, str(path), None, max_pixels)
+            return img.size[1], img.size[0], str(img.format)
+        finally:
+            img.close()
+
+
+def _open_header(fp, name: str, formats) -> Image.Image:
+    if formats:
+        Image.init()
+        formats = [f for f in formats if f in Image.OPEN]  # HEIF only where its plugin is installed
+    try:
+        return Image.open(fp, formats=formats or None)
+    except UnidentifiedImageError:
+        what = f" of a kind ric reads ({', '.join(formats)})" if formats else ""
+        raise InputError(f"{name}: not an image file{what}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{name}: image too large to read safely ({e})") from None
+    except Exception as e:  # anything a malformed header provokes in a plugin
+        raise InputError(f"{name}: unreadable image ({_one_line(e)})") from None
+
+
+def _open(fp, name: str, size, max_pixels, hint: str, formats) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = _open_header(fp, name, formats)
         try:
-            check_header(img, str(path), size, max_pixels, hint)
+            check_header(img, name, size, max_pixels, hint)
             img.load()
         except InputError:
             img.close()
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             img.close()
-            raise InputError(f"{path}: image too large to read safely ({e})") from None
+            raise InputError(f"{name}: image too large to read safely ({e})") from None
         except Exception as e:  # OSError, SyntaxError, ValueError, zlib errors, ... from a damaged file
             img.close()
-            raise InputError(f"{path}: unreadable or truncated image ({_one_line(e)})") from None
+            raise InputError(f"{name}: unreadable or truncated image ({_one_line(e)})") from None
     return img
 
 
@@ -129,12 +166,13 @@ def read_image(path: str | Path, channels: int = 3, convert: str = "strict", siz
     return to_array(open_image(path, size=size, hint=hint), channels, convert, name=str(path))
 
 
-def read_native(path: str | Path, channels: int, convert: str = "strict", size: tuple | None = None) -> np.ndarray:
+def read_native(path: str | Path, channels: int, convert: str = "strict", size: tuple | None = None,
+                img: Image.Image | None = None) -> np.ndarray:
     """uint8 H×W×C in the image's own channels (C = 1 for grey, 3 for colour; palettes expanded, alpha dropped),
     for the exact scheme, which gives back exactly what it encrypts. The channel policy still applies against
     the classifier's ``channels``: with ``strict`` a grey image for an RGB classifier (or RGB for a grey one)
     is an error; with ``auto`` it is kept as it is and the classifier sees it converted."""
-    img = open_image(path, size=size)
+    img = open_image(path, size=size) if img is None else img
     mode = ("RGBA" if "transparency" in img.info else "RGB") if img.mode == "P" else img.mode
     have = _mode_channels(mode)
     if convert == "strict" and have != channels:
@@ -142,20 +180,21 @@ def read_native(path: str | Path, channels: int, convert: str = "strict", size: 
     return to_array(img, 1 if have in (1, 2) else 3, "auto", name=str(path))
 
 
-def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
-    """Encode uint8 H×W×C (C = 1 or 3) as PNG, with optional tEXt chunks."""
+def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 6) -> bytes:
+    """Encode uint8 H×W×C (C = 1 or 3) as PNG, with optional tEXt chunks, at zlib ``compress_level``."""
     a = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
     img = Image.fromarray(np.ascontiguousarray(a), mode="L" if a.ndim == 2 else "RGB")
     info = PngImagePlugin.PngInfo()
     for k, v in (text or {}).items():
         info.add_text(k, v)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info)
+    img.save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
     return buf.getvalue()
 
 
-def write_png(path: str | Path, pixels: np.ndarray, text: dict[str, str] | None = None) -> Path:
-    atomic_write_bytes(path, png_bytes(pixels, text))
+def write_png(path: str | Path, pixels: np.ndarray, text: dict[str, str] | None = None,
+              compress_level: int = 6) -> Path:
+    atomic_write_bytes(path, png_bytes(pixels, text, compress_level))
     return Path(path)
 
 

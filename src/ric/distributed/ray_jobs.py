@@ -136,11 +136,14 @@ class ShardWorker:
         return self._once("scheme", load)
 
     def do_encrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
-        return scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"])[0]
+        return scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"],
+                            self.job["keep_names"])[0]
 
     def do_encrypt(self, paths: list[Path], outs: list[Path]) -> list[dict]:
-        rows, todo = scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"])
-        encrypt_pending(rows, todo, self.key(), self.scheme(), self.job["batch_size"], convert=self.job["convert"])
+        rows, todo = scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"],
+                                  self.job["keep_names"])
+        encrypt_pending(rows, todo, self.key(), self.scheme(), self.job["batch_size"], convert=self.job["convert"],
+                        strip=self.job["strip"])
         return rows
 
     def do_idents(self, paths: list[Path]) -> set[str]:
@@ -158,7 +161,7 @@ class ShardWorker:
         j = self.job
         load = self._once("paper", lambda: paper_loader(None, j["device"], j["batch_size"], j["classifier"],
                                                         j["classifier_config"]))
-        return scan_decrypt(paths, outs, self.key(), j["verify"], j["model"], None, load)
+        return scan_decrypt(paths, outs, self.key(), j["verify"], j["model"], None, load, j["any_name"])
 
     def do_decrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         return self._decrypt_scan(paths, outs).rows
@@ -291,14 +294,15 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
                       convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                       progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
                       scheme: str | None = None, bits: int | None = None, resize: bool = False,
-                      refine: bool = True, *, address: str | None = None, workers: int | None = None,
-                      chunk_size: int | None = None) -> list[dict]:
+                      refine: bool = True, strip_metadata: bool = False, keep_names: bool = False, *,
+                      address: str | None = None, workers: int | None = None, chunk_size: int | None = None
+                      ) -> list[dict]:
     """:func:`ric.api.encrypt_files` on a Ray cluster (``address``; ``workers`` actors, default one per CPU of
     the cluster, or per GPU with ``device="cuda"``). ``key``: a key file on the shared folder (read by every
     worker) or a :class:`~ric.keys.SecretKey`. Same rows, statuses and restart rules as the local job."""
     paths, outs = plan_outputs(inputs, out_dir)
-    job = {"key": _key_spec(key), "convert": convert, "batch_size": batch_size,
-           "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
+    job = {"key": _key_spec(key), "convert": convert, "batch_size": batch_size, "strip": strip_metadata,
+           "keep_names": keep_names, "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
                       "classifier_config": _abs(classifier_config), "bits": bits, "resize": resize,
                       "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}}
     return _two_pass("encrypt", job, paths, outs, address, workers, device, progress, chunk_size)
@@ -306,14 +310,15 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
 
 def decrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, model: str | None = None,
                       verify: bool = True, device: str = "cpu", batch_size: int = 64,
-                      progress: Callable | None = None, classifier: str | None = None, classifier_config=None, *,
-                      address: str | None = None, workers: int | None = None,
+                      progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
+                      any_name: bool = False, *, address: str | None = None, workers: int | None = None,
                       chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.decrypt_files` on a Ray cluster: every file is authenticated (on the workers) before the
     first output is written; then the pending files are decrypted in chunks."""
-    paths, outs = plan_outputs(inputs, out_dir)
+    paths, outs = plan_outputs(inputs, out_dir, clashes=False)
     job = {"key": _key_spec(key), "model": _abs(model), "verify": verify, "device": device,
-           "batch_size": batch_size, "classifier": _abs(classifier), "classifier_config": _abs(classifier_config)}
+           "batch_size": batch_size, "classifier": _abs(classifier), "classifier_config": _abs(classifier_config),
+           "any_name": any_name}
     return _two_pass("decrypt", job, paths, outs, address, workers, device, progress, chunk_size)
 
 

@@ -42,6 +42,10 @@ class Scheme:
         """Ciphertexts back to their uint8 H×W×C plaintexts (``verify``: check every tag first)."""
         raise NotImplementedError
 
+    def takes_file(self, h: int, w: int) -> bool:
+        """True if an h×w image file is sealed as its file (the exact scheme's photos); False: as its pixels."""
+        return False
+
     def _public(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in ("classifier", "device")}
 

@@ -33,17 +33,22 @@ from ric.errors import AuthenticationError, CapacityError, CiphertextError, Inpu
 from ric.imageio import to_tensor
 from ric.keys import NONCE_BYTES, SecretKey, keystream, new_nonce
 from ric.nae import DigitAttack
-from ric.schemes import lossless
+from ric.schemes import carrier, filecodec, lossless
 from ric.schemes.base import EncryptResult, Scheme, channel_view, register_scheme, retry_loop
 
 MAGIC = b"RX"
-VERSION = 1
+VERSION = 1  # pixel payload: the plaintext's own grid carries it (dataset images, the API's arrays)
+FILE_VERSION = 2  # file payload: a photo's own bytes in a compact carrier of a size class (schemes.carrier)
+VERSIONS = (VERSION, FILE_VERSION)
 BITS = (3, 4, 5, 6, 7)
 DEFAULT_BITS = 6
 _HEADER = struct.Struct(">2sB8s16s")  # magic, version, key id, nonce
 _PREFIX = struct.Struct(">BBIII")  # codec id, plaintext channels, height, width, compressed length
+_FILE_PREFIX = struct.Struct(">BBHI")  # file codec id, flags, name length (UTF-8 bytes), payload length
 _TAG = 16
 OVERHEAD_BYTES = _HEADER.size + _TAG + _PREFIX.size
+FLAG_STRIPPED = 1  # file payload: metadata was stripped before encryption (ric encrypt --strip-metadata)
+MAX_NAME_BYTES = 255
 
 
 # ---------------------------------------------------------------------------------------- digits
@@ -101,22 +106,73 @@ def _aead(key: SecretKey, nonce: bytes) -> ChaCha20Poly1305:
     return ChaCha20Poly1305(key.subkey(b"ric/exact/aead" + nonce))
 
 
-def seal(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int, int], plain: np.ndarray,
-         packed: tuple[int, bytes] | None = None) -> np.ndarray:
-    """Low digits (uint8 H×W×C, values < 2^bits) carrying ``plain`` (uint8 h×w×c, any size that fits)."""
+def _seal_stream(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int, int], version: int,
+                 body: bytes) -> np.ndarray:
+    """Low digits (uint8 H×W×C) holding ``bits``, the public header and ``body`` (padded to the capacity with
+    zeros) sealed with ChaCha20-Poly1305; the associated data binds the header, ``bits`` and the shape."""
     if bits not in BITS:
         raise InputError(f"bits must be one of {BITS}, got {bits}")
-    codec_id, data = packed or lossless.compress(plain)
-    room = room_bytes(shape, bits)
-    if len(data) > room:
-        raise capacity_error(shape, bits, len(data))
-    header = _HEADER.pack(MAGIC, VERSION, bytes.fromhex(key.key_id), nonce)
-    body = _PREFIX.pack(codec_id, plain.shape[2], plain.shape[0], plain.shape[1], len(data)) + data
-    body += bytes(room - len(data))
-    sealed = _aead(key, nonce).encrypt(b"\x00" * 12, body, _aad(header, bits, shape))
+    header = _HEADER.pack(MAGIC, version, bytes.fromhex(key.key_id), nonce)
+    room = capacity_bytes(shape, bits) - _HEADER.size - _TAG
+    if len(body) > room:
+        raise AssertionError("sealed body longer than its room")
+    sealed = _aead(key, nonce).encrypt(b"\x00" * 12, body + bytes(room - len(body)), _aad(header, bits, shape))
     n = shape[0] * shape[1] * shape[2]
     digits = np.concatenate([[bits], _to_digits(header + sealed, bits, n - 1)]).astype(np.uint8)
     return digits.reshape(shape)
+
+
+def seal(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int, int], plain: np.ndarray,
+         packed: tuple[int, bytes] | None = None) -> np.ndarray:
+    """Low digits (uint8 H×W×C, values < 2^bits) carrying ``plain`` (uint8 h×w×c, any size that fits), format
+    version 1."""
+    if bits not in BITS:
+        raise InputError(f"bits must be one of {BITS}, got {bits}")
+    codec_id, data = packed or lossless.compress(plain)
+    if len(data) > room_bytes(shape, bits):
+        raise capacity_error(shape, bits, len(data))
+    body = _PREFIX.pack(codec_id, plain.shape[2], plain.shape[0], plain.shape[1], len(data)) + data
+    return _seal_stream(key, nonce, bits, shape, VERSION, body)
+
+
+def file_room(shape: tuple[int, int, int], bits: int) -> int:
+    """Bytes of (file codec output + UTF-8 name) that a format-2 carrier of ``shape`` holds."""
+    return capacity_bytes(shape, bits) - _HEADER.size - _TAG - _FILE_PREFIX.size
+
+
+def file_body(name: str, codec_id: int, data: bytes, flags: int = 0) -> bytes:
+    """The plaintext of a format-2 payload: prefix, the file's name (UTF-8) and its (transcoded) bytes."""
+    raw = name.encode("utf-8")
+    if len(raw) > MAX_NAME_BYTES:
+        raise InputError(f"file name {quote(name)} is longer than {MAX_NAME_BYTES} bytes")
+    return _FILE_PREFIX.pack(codec_id, flags, len(raw), len(data)) + raw + data
+
+
+def seal_file(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int, int], body: bytes) -> np.ndarray:
+    """Low digits of a format-2 carrier holding ``body`` (:func:`file_body`)."""
+    return _seal_stream(key, nonce, bits, shape, FILE_VERSION, body)
+
+
+@dataclass(frozen=True)
+class SealedFile:
+    """What a format-2 ciphertext gives back: the photo's file name and its original bytes."""
+
+    name: str
+    data: bytes
+    stripped: bool = False  # metadata was dropped before encryption
+
+
+def _open_file_body(body: bytes) -> SealedFile:
+    codec_id, flags, n_name, length = _FILE_PREFIX.unpack_from(body)
+    start = _FILE_PREFIX.size
+    if start + n_name + length > len(body):
+        raise CiphertextError("malformed payload")
+    try:
+        name = body[start:start + n_name].decode("utf-8")
+    except UnicodeDecodeError:
+        raise CiphertextError("malformed payload (file name is not UTF-8)") from None
+    data = filecodec.unpack(codec_id, body[start + n_name:start + n_name + length])
+    return SealedFile(name, data, bool(flags & FLAG_STRIPPED))
 
 
 @dataclass(frozen=True)
@@ -126,6 +182,7 @@ class Header:
     bits: int
     key_id: str
     nonce: bytes
+    version: int = VERSION
 
 
 def read_header(pixels: np.ndarray) -> Header:
@@ -139,16 +196,19 @@ def read_header(pixels: np.ndarray) -> Header:
     magic, version, key_id, nonce = _HEADER.unpack(head)
     if magic != MAGIC:
         raise CiphertextError("not an exact-scheme ciphertext (no RIC header in the pixels)")
-    if version != VERSION:
-        raise CiphertextError(f"unsupported exact-scheme version {version} (this is {VERSION})")
-    return Header(bits, key_id.hex(), nonce)
+    if version not in VERSIONS:
+        raise CiphertextError(f"unsupported exact-scheme version {version} (this version reads {VERSIONS})")
+    return Header(bits, key_id.hex(), nonce, version)
 
 
-def open_sealed(key: SecretKey, pixels: np.ndarray) -> np.ndarray:
-    """Authenticate and decrypt the low digits of ``pixels`` (uint8 H×W×C): the plaintext, bit-exact."""
+def open_sealed(key: SecretKey, pixels: np.ndarray) -> np.ndarray | SealedFile:
+    """Authenticate and decrypt the low digits of ``pixels`` (uint8 H×W×C): the plaintext, bit-exact (format 1),
+    or the sealed photo file (format 2, a :class:`SealedFile`)."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     shape = tuple(int(s) for s in pixels.shape)
     hd = read_header(pixels)
+    if hd.version == FILE_VERSION and not carrier.is_size_class(shape):
+        raise CiphertextError(f"a {shape[0]}x{shape[1]} carrier is not one of the exact scheme's size classes")
     if hd.key_id != key.key_id:  # the public key id says it all: refused before the payload is unpacked
         raise AuthenticationError(f"wrong key (the image was encrypted under key id {hd.key_id}, "
                                   f"this key is {key.key_id})")
@@ -159,6 +219,8 @@ def open_sealed(key: SecretKey, pixels: np.ndarray) -> np.ndarray:
         body = _aead(key, hd.nonce).decrypt(b"\x00" * 12, sealed, _aad(header, hd.bits, shape))
     except InvalidTag:
         raise AuthenticationError("authentication failed: the pixels were modified") from None
+    if hd.version == FILE_VERSION:
+        return _open_file_body(body)
     codec_id, channels, h, w, length = _PREFIX.unpack_from(body)
     if channels not in (1, 3) or length > len(body) - _PREFIX.size:
         raise CiphertextError("malformed payload")
@@ -178,10 +240,24 @@ def keyed_digits(key: SecretKey, nonce: bytes, shape: tuple[int, int, int], bits
 
 
 # ---------------------------------------------------------------------------------------- scheme
+@dataclass
+class Photo:
+    """A photo as the exact scheme seals it: its file ``name``, the file's bytes ``data`` as given (or with its
+    metadata stripped), its ``format`` (:func:`ric.schemes.filecodec.sniff`) and its decoded uint8 pixels (for
+    the label only)."""
+
+    name: str
+    data: bytes
+    format: str
+    pixels: np.ndarray
+    stripped: bool = False
+
+
 def default_bits(classifier) -> int:
     """The classifier's declared ``exact_bits`` (its bundle config or bring-your-own JSON), else
     :data:`DEFAULT_BITS`. Measured per set by ``benchmarks/exact.py --bits-sweep``."""
     return int(getattr(classifier, "exact_bits", 0) or DEFAULT_BITS)
+
 
 @register_scheme("exact")
 class ExactScheme(Scheme):
@@ -189,10 +265,12 @@ class ExactScheme(Scheme):
     ``ric encrypt``, which also write the authenticated container).
 
     ``bits``: low bits per sub-pixel that carry the sealed image (the rest is the adversarial digit);
-    ``attack``: :class:`DigitAttack` settings; ``max_retries``: fresh-nonce retries for a missed label."""
+    ``attack``: :class:`DigitAttack` settings; ``max_retries``: fresh-nonce retries for a missed label;
+    ``transcode``: the byte-reversible file codecs (:mod:`ric.schemes.filecodec`) tried on photos."""
 
     def __init__(self, classifier=None, bits: int | None = None, attack: dict | None = None, max_retries: int = 3,
-                 batch_size: int = 64, device: str | torch.device = "cpu"):
+                 batch_size: int = 64, device: str | torch.device = "cpu",
+                 transcode: tuple[str, ...] = filecodec.DEFAULT_TRANSCODE):
         self.device = torch.device(device)
         self.classifier = None  # ExactScheme() decrypts: decryption needs the key only
         self.bits = 0
@@ -205,6 +283,7 @@ class ExactScheme(Scheme):
         self.attack = DigitAttack(**{k: v for k, v in (attack or {}).items() if k != "name"})
         self.max_retries = int(max_retries)
         self.batch_size = int(batch_size)
+        self.transcode = tuple(transcode)
 
     @property
     def channels(self) -> int:
@@ -256,20 +335,24 @@ class ExactScheme(Scheme):
             packed[i] = lossless.compress(a, room=room)
             if len(packed[i][1]) > room:
                 res[i].error = str(capacity_error(shape, self.bits, len(packed[i][1])))
-        attempts, failed = retry_loop([i for i in range(len(plains)) if not res[i].error],
-                                      lambda pending: self._attempt(pending, plains, packed, t, shape, key, res),
+        makers = {i: (lambda nonce, i=i: seal(key, nonce, self.bits, shape, plains[i], packed[i])) for i in packed}
+        self._run_attempts([i for i in range(len(plains)) if not res[i].error], makers, t, shape, key, res)
+        return res
+
+    def _run_attempts(self, items, makers, t, shape, key, res) -> None:
+        """The retry loop over ``items`` (all of one carrier ``shape``); ``makers[i](nonce)`` seals item i's low
+        digits under a fresh nonce. Fills ``res`` (ciphertext, attempts, steps, or the error of a miss)."""
+        attempts, failed = retry_loop(items, lambda pending: self._attempt(pending, makers, t, shape, key, res),
                                       self.max_retries)
         for i, n in attempts.items():
             res[i].attempts = n
         for i in failed:
             res[i].error = (f"classifier does not label the ciphertext as {res[i].target} after "
                             f"{res[i].attempts} attempts")
-        return res
 
-    def _attempt(self, pending, plains, packed, t, shape, key, res) -> list[int]:
+    def _attempt(self, pending, makers, t, shape, key, res) -> list[int]:
         nonces = [new_nonce() for _ in pending]
-        m = np.stack([seal(key, n, self.bits, shape, plains[i], packed[i]) for n, i in zip(nonces, pending,
-                                                                                           strict=True)])
+        m = np.stack([makers[i](n) for n, i in zip(nonces, pending, strict=True)])
         starts = [keyed_digits(key, n, shape, self.bits) for n in nonces]
         to = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).to(self.device)  # noqa: E731
         q, steps = self.attack(self.classifier, to(list(m)), to([s[0] for s in starts]),
@@ -287,6 +370,35 @@ class ExactScheme(Scheme):
                 still.append(i)
         return still
 
+    # ------------------------------------------------------------------------------------ photos
+    def takes_file(self, h: int, w: int) -> bool:
+        """True if an h×w image file is sealed as its file in a compact carrier (format 2): the classifier declares
+        its preprocessing and the image is not at the network's input size (which keeps its own grid)."""
+        return self.classifier.preprocess is not None and (h, w) != tuple(self.classifier.input_shape[1:])
+
+    def carrier_shape(self, h: int, w: int, nbytes: int) -> tuple[int, int, int]:
+        """The size class of an h×w photo whose payload (transcoded file + name) has ``nbytes``."""
+        try:
+            return carrier.smallest_class(h, w, self.channels, lambda s: file_room(s, self.bits) >= nbytes)
+        except ValueError:
+            raise CapacityError(f"a {nbytes}-byte photo is larger than the largest carrier") from None
+
+    def encrypt_photo(self, photo: Photo, key: SecretKey) -> EncryptResult:
+        """Encrypt one photo: its file (transcoded when that is smaller and byte-reversible) and name sealed in the
+        low digits of the smallest carrier of its size class, labelled ``C(photo)`` through the classifier's
+        declared preprocessing. The decoded pixels are used for the label only."""
+        if self.classifier is None:
+            raise InputError("this ExactScheme decrypts only: give it a classifier to encrypt")
+        h, w = photo.pixels.shape[:2]
+        t = self._predict(channel_view(photo.pixels, self.channels)[None])
+        res = [EncryptResult(None, int(t[0]), 0)]
+        codec_id, data = filecodec.pack(photo.data, photo.format, self.transcode)
+        body = file_body(photo.name, codec_id, data, FLAG_STRIPPED if photo.stripped else 0)
+        shape = self.carrier_shape(h, w, len(body) - _FILE_PREFIX.size)
+        self.classifier.check_input((self.channels, shape[0], shape[1]))
+        self._run_attempts([0], {0: lambda nonce: seal_file(key, nonce, self.bits, shape, body)}, t, shape, key, res)
+        return res[0]
+
     def decrypt(self, cts: list, key: SecretKey, verify: bool = True) -> list[np.ndarray]:
         """The plaintexts of ``cts`` (:class:`~ric.container.Ciphertext` objects or bare uint8 pixels),
         bit-exact. The payload's own tag is always checked; with ``verify`` the container's tag (over metadata
@@ -294,7 +406,7 @@ class ExactScheme(Scheme):
         return [decrypt_one(ct, key, verify) for ct in cts]
 
 
-def decrypt_one(ct, key: SecretKey, verify: bool = True) -> np.ndarray:
+def decrypt_one(ct, key: SecretKey, verify: bool = True) -> np.ndarray | SealedFile:
     """One exact-scheme ciphertext (or its bare pixels) back to its plaintext; see :meth:`ExactScheme.decrypt`."""
     if isinstance(ct, np.ndarray):
         return open_sealed(key, ct)
@@ -305,3 +417,10 @@ def decrypt_one(ct, key: SecretKey, verify: bool = True) -> np.ndarray:
         if (hd.bits, hd.key_id, hd.nonce) != (ct.bits, ct.key_id, ct.nonce):
             raise CiphertextError("the ciphertext's metadata and the header in its pixels disagree")
     return open_sealed(key, ct.pixels)
+
+
+def sealed_file_of(ct, key: SecretKey) -> SealedFile | None:
+    """The sealed photo of an (already authenticated) exact-scheme ciphertext of format 2, else ``None``."""
+    if getattr(ct, "scheme_name", "") != "exact" or read_header(ct.pixels).version != FILE_VERSION:
+        return None
+    return decrypt_one(ct, key, verify=False)
