@@ -251,13 +251,14 @@ def hostile_md(h: dict) -> list[str]:
 def _uploads(log) -> tuple[bytes, bytes]:
     from ric.classifiers import load_classifier
     from ric.container import Ciphertext
+    from ric.imageio import png_bytes
     from ric.keys import new_nonce
 
     ident = load_classifier(CLASSIFIER).ident
 
-    def ct(px):
-        return Ciphertext(px, "", new_nonce(), 1, "0" * 16, tag=b"\x01" * 32, classifier=ident, scheme="exact",
-                          bits=6).to_png()
+    def ct(px):  # compressed as well as zlib can: the attacker's choice (ric itself writes stored blocks)
+        c = Ciphertext(px, "", new_nonce(), 1, "0" * 16, tag=b"\x01" * 32, classifier=ident, scheme="exact", bits=6)
+        return png_bytes(c.pixels, c.text_chunks(), 9)
 
     zero = ct(np.zeros((2048, 2048, 3), np.uint8))
     dense = ct(np.random.default_rng(0).integers(0, 16, (2048, 2048, 3), dtype=np.uint8))

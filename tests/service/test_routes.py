@@ -19,7 +19,7 @@ with warnings.catch_warnings():
 
 from ric.classifiers import load_classifier  # noqa: E402
 from ric.container import Ciphertext  # noqa: E402
-from ric.imageio import to_tensor  # noqa: E402
+from ric.imageio import png_bytes, to_tensor  # noqa: E402
 from ric.keys import new_nonce  # noqa: E402
 from ric.preprocess import Preprocess  # noqa: E402
 from ric.service.app import create_app  # noqa: E402
@@ -39,9 +39,11 @@ def resizing():
 
 
 def _ct(clf, pixels) -> bytes:
-    """A structurally valid ciphertext for ``clf`` with these pixels (the server has no key: it cannot check tags)."""
-    return Ciphertext(pixels, "", new_nonce(), 1, "0" * 16, tag=b"\x01" * 32, classifier=clf.ident, scheme="exact",
-                      bits=6).to_png()
+    """A structurally valid ciphertext for ``clf`` with these pixels (the server has no key: it cannot check tags),
+    compressed as well as zlib can (an attacker's choice: ric itself writes stored blocks)."""
+    ct = Ciphertext(pixels, "", new_nonce(), 1, "0" * 16, tag=b"\x01" * 32, classifier=clf.ident, scheme="exact",
+                    bits=6)
+    return png_bytes(ct.pixels, ct.text_chunks(), 9)
 
 
 def _auth(token):
