@@ -433,7 +433,7 @@ def read_bare(path: str | Path) -> Ciphertext:
 
     name = str(path)
     try:
-        with imageio.open_image(path) as img:
+        with imageio.open_image(path, formats=imageio.CIPHERTEXT_FORMATS) as img:
             if img.mode not in ("L", "RGB", "P"):
                 raise CiphertextError(f"{name}: not a RIC ciphertext (mode {img.mode}; ciphertexts are 8-bit grey "
                                       "or RGB)")
