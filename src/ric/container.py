@@ -236,6 +236,7 @@ def name_id(key: SecretKey, name: str) -> str:
 
 
 RECOVERED_MAC_FIELD = "ric:recovered-mac"
+RECOVERED_FROM_FIELD = "ric:recovered-from"  # hex SHA-256 of the ciphertext message that the MAC is bound to
 
 
 def recovered_mac(key: SecretKey, ct_digest: bytes, pixels: np.ndarray) -> str:
