@@ -9,6 +9,7 @@ from PIL import Image
 from ric.api import sample_images
 from ric.cli import main
 from ric.container import read_ciphertext
+from ric.keys import SecretKey
 from tests.conftest import write_rgb
 
 
@@ -63,6 +64,34 @@ def test_rerun_skips_finished_work(job, tmp_path, capsys):
     assert s == {"encrypted": 1, "skipped": 3, "failed": 0}
     assert victim.exists()
     assert all((tmp_path / "ct" / n).read_bytes() == b for n, b in before.items())
+
+
+def test_outputs_the_job_did_not_make_are_refused(job, tmp_path, capsys):
+    """Issue 27 item 4, both verbs: decrypting into the originals' folder (for the paper scheme that would replace
+    them with lossy reconstructions) and encrypting into a folder that holds one's own photo are refused, naming the
+    file, exit 2, nothing written; ``--force`` replaces them."""
+    d, meta = job
+    shutil.copytree(d / "in", tmp_path / "in")
+    names = sorted(p.name for p in (tmp_path / "in").iterdir())
+    before = {n: (tmp_path / "in" / n).read_bytes() for n in names}
+    rc = main(["decrypt", str(d / "ct"), "-o", str(tmp_path / "in"), "-k", str(d / "k.key")])
+    msg = _err(capsys)
+    assert rc == 2 and f"in/{names[0]} exists" in msg and "refusing to overwrite" in msg and "--force" in msg, msg
+    assert {n: (tmp_path / "in" / n).read_bytes() for n in names} == before
+    assert main(["decrypt", str(d / "ct"), "-o", str(tmp_path / "in"), "-k", str(d / "k.key"), "-q", "--force"]) == 0
+    assert all("ric:recovered-mac" in Image.open(tmp_path / "in" / n).text for n in names)  # now the recoveries
+    capsys.readouterr()
+    (tmp_path / "out").mkdir()
+    write_rgb(tmp_path / "out" / names[1], seed=5)
+    mine = (tmp_path / "out" / names[1]).read_bytes()
+    rc = main(["encrypt", str(d / "in"), "-o", str(tmp_path / "out"), "-k", str(d / "k.key"), *meta["flag"]])
+    msg = _err(capsys)
+    assert rc == 2 and f"out/{names[1]} exists and is not a RIC ciphertext" in msg, msg
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [names[1]]
+    assert (tmp_path / "out" / names[1]).read_bytes() == mine
+    assert main(["encrypt", str(d / "in" / names[1]), "-o", str(tmp_path / "out"), "-k", str(d / "k.key"), "-q",
+                 "--force", *meta["flag"]]) == 0
+    read_ciphertext(tmp_path / "out" / names[1]).verify(SecretKey.load(d / "k.key"))
 
 
 def test_keygen_refuses_overwrite(tmp_path, capsys):

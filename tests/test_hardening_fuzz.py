@@ -2,10 +2,14 @@
 mutated files (flipped bytes, cut files, removed/duplicated/moved/edited chunks, CRCs recomputed so that edits
 reach the parser). Every mutation ends in a RICError with exit 2 or 3 and no output file, never in another
 exception; a file that still parses and verifies must be the original ciphertext (a no-op mutation, such as
-moving a text chunk). ``classify`` needs no key, so it may label a file whose pixels were changed (exit 0)."""
+moving a text chunk). ``classify`` needs no key, so it may label a file whose pixels were changed (exit 0).
+Issue 27: the client's parsing of a server's answers (listings, records, classifications, upload records, error
+bodies, raw bytes) is fuzzed the same way against a scripted server (``httpx.MockTransport``)."""
 
 import contextlib
+import hashlib
 import io
+import json
 import tempfile
 from pathlib import Path
 
@@ -16,7 +20,7 @@ from hypothesis import strategies as st
 
 from ric.api import sample_images
 from ric.cli import main
-from ric.container import FIELDS, read_ciphertext
+from ric.container import FIELDS, read_ciphertext, read_ciphertext_bytes
 from ric.errors import AuthenticationError, RICError
 from ric.imageio import read_image
 from tests import _png
@@ -157,3 +161,125 @@ def test_fuzz_original_is_valid(original, key):
         with pytest.raises(AuthenticationError):
             ct.pixels[0, 0, 0] ^= 1
             ct.verify(key)
+
+
+# ------------------------------------------------------------------------------ the client's answers (issue 27)
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2, 10 ** 13) | st.floats(allow_nan=False) |
+                     st.text(max_size=12), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c,
+                                                                                                  max_size=3),
+                     max_leaves=12)
+_NAMES = st.one_of(st.sampled_from(["a.png", "b.png", "c.png"]),
+                   st.sampled_from(["A.png", "CON.png", "a:b.png", "\u202egnp.png", "../a.png", "\ud800.png", ".a.png",
+                                    "a.PNG", "e\u0301.png", "\u00e9.png"]),
+                   st.text(max_size=12).map(lambda s: s + ".png"), _JSON)
+
+
+@st.composite
+def _record(draw, ids: list[str], clean: bool = False) -> dict:
+    """A listing record: a well-formed one (``clean``), or one with some fields replaced by anything or removed."""
+    rec = {"id": draw(st.sampled_from(ids)), "name": draw(_NAMES), "size": 1, "label": draw(st.integers(0, 9)),
+           "class": draw(st.sampled_from(["7", "\x1b[31mseven", "\u009b2J"])), "classifier": "svhn-cnn7",
+           "fingerprint": "0" * 16, "scheme": "exact", "created": 0.0}
+    for k in [] if clean else draw(st.lists(st.sampled_from(sorted(rec)), max_size=2, unique=True)):
+        if draw(st.booleans()):
+            rec[k] = draw(_JSON)
+        else:
+            del rec[k]
+    return rec
+
+
+@st.composite
+def _answer(draw, ids: list[str]):
+    """One HTTP answer to a listing request: (status, body bytes)."""
+    status = draw(st.sampled_from([200] * 12 + [400, 401, 404, 413, 500]))
+    kind = draw(st.sampled_from(["page"] * 6 + ["honest", "json", "bytes"]))
+    if kind == "honest":  # the good ciphertext (ids[0]) under a safe name
+        rec = dict(draw(_record(ids[:1], clean=True)), name="a.png")
+        return 200, json.dumps({"images": [rec], "total": 1}).encode()
+    if kind == "bytes":
+        return status, draw(st.binary(max_size=64))
+    if kind == "json":
+        body = draw(_JSON)
+    else:
+        images = draw(st.lists(st.one_of(_record(ids, clean=True), _record(ids), _JSON), max_size=4))
+        body = {"images": images, "total": draw(st.one_of(st.just(len(images)), st.integers(-1, 6), st.just(10 ** 12),
+                                                          _JSON))}
+        if status >= 400:
+            body = {"error": draw(st.text(max_size=8)), "message": draw(st.text(max_size=40))}
+    return status, json.dumps(body).encode()
+
+
+def _check_pulled(out: Path, ids: list[str], blobs: dict) -> None:
+    """Whatever the outcome, only checked files were written: directly in ``out``, safe names (unique where case
+    is ignored), bytes matching a listed id, parsing as a ciphertext."""
+    from ric.files import check_file_name, name_key
+
+    files = sorted(out.iterdir()) if out.exists() else []
+    assert len({name_key(p.name) for p in files}) == len(files)
+    for p in files:
+        assert p.parent == out and check_file_name(p.name) == p.name
+        data = p.read_bytes()
+        assert hashlib.sha256(data).hexdigest() in ids and read_ciphertext_bytes(data, pixels=False)
+
+
+@FUZZ
+@given(st.data())
+def test_client_pull_on_fuzzed_answers(original, data):
+    """``pull_files`` against a server that answers anything: it ends in rows it checked, or in one RICError
+    (exit 2) whose message is printable (server text quoted), never in another exception."""
+    httpx = pytest.importorskip("httpx")
+    from ric.client import Cloud, pull_files
+
+    good = original[1]
+    junk = data.draw(st.binary(max_size=32))
+    blobs = {hashlib.sha256(b).hexdigest(): b for b in (good, junk)}
+    ids = [*blobs, *blobs, "0" * 64, "zz"]
+    answers = data.draw(st.lists(_answer(ids), min_size=1, max_size=3))
+    seen = []
+
+    def handle(request):
+        path = request.url.path
+        if path.startswith("/v1/images/"):
+            b = blobs.get(path.rsplit("/", 1)[1])
+            return httpx.Response(200, content=b) if b is not None else httpx.Response(404, content=b"{}")
+        status, body = answers[min(len(seen), len(answers) - 1)]
+        seen.append(status)
+        return httpx.Response(status, content=body, headers={"Content-Type": "application/json"})
+
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "out"
+        cloud = Cloud("http://127.0.0.1:9", "ric_t", client=httpx.Client(transport=httpx.MockTransport(handle)),
+                      max_records=8)
+        try:
+            rows = pull_files(cloud, out)
+        except RICError as e:
+            assert e.exit_code == 2 and str(e).isprintable(), repr(str(e))
+        else:
+            assert all(r["status"] == "pulled" for r in rows)
+            assert sorted(out.iterdir() if rows else []) == sorted(Path(r["output"]) for r in rows)
+        _check_pulled(out, ids, blobs)
+        assert len(seen) <= 3 * 2  # pages are capped (max_records 8: at most 2 pages)
+
+
+@FUZZ
+@given(st.data())
+def test_client_classify_and_push_on_fuzzed_answers(original, data):
+    httpx = pytest.importorskip("httpx")
+    from ric.client import Cloud
+
+    status = data.draw(st.sampled_from([200, 201, 200, 422, 500]))
+    good = {"id": hashlib.sha256(original[1]).hexdigest(), "name": "c.png", "size": 1, "label": 3, "class": "3",
+            "classifier": "svhn-cnn7", "fingerprint": "0" * 16, "scheme": "exact"}
+    body = data.draw(st.one_of(_JSON, _record([good["id"], "0" * 64]), st.just(good)))
+    raw = data.draw(st.one_of(st.just(json.dumps(body).encode()), st.binary(max_size=40)))
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=raw))
+    cloud = Cloud("http://127.0.0.1:9", "ric_t", client=httpx.Client(transport=transport))
+    for call in (lambda: cloud.classify(original[1]), lambda: cloud.push(original[1], "c.png")):
+        try:
+            r = call()
+        except RICError as e:
+            assert e.exit_code == 2 and str(e).isprintable(), repr(str(e))
+            continue
+        assert type(r["label"]) is int and isinstance(r["class"], str) and isinstance(r["classifier"], str)
+        if "id" in r:  # an upload's record: it names the bytes and the name that were sent
+            assert r["id"] == good["id"] and r["name"] == "c.png"

@@ -1,5 +1,7 @@
 """The one pixel <-> tensor pair and the channel policy (ric.imageio)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -34,3 +36,61 @@ def test_channel_policy_grey_and_rgb():
         channel_view(rng.integers(0, 256, (4, 4, 2), dtype=np.uint8), 3)
     xt = to_tensor(g)
     assert np.array_equal(to_pixels(as_channels(as_channels(xt, 3), 1)), to_pixels(xt))  # same 8-bit levels
+
+
+# ------------------------------------------------------------------------------ decoders (issue 27 item 3)
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\n0 0 moveto 32 32 lineto stroke\nshowpage\n"
+
+
+@pytest.fixture
+def ghostscript_stand_in(tmp_path, monkeypatch):
+    """A ``gs`` first on PATH that records each run (and fails); Pillow's cached Ghostscript lookup reset."""
+    from PIL import EpsImagePlugin
+
+    (tmp_path / "bin").mkdir()
+    log = tmp_path / "gs.log"
+    gs = tmp_path / "bin" / "gs"
+    gs.write_text(f"#!/bin/sh\necho \"$@\" >> '{log}'\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    return log
+
+
+def test_a_png_that_holds_postscript_never_reaches_ghostscript(tmp_path, capsys, ghostscript_stand_in):
+    from PIL import Image
+
+    from ric.cli import main
+
+    evil = tmp_path / "in" / "photo.png"
+    evil.parent.mkdir()
+    evil.write_bytes(EPS)
+    assert Image.open(evil).format == "EPS"  # what Pillow would pick from the content, whatever the name
+    assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
+    for argv in (["decrypt", str(evil.parent), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k")],
+                 ["classify", str(evil), "-c", "svhn-cnn7"],
+                 ["encrypt", str(evil), "-o", str(tmp_path / "ct"), "-k", str(tmp_path / "k")]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not an image file of a kind ric reads" in err[0], err
+    assert not ghostscript_stand_in.exists(), ghostscript_stand_in.read_text()
+    assert not (tmp_path / "rec").exists() and not (tmp_path / "ct").exists()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "BMP", "PPM", "GIF", "ICO", "PCX", "TGA"])
+def test_only_the_named_formats_are_decoded(tmp_path, fmt):
+    from PIL import Image
+
+    from ric.errors import InputError
+    from ric.imageio import CIPHERTEXT_FORMATS, PHOTO_FORMATS, open_image
+
+    p = tmp_path / "x.png"  # the name says PNG whatever the content
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(p, format=fmt)
+    for formats in (PHOTO_FORMATS, CIPHERTEXT_FORMATS):
+        if fmt in formats:
+            assert open_image(p, formats=formats).size == (16, 16)
+        else:
+            with pytest.raises(InputError, match="not an image file of a kind ric reads"):
+                open_image(p, formats=formats)
+    assert set(CIPHERTEXT_FORMATS) < set(PHOTO_FORMATS) and "JPEG" not in CIPHERTEXT_FORMATS

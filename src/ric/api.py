@@ -3,10 +3,13 @@
 Batch jobs are restartable: outputs are written atomically, and a rerun skips an existing output only if
 it checks out: for encryption, a ciphertext that verifies under the key, fits the model and carries the keyed
 hash of *this* input (``ric:plain-mac``); for decryption, a recovered image whose keyed hash
-(``ric:recovered-mac``) binds it to this ciphertext and key. Anything else is redone.
-All inputs are read and checked before the first output is written, so bad input loses nothing, and no
-output may resolve to an input file. Names read from files (a ciphertext's model and classifier) may only
-select shipped bundles (:func:`ric.zoo.bundles.resolve_shipped`); paths and code specs come from the caller only.
+(``ric:recovered-mac``) binds it to this ciphertext and key, or a photo's file with the sealed bytes. An existing
+output that a job under this key made (a ciphertext that verifies under the key; a recovered image whose
+``ric:recovered-mac`` verifies for the ciphertext its ``ric:recovered-from`` names) is redone; any other existing
+file is refused, naming it, before anything is written, unless ``force``. All inputs are read and checked before
+the first output is written, so bad input loses nothing, and no output may resolve to an input file (``force`` or
+not). Names read from files (a ciphertext's model and classifier) may only select shipped bundles
+(:func:`ric.zoo.bundles.resolve_shipped`); paths and code specs come from the caller only.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from ric.classifiers import load_classifier, load_trusted_name
 from ric.container import (
+    RECOVERED_FROM_FIELD,
     RECOVERED_MAC_FIELD,
     Ciphertext,
     check_field,
@@ -132,6 +136,13 @@ def _refuse_overwriting_inputs(paths: list[Path], outs: list[Path]) -> None:
             raise InputError(f"output {o} would overwrite an input file; choose another output folder (-o)")
 
 
+def _refuse_unproven(o: Path, what: str) -> None:
+    """Raise :class:`InputError` for an existing output ``o`` that this job cannot prove it made (``what``: the
+    proof it lacks)."""
+    raise InputError(f"{o} exists and is not {what}, so this job did not make it; refusing to overwrite it: choose "
+                     "another output folder (-o), or pass --force to replace it")
+
+
 def _tick(progress: Callable | None, n: int = 1):
     if progress:
         progress(n)
@@ -198,8 +209,10 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                   progress: Callable | None = None, ric=None, classifier: str | None = None,
                   classifier_config=None, scheme: str | None = None, bits: int | None = None,
                   resize: bool = False, refine: bool = True, strip_metadata: bool = False,
-                  keep_names: bool = False) -> list[dict]:
-    """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input).
+                  keep_names: bool = False, force: bool = False) -> list[dict]:
+    """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input). An existing output
+    is skipped if it is this input's finished ciphertext, redone if it is another ciphertext under ``key``, and
+    refused (:class:`InputError`, nothing written) if it is anything else, unless ``force``.
 
     Photos (exact scheme, a classifier that declares its preprocessing, an image not at the network's input size)
     are sealed as their files, name included, in a compact carrier of a size class: decryption gives back the file
@@ -219,16 +232,17 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
            load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size,
                        refine))
     check_encryption_scheme(sch)
-    rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata, keep_names)
+    rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata, keep_names, force)
     _tick(progress, len(paths) - len(todo))
     encrypt_pending(rows, todo, key, sch, batch_size, progress, convert, strip_metadata)
     return rows
 
 
 def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, convert: str = "strict",
-                 strip: bool = False, keep_names: bool = False) -> tuple[list[dict], list[int]]:
+                 strip: bool = False, keep_names: bool = False, force: bool = False) -> tuple[list[dict], list[int]]:
     """Read and check every input (raises on the first bad one, before anything is written) and find the outputs
-    that are already finished (status ``skipped``); returns the rows and the indices of the pending ones. One image
+    that are already finished (status ``skipped``); an existing output that is not a ciphertext under ``key`` is
+    refused unless ``force``. Returns the rows and the indices of the pending ones. One image
     is in memory at a time: :func:`encrypt_pending` reads the pending ones again, ``batch_size`` at a time. A photo
     (:meth:`~ric.schemes.base.Scheme.takes_file`) is checked from its header here and decoded once, later."""
     rows: list[dict] = []
@@ -240,13 +254,14 @@ def scan_encrypt(paths: list[Path], outs: list[Path], key: SecretKey, sch, conve
                 outs[i] = outs[i].parent / (keyed_name_id(key, p.name) + ".png")
                 _outputs(paths[:i + 1], outs[i].parent, outs[:i + 1])
                 _refuse_overwriting_inputs(paths, outs[i:i + 1])
-            row = _scan_photo(p, outs[i], key, sch, strip)
+            row = _scan_photo(p, outs[i], key, sch, strip, force)
         else:
             o = outs[i]
             a = _read_plain(p, sch, convert)
             sch.check_shape(a.shape)
-            ct = _finished_ciphertext(o, key, sch, a) if os.path.lexists(o) else None
-            row = ({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target} if ct is not None
+            ct = _own_ciphertext(o, key, force)
+            row = ({"input": str(p), "output": str(o), "status": "skipped", "target": ct.target}
+                   if ct is not None and _finished_ciphertext(ct, key, sch, a)
                    else {"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name})
         rows.append(row)
         if row["status"] == "pending":
@@ -263,18 +278,18 @@ def _takes_file(p: Path, sch) -> bool:
     return sch.takes_file(h, w)
 
 
-def _scan_photo(p: Path, o: Path, key: SecretKey, sch, strip: bool) -> dict:
+def _scan_photo(p: Path, o: Path, key: SecretKey, sch, strip: bool, force: bool = False) -> dict:
     row = {"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name, "carrier": "file"}
     data = read_photo_bytes(p, strip)[0]
-    if os.path.lexists(o):
-        try:
-            ct = read_ciphertext(o)
-            ct.verify(key)
-            sch.check_ciphertext(ct)
-        except RICError:
-            return row  # not a finished ciphertext of this key/scheme: redo it (written atomically)
-        if ct.plain_mac and hmac.compare_digest(file_mac(key, ct.nonce, data), ct.plain_mac):
-            row.update(status="skipped", target=ct.target)
+    ct = _own_ciphertext(o, key, force)
+    if ct is None:
+        return row
+    try:
+        sch.check_ciphertext(ct)
+    except RICError:
+        return row  # another scheme or classifier: redo it (written atomically)
+    if ct.plain_mac and ct.plain_mac.isascii() and hmac.compare_digest(file_mac(key, ct.nonce, data), ct.plain_mac):
+        row.update(status="skipped", target=ct.target)
     return row
 
 
@@ -345,17 +360,30 @@ def _encrypt_photo_row(row: dict, key: SecretKey, sch, convert: str, strip: bool
         row.update(status="encrypted", carrier_shape=list(res.ciphertext.pixels.shape))
 
 
-def _finished_ciphertext(o: Path, key: SecretKey, sch, pixels: np.ndarray) -> Ciphertext | None:
-    """The ciphertext at ``o`` if it is a finished encryption of ``pixels`` under ``key`` by ``sch``, else None."""
+def _own_ciphertext(o: Path, key: SecretKey, force: bool = False) -> Ciphertext | None:
+    """The ciphertext at ``o`` if there is one that verifies under ``key`` (a job under this key made it); None if
+    ``o`` does not exist, or with ``force`` for anything else; any other existing file is refused."""
+    if not os.path.lexists(o):
+        return None
     try:
         ct = read_ciphertext(o)
         ct.verify(key)
+    except RICError:
+        if force:
+            return None
+        _refuse_unproven(o, "a RIC ciphertext that verifies under this key")
+    return ct
+
+
+def _finished_ciphertext(ct: Ciphertext, key: SecretKey, sch, pixels: np.ndarray) -> bool:
+    """True if ``ct`` (verified under ``key``) is a finished encryption of ``pixels`` by ``sch``."""
+    try:
         sch.check_ciphertext(ct)
     except RICError:
-        return None  # not a finished ciphertext of this key/scheme: redo it (written atomically)
-    if not ct.plain_mac or not hmac.compare_digest(plain_mac(key, ct.nonce, pixels), ct.plain_mac):
-        return None  # made from another image (or by a version without the field): redo it
-    return ct
+        return False  # another scheme or model: redo it (written atomically)
+    mac = ct.plain_mac
+    # made from another image (or by a version without the field): redo it
+    return bool(mac) and mac.isascii() and hmac.compare_digest(plain_mac(key, ct.nonce, pixels), mac)
 
 
 def classifier_idents(paths: list[Path]) -> set[str]:
@@ -437,11 +465,14 @@ def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: 
 
 def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str | None = None, verify: bool = True,
                   device: str = "cpu", batch_size: int = 64, progress: Callable | None = None,
-                  classifier: str | None = None, classifier_config=None, ric=None, any_name: bool = False
-                  ) -> list[dict]:
+                  classifier: str | None = None, classifier_config=None, ric=None, force: bool = False,
+                  any_name: bool = False) -> list[dict]:
     """Recover plaintext PNGs from ciphertexts of either scheme. With ``verify`` every file's tag is checked
     before anything is written; ``verify=False`` is for experiments only (e.g. brute-force studies on the paper
-    scheme; an exact-scheme payload is always authenticated when it is opened).
+    scheme; an exact-scheme payload is always authenticated when it is opened). An existing output is skipped if
+    it is this ciphertext's recovered image (or photo file), redone if it is another recovered image under
+    ``key``, and refused (:class:`InputError`, nothing written) if it is anything else (e.g. the original photos),
+    unless ``force``.
 
     Exact-scheme files need no model or classifier, and still decrypt after their text chunks were stripped or
     they were re-encoded losslessly (WebP lossless, TIFF): the pixels carry a header. Streaming: a first pass
@@ -453,7 +484,7 @@ def decrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     (``ric:name-id``, keyed): a file renamed or swapped by whoever stored it is refused unless ``any_name``."""
     paths, outs = plan_outputs(inputs, out_dir, clashes=False)
     load = paper_loader(ric, device, batch_size, classifier, classifier_config)
-    scan = scan_decrypt(paths, outs, key, verify, model, ric, load, any_name)
+    scan = scan_decrypt(paths, outs, key, verify, model, ric, load, force, any_name)
     _tick(progress, sum(r["status"] == "skipped" for r in scan.rows))
     decrypt_pending(paths, scan, key, verify, batch_size, progress)
     return scan.rows
@@ -488,9 +519,11 @@ def paper_loader(ric=None, device: str = "cpu", batch_size: int = 64, classifier
 
 
 def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bool = True, model: str | None = None,
-                 ric=None, load: Callable | None = None, any_name: bool = False) -> DecryptScan:
+                 ric=None, load: Callable | None = None, force: bool = False, any_name: bool = False
+                 ) -> DecryptScan:
     """Pass 1 of :func:`decrypt_files`: verify every file (raises before anything is written), find the finished
-    outputs, and load and check the paper models that the pending files need (``load`` from :func:`paper_loader`)."""
+    outputs (an existing output that no decryption under ``key`` made is refused unless ``force``), and load and
+    check the paper models that the pending files need (``load`` from :func:`paper_loader`)."""
     metas: list[Ciphertext] = []  # pixels dropped: a zero view of the right shape
     digests: list[bytes] = []
     files: dict[int, tuple[str, str]] = {}  # file-payload ciphertexts: (sealed name, sha256 of the file)
@@ -503,10 +536,10 @@ def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, verify: bo
             _check_name_binding(p, ct, key)
         digests.append(message_digest(ct))
         metas.append(replace(ct, pixels=np.broadcast_to(np.zeros((), np.uint8), ct.pixels.shape)))
-    outs = _file_outputs(paths, outs, files)
+    outs = _file_outputs(paths, outs, files, force)
     rows = []
     for i, (p, o, ct, dg) in enumerate(zip(paths, outs, metas, digests, strict=True)):  # after every tag
-        done = os.path.lexists(o) and (_same_file(o, files[i][1]) if i in files else _finished_recovery(o, key, dg))
+        done = os.path.lexists(o) and (_same_file(o, files[i][1]) if i in files else _own_recovery(o, key, dg, force))
         rows.append({"input": str(p), "output": str(o), "status": "skipped" if done else "pending",
                      "target": ct.target if ct.target >= 0 else None, "scheme": ct.scheme_name})
     groups: dict[tuple, list[int]] = {}
@@ -524,10 +557,12 @@ def _check_name_binding(p: Path, ct: Ciphertext, key: SecretKey) -> None:
                                   "by whoever stored it); rename it back, or pass --any-name to decrypt it as it is")
 
 
-def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[str, str]]) -> list[Path]:
+def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[str, str]], force: bool = False
+                  ) -> list[Path]:
     """The outputs of a decryption job: ``<stem>.png`` for pixel payloads, the sealed file name for photos (the
     name travels inside the authenticated payload). Two photos with the same name get ``name (2).ext``, ... in
-    input order; an existing file that is not this photo is refused (it would be replaced), before any write."""
+    input order; an existing file that is not this photo is refused (it would be replaced), before any write,
+    unless ``force``."""
     outs = list(outs)
     taken = {o for i, o in enumerate(outs) if i not in files}
     for i, (name, digest) in sorted(files.items()):
@@ -538,9 +573,9 @@ def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[st
             n += 1
             o = folder / f"{base.stem} ({n}){base.suffix}"
         taken.add(o)
-        if os.path.lexists(o) and not _same_file(o, digest):
+        if os.path.lexists(o) and not _same_file(o, digest) and not force:
             raise InputError(f"{o} exists and is not the photo that {paths[i]} holds; decryption replaces no file "
-                             "it did not make: move it away or choose another output folder (-o)")
+                             "it did not make: move it away, choose another output folder (-o), or pass --force")
         outs[i] = o
     _outputs(paths, outs[0].parent if outs else Path("."), outs)  # two ciphertexts of one name, not photos
     _refuse_overwriting_inputs(paths, outs)
@@ -578,7 +613,8 @@ def decrypt_pending(paths: list[Path], scan: DecryptScan, key: SecretKey, verify
                 cts.append(ct)
             for i, px in zip(part, scan.schemes[gk].decrypt(cts, key, verify=verify), strict=True):
                 if isinstance(px, np.ndarray):
-                    write_png(rows[i]["output"], px, {RECOVERED_MAC_FIELD: recovered_mac(key, digests[i], px)})
+                    write_png(rows[i]["output"], px, {RECOVERED_MAC_FIELD: recovered_mac(key, digests[i], px),
+                                                      RECOVERED_FROM_FIELD: digests[i].hex()})
                 else:  # a photo: its own file, byte for byte
                     atomic_write_bytes(rows[i]["output"], px.data)
                 rows[i]["status"] = "decrypted"
@@ -637,19 +673,44 @@ def _decrypt_schemes(groups: dict, metas, paths, load: Callable) -> dict:
     return out
 
 
-def _finished_recovery(o: Path, key: SecretKey, ct_digest: bytes) -> bool:
-    """True if ``o`` is the recovered image of the ciphertext with message digest ``ct_digest`` under ``key``:
-    its ``ric:recovered-mac`` verifies (one HMAC, no decryption). Anything else (a file from another job, a
-    partial copy, an older version without the field) is redone."""
+def _own_recovery(o: Path, key: SecretKey, ct_digest: bytes, force: bool = False) -> bool:
+    """True if ``o`` is the finished recovered image of the ciphertext with message digest ``ct_digest`` (skip it);
+    False if it is another image recovered under ``key`` (redo it), or with ``force`` for anything else; any other
+    existing file is refused."""
+    src = _recovered_from(o, key, ct_digest)
+    if src is None and not force:
+        _refuse_unproven(o, "an image recovered under this key (its ric:recovered-mac does not verify)")
+    return src == ct_digest
+
+
+def _recovered_from(o: Path, key: SecretKey, ct_digest: bytes) -> bytes | None:
+    """The message digest of the ciphertext whose recovered image under ``key`` the file ``o`` is: ``ct_digest``
+    if its ``ric:recovered-mac`` verifies for that ciphertext, else the digest its ``ric:recovered-from`` names if
+    the MAC verifies for that one; None for anything else (a file no decryption under this key made). One HMAC or
+    two, no decryption."""
     try:
-        with open_image(o) as img:
-            mac = (getattr(img, "text", None) or {}).get(RECOVERED_MAC_FIELD, "")
+        with open_image(o, formats=("PNG",)) as img:
+            text = dict(getattr(img, "text", None) or {})
             a = np.array(img, dtype=np.uint8)
     except RICError:
-        return False
-    if not mac or a.ndim not in (2, 3):
-        return False
-    return hmac.compare_digest(recovered_mac(key, ct_digest, a if a.ndim == 3 else a[:, :, None]), mac)
+        return None
+    mac, named = text.get(RECOVERED_MAC_FIELD, ""), text.get(RECOVERED_FROM_FIELD, "")
+    if not (isinstance(mac, str) and mac.isascii() and mac) or a.ndim not in (2, 3):
+        return None
+    a = a if a.ndim == 3 else a[:, :, None]
+    for dg in (ct_digest, _hex_digest(named)):
+        if dg is not None and hmac.compare_digest(recovered_mac(key, dg, a), mac):
+            return dg
+    return None
+
+
+def _hex_digest(s) -> bytes | None:
+    if not isinstance(s, str) or len(s) != 64 or not s.isascii():
+        return None
+    try:
+        return bytes.fromhex(s)
+    except ValueError:
+        return None
 
 
 def sample_images() -> tuple[list[Path], dict]:

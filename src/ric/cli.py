@@ -85,7 +85,7 @@ def cmd_encrypt(args) -> int:
                   max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
                   resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata,
-                  keep_names=args.keep_names, **kw)
+                  keep_names=args.keep_names, force=args.force, **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -124,7 +124,7 @@ def cmd_decrypt(args) -> int:
     try:
         rows = fn(inputs, args.output, model=args.model, verify=not args.no_verify, device=args.device,
                   batch_size=args.batch_size, progress=tick, classifier=args.classifier,
-                  classifier_config=args.classifier_config, any_name=args.any_name, **kw)
+                  classifier_config=args.classifier_config, force=args.force, any_name=args.any_name, **kw)
     finally:
         close()
     summary = {k: sum(r["status"] == k for r in rows) for k in ("decrypted", "skipped")}
@@ -231,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _force_option(sp, made: str) -> None:
+    sp.add_argument("--force", action="store_true",
+                    help=f"replace existing files in -o that this job cannot prove it made (by default only {made} "
+                         "is replaced; anything else is refused before anything is written); inputs are never "
+                         "overwritten")
+
+
 def _ray_options(sp) -> None:
     sp.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                     help="run on Ray (pip install 'ric[distributed]'): with ADDRESS join that cluster, without "
@@ -279,6 +286,7 @@ def _owner_verbs(sub, byo, common) -> None:
                                                           "mislabels (default 3)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="cpu")
+    _force_option(s, "a ciphertext that verifies under the key")
     common(s)
     _ray_options(s)
     s.set_defaults(fn=cmd_encrypt)
@@ -304,6 +312,7 @@ def _owner_verbs(sub, byo, common) -> None:
                         "that swaps two files' names is caught this way)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="cpu")
+    _force_option(s, "an image recovered under the key (ric:recovered-mac)")
     common(s)
     _ray_options(s)
     s.set_defaults(fn=cmd_decrypt)

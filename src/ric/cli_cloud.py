@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ric.errors import InputError
+from ric.errors import InputError, quote
 
 
 def _cloud(args):
@@ -92,7 +92,7 @@ def cmd_push(args) -> int:
     failed = [r for r in rows if r["status"] == "failed"]
     summary = {k: sum(r["status"] == k for r in rows) for k in ("stored", "exists", "failed")}
     lines = [f"FAILED {r['input']}: {r['error']}" if r["status"] == "failed" else
-             f"{r['input']}\t{r['id'][:16]}\t{r['label']}\t{r['class']}\t{r['status']}" for r in rows]
+             f"{r['input']}\t{r['id'][:16]}\t{r['label']}\t{quote(r['class'])}\t{r['status']}" for r in rows]
     lines.append(f"stored {summary['stored']}, already there {summary['exists']}, failed {summary['failed']} "
                  f"-> {args.url}")
     _out(args, rows, summary, lines)
@@ -124,7 +124,8 @@ def cmd_classify(args, local) -> int:
 
     with _cloud(args) as cloud:
         rows = classify_remote(args.inputs, cloud)
-    _out(args, rows, {"images": len(rows)}, [f"{r['input']}\t{r['label']}\t{r['class']}" for r in rows])
+    # the class names come from the server: quoted, as all untrusted text (--json escapes them)
+    _out(args, rows, {"images": len(rows)}, [f"{r['input']}\t{r['label']}\t{quote(r['class'])}" for r in rows])
     return 0
 
 

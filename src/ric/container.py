@@ -250,6 +250,7 @@ def keyed_name_id(key: SecretKey, name: str) -> str:
 
 
 RECOVERED_MAC_FIELD = "ric:recovered-mac"
+RECOVERED_FROM_FIELD = "ric:recovered-from"  # hex SHA-256 of the ciphertext message that the MAC is bound to
 
 
 def recovered_mac(key: SecretKey, ct_digest: bytes, pixels: np.ndarray) -> str:
@@ -465,7 +466,7 @@ def read_bare(path: str | Path) -> Ciphertext:
         raise CiphertextError(f"{name}: cannot read ({e.strerror or e})") from None
     limit = min(imageio.MAX_PIXELS, max_subpixels(size))
     try:
-        with imageio.open_image(path, max_pixels=limit) as img:
+        with imageio.open_image(path, max_pixels=limit, formats=imageio.CIPHERTEXT_FORMATS) as img:
             if img.mode not in ("L", "RGB", "P"):
                 raise CiphertextError(f"{name}: not a RIC ciphertext (mode {img.mode}; ciphertexts are 8-bit grey "
                                       "or RGB)")

@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+import unicodedata
 from pathlib import Path
+
+from ric.errors import InputError, quote
+
+MAX_NAME_BYTES = 200
+# Characters a file name from elsewhere (a server's listing) may not hold: C0 and C1 controls and DEL (terminal
+# escapes), line and paragraph separators, bidirectional overrides, embeddings, isolates and marks (they make
+# "gpj.png" display as something else), and ":" (an NTFS alternate data stream; a drive on Windows).
+_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c:]")
+# Windows device names, reserved whatever the extension ("CON.png", "lpt1.x.png" name the device, not a file).
+_DEVICE = re.compile(r"(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³])", re.IGNORECASE)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -74,3 +86,34 @@ def _write_exclusive(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_file_name(name, suffix: str = ".png") -> str:
+    """``name`` if it is a plain file name that is safe to create in a folder on any common system, else
+    :class:`InputError`: a non-empty string of valid Unicode (no lone surrogates), at most :data:`MAX_NAME_BYTES`
+    UTF-8 bytes, ending in ``suffix`` (any case), without folders (``/``, ``\\``), a leading dot, surrounding
+    spaces, control characters (C0, C1), bidirectional controls, ``:`` or a Windows device name (``CON``, ``PRN``,
+    ``AUX``, ``NUL``, ``COM1``-``9``, ``LPT1``-``9``, with any extension). The service checks the names it stores
+    with it (:func:`ric.service.store.check_name`) and ``ric pull`` checks every name a server lists again."""
+    if not isinstance(name, str) or not name:
+        raise InputError("file name is empty or not a string")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InputError(f"file name {quote(name)} is not valid Unicode (a lone surrogate)") from None
+    why = ("it names a folder" if "/" in name or "\\" in name or name in (".", "..") else
+           "it starts with a dot" if name.startswith(".") else
+           "it has leading or trailing spaces" if name != name.strip() else
+           "it holds a control, bidirectional or ':' character" if _BAD_CHARS.search(name) else
+           f"it is longer than {MAX_NAME_BYTES} bytes" if size > MAX_NAME_BYTES else
+           f"it does not end in {suffix}" if not name.lower().endswith(suffix) else
+           "it is a Windows device name" if _DEVICE.fullmatch(name.split(".")[0].rstrip(" ")) else "")
+    if why:
+        raise InputError(f"file name {quote(name)} is not a plain file name ending in {suffix}: {why}")
+    return name
+
+
+def name_key(name: str) -> str:
+    """The form under which two file names are the same file on a case-insensitive or normalising file system
+    (Windows, macOS): Unicode canonical caseless matching, NFD(casefold(NFD(name)))."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())

@@ -14,8 +14,15 @@ from ric.errors import InputError
 from ric.files import atomic_write_bytes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".heic", ".heif"}
-# The Pillow decoders a photo may reach (HEIF only where pillow-heif is installed: ric.photos registers it).
+# The only Pillow decoders that ever see a file (``Image.open(..., formats=...)``): Pillow otherwise picks the
+# decoder from the content, whatever the name, and some of its plugins run programs (EPS runs Ghostscript) or parse
+# rarely used formats. Photos and the images ``ric classify`` labels: PHOTO_FORMATS (HEIF only where pillow-heif is
+# installed: ric.photos registers it; "PPM" is Pillow's reader of PPM and PGM; a JPEG with several pictures, as
+# phones write, opens as JPEG's "MPO" variant), the default of every reader here. Ciphertexts without metadata: PNG
+# and the lossless re-encodings an exact-scheme file survives (WebP lossless, TIFF, BMP, PPM). GIF, EPS and every
+# other format are refused ("not an image file of a kind ric reads").
 PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "PPM", "HEIF")
+CIPHERTEXT_FORMATS = ("PNG", "WEBP", "TIFF", "BMP", "PPM")
 
 # Channel policy (``convert``):
 #   "strict": the image must already have the classifier's channel count (default; clear error otherwise)
@@ -62,10 +69,10 @@ def check_header(img: Image.Image, name: str, size: tuple | None = None, max_pix
 
 
 def open_image(path: str | Path, size: tuple | None = None, max_pixels: int | None = None,
-               hint: str = "", formats: tuple[str, ...] | None = None) -> Image.Image:
+               hint: str = "", formats: tuple[str, ...] = PHOTO_FORMATS) -> Image.Image:
     """Open and decode an image, header first: its size (against ``size`` (H, W) and ``max_pixels``) and bit
     depth are checked before any pixel is decoded. Decompression bombs and every decoding failure end in
-    :class:`InputError` (one line). ``formats``: the Pillow decoders allowed (default: all of Pillow's)."""
+    :class:`InputError` (one line). ``formats``: the only Pillow decoders tried (default :data:`PHOTO_FORMATS`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
@@ -73,12 +80,12 @@ def open_image(path: str | Path, size: tuple | None = None, max_pixels: int | No
 
 
 def open_image_bytes(data: bytes, name: str, size: tuple | None = None, max_pixels: int | None = None,
-                     formats: tuple[str, ...] | None = None) -> Image.Image:
+                     formats: tuple[str, ...] = PHOTO_FORMATS) -> Image.Image:
     """:func:`open_image` for a file already in memory (``name`` is used in messages)."""
     return _open(io.BytesIO(data), name, size, max_pixels, "", formats)
 
 
-def probe_image(path: str | Path, max_pixels: int | None = None, formats: tuple[str, ...] | None = None
+def probe_image(path: str | Path, max_pixels: int | None = None, formats: tuple[str, ...] = PHOTO_FORMATS
                 ) -> tuple[int, int, str]:
     """``(height, width, Pillow format)`` from an image file's header (size and bit depth checked, nothing
     decoded)."""
@@ -96,14 +103,14 @@ def probe_image(path: str | Path, max_pixels: int | None = None, formats: tuple[
 
 
 def _open_header(fp, name: str, formats) -> Image.Image:
-    if formats:
-        Image.init()
-        formats = [f for f in formats if f in Image.OPEN]  # HEIF only where its plugin is installed
+    Image.init()
+    allowed = [f for f in formats if f in Image.OPEN]  # HEIF only where its plugin is installed
+    if not allowed:  # never "any decoder": Image.open(formats=[]) or None would try them all
+        raise InputError(f"{name}: no decoder for {', '.join(formats) or 'no format'} is installed")
     try:
-        return Image.open(fp, formats=formats or None)
+        return Image.open(fp, formats=allowed)
     except UnidentifiedImageError:
-        what = f" of a kind ric reads ({', '.join(formats)})" if formats else ""
-        raise InputError(f"{name}: not an image file{what}") from None
+        raise InputError(f"{name}: not an image file of a kind ric reads ({', '.join(allowed)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"{name}: image too large to read safely ({e})") from None
     except Exception as e:  # anything a malformed header provokes in a plugin

@@ -99,6 +99,26 @@ def test_failures_and_exit_codes(ray_cluster, job):
     assert "pass --classifier" in err
 
 
+@pytest.mark.slow
+def test_outputs_the_job_did_not_make_are_refused(ray_cluster, job):
+    """Issue 27 item 4 on Ray: the workers' scan refuses an existing file that no job under the key made, before
+    anything is written; --force travels to the workers."""
+    d, src, key, run = job
+    names = sorted(p.name for p in src.iterdir())
+    (d / "ct").mkdir()
+    write_rgb(d / "ct" / names[3], seed=4)  # one's own photo in the output folder
+    err = run("encrypt", str(src), "-o", str(d / "ct"), "-k", key, "--ray", "--workers", "2", rc=2)
+    assert f"ct/{names[3]} exists" in err and "--force" in err
+    assert [p.name for p in (d / "ct").iterdir()] == [names[3]]
+    enc = run("encrypt", str(src), "-o", str(d / "ct"), "-k", key, "--ray", "--workers", "2", "--force")
+    assert enc["summary"] == {"encrypted": 6, "skipped": 0, "failed": 0}
+    before = {n: (src / n).read_bytes() for n in names}
+    err = run("decrypt", str(d / "ct"), "-o", str(src), "-k", key, "--ray", "--workers", "2", rc=2)  # the originals
+    assert "refusing to overwrite" in err and {n: (src / n).read_bytes() for n in names} == before
+    dec = run("decrypt", str(d / "ct"), "-o", str(src), "-k", key, "--ray", "--workers", "2", "--force")
+    assert dec["summary"] == {"decrypted": 6, "skipped": 0}
+
+
 def test_without_ray_the_error_says_how_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     write_rgb(tmp_path / "a.png")

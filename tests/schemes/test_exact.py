@@ -178,7 +178,7 @@ def test_cli_capacity_overflow_writes_nothing_for_that_image(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "ct").iterdir()) == ["ok.png"]
 
 
-@pytest.mark.parametrize("how", ["stripped", "webp", "tiff", "optimised"])
+@pytest.mark.parametrize("how", ["stripped", "webp", "tiff", "bmp", "ppm", "optimised"])
 def test_cli_decrypts_stripped_and_reencoded_files(tmp_path, capsys, how):
     from ric.cli import main
     from ric.imageio import read_native
@@ -193,11 +193,14 @@ def test_cli_decrypts_stripped_and_reencoded_files(tmp_path, capsys, how):
     for f in (tmp_path / "ct").iterdir():
         img = Image.open(f)
         img.load()
-        target = tmp_path / "moved" / (f.stem + {"webp": ".webp", "tiff": ".tif"}.get(how, ".png"))
+        target = tmp_path / "moved" / (f.stem + {"webp": ".webp", "tiff": ".tif", "bmp": ".bmp",
+                                                  "ppm": ".ppm"}.get(how, ".png"))
         if how == "webp":
             img.save(target, format="WEBP", lossless=True, exact=True)
         elif how == "tiff":
             img.save(target, format="TIFF", compression="tiff_deflate")
+        elif how in ("bmp", "ppm"):  # the other lossless formats imageio.CIPHERTEXT_FORMATS accepts
+            img.save(target, format=how.upper())
         else:  # "stripped": no text chunks; "optimised": PNG optimiser settings, no text chunks
             img.save(target, format="PNG", optimize=how == "optimised", compress_level=9)
     assert read_native(tmp_path / "in" / "g.png", 1).shape[2] == 1

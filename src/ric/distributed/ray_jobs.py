@@ -137,11 +137,11 @@ class ShardWorker:
 
     def do_encrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         return scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"],
-                            self.job["keep_names"])[0]
+                            self.job["keep_names"], self.job["force"])[0]
 
     def do_encrypt(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         rows, todo = scan_encrypt(paths, outs, self.key(), self.scheme(), self.job["convert"], self.job["strip"],
-                                  self.job["keep_names"])
+                                  self.job["keep_names"], self.job["force"])
         encrypt_pending(rows, todo, self.key(), self.scheme(), self.job["batch_size"], convert=self.job["convert"],
                         strip=self.job["strip"])
         return rows
@@ -161,7 +161,7 @@ class ShardWorker:
         j = self.job
         load = self._once("paper", lambda: paper_loader(None, j["device"], j["batch_size"], j["classifier"],
                                                         j["classifier_config"]))
-        return scan_decrypt(paths, outs, self.key(), j["verify"], j["model"], None, load, j["any_name"])
+        return scan_decrypt(paths, outs, self.key(), j["verify"], j["model"], None, load, j["force"], j["any_name"])
 
     def do_decrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         return self._decrypt_scan(paths, outs).rows
@@ -294,14 +294,16 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
                       convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                       progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
                       scheme: str | None = None, bits: int | None = None, resize: bool = False,
-                      refine: bool = True, strip_metadata: bool = False, keep_names: bool = False, *,
-                      address: str | None = None, workers: int | None = None, chunk_size: int | None = None
-                      ) -> list[dict]:
+                      refine: bool = True, strip_metadata: bool = False, keep_names: bool = False,
+                      force: bool = False, *, address: str | None = None, workers: int | None = None,
+                      chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.encrypt_files` on a Ray cluster (``address``; ``workers`` actors, default one per CPU of
     the cluster, or per GPU with ``device="cuda"``). ``key``: a key file on the shared folder (read by every
-    worker) or a :class:`~ric.keys.SecretKey`. Same rows, statuses and restart rules as the local job."""
+    worker) or a :class:`~ric.keys.SecretKey`. Same rows, statuses, restart and overwrite rules (``force``) as the
+    local job."""
     paths, outs = plan_outputs(inputs, out_dir)
     job = {"key": _key_spec(key), "convert": convert, "batch_size": batch_size, "strip": strip_metadata,
+           "force": force,
            "keep_names": keep_names, "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
                       "classifier_config": _abs(classifier_config), "bits": bits, "resize": resize,
                       "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}}
@@ -311,12 +313,14 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
 def decrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, model: str | None = None,
                       verify: bool = True, device: str = "cpu", batch_size: int = 64,
                       progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
-                      any_name: bool = False, *, address: str | None = None, workers: int | None = None,
+                      force: bool = False, any_name: bool = False, *, address: str | None = None,
+                      workers: int | None = None,
                       chunk_size: int | None = None) -> list[dict]:
-    """:func:`ric.api.decrypt_files` on a Ray cluster: every file is authenticated (on the workers) before the
-    first output is written; then the pending files are decrypted in chunks."""
+    """:func:`ric.api.decrypt_files` on a Ray cluster: every file is authenticated and every existing output
+    checked (on the workers) before the first output is written (``force`` as locally); then the pending files
+    are decrypted in chunks."""
     paths, outs = plan_outputs(inputs, out_dir, clashes=False)
-    job = {"key": _key_spec(key), "model": _abs(model), "verify": verify, "device": device,
+    job = {"key": _key_spec(key), "model": _abs(model), "verify": verify, "device": device, "force": force,
            "batch_size": batch_size, "classifier": _abs(classifier), "classifier_config": _abs(classifier_config),
            "any_name": any_name}
     return _two_pass("decrypt", job, paths, outs, address, workers, device, progress, chunk_size)

@@ -31,8 +31,8 @@ def _pil_bytes(a: np.ndarray, **kw) -> bytes:
     return buf.getvalue()
 
 
-def _pil_decode(data: bytes, channels: int) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as img:
+def _pil_decode(data: bytes, channels: int, fmt: str) -> np.ndarray:
+    with Image.open(io.BytesIO(data), formats=[fmt]) as img:  # only the codec's own decoder
         img = img.convert("L" if channels == 1 else "RGB")  # WebP decodes grey as RGB with R = G = B
         a = np.asarray(img, dtype=np.uint8)
     return a[:, :, None] if a.ndim == 2 else a
@@ -74,8 +74,9 @@ class LosslessCodec:
 CODECS: dict[int, LosslessCodec] = {c.id: c for c in (
     LosslessCodec(1, "jpegxl", _jxl_encode, _jxl_decode, _jxl_available),
     LosslessCodec(2, "webp", lambda a: _pil_bytes(a, format="WEBP", lossless=True, quality=100, method=4,
-                                                  exact=True), _pil_decode),
-    LosslessCodec(3, "png", lambda a: _pil_bytes(a, format="PNG", optimize=True), _pil_decode),
+                                                  exact=True), lambda d, c: _pil_decode(d, c, "WEBP")),
+    LosslessCodec(3, "png", lambda a: _pil_bytes(a, format="PNG", optimize=True),
+                  lambda d, c: _pil_decode(d, c, "PNG")),
 )}
 BY_NAME = {c.name: c for c in CODECS.values()}
 DEFAULT_CANDIDATES = ("jpegxl", "webp")

@@ -107,7 +107,7 @@ def _reencode(data: bytes, keep_text: bool, jpeg: bool = False) -> bytes:
 
     from PIL import Image, PngImagePlugin
 
-    img = Image.open(io.BytesIO(data))
+    img = Image.open(io.BytesIO(data), formats=["PNG"])
     img.load()
     info = PngImagePlugin.PngInfo()
     for k, v in (img.text if keep_text else {}).items():
@@ -116,7 +116,7 @@ def _reencode(data: bytes, keep_text: bool, jpeg: bool = False) -> bytes:
     if jpeg:
         buf = io.BytesIO()
         px.save(buf, "JPEG", quality=95)
-        px = Image.open(io.BytesIO(buf.getvalue())).convert(img.mode)
+        px = Image.open(io.BytesIO(buf.getvalue()), formats=["JPEG"]).convert(img.mode)
     out = io.BytesIO()
     px.save(out, "PNG", pnginfo=info, compress_level=9)
     return out.getvalue()

@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ric.errors import InputError, quote
+from ric.files import check_file_name
 
 TOKEN_PREFIX = "ric_"
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 IMAGE_ID = re.compile(r"[0-9a-f]{64}", re.ASCII)
-MAX_NAME_BYTES = 200
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -67,18 +67,14 @@ class StoreError(InputError):
 
 
 def check_name(name: str) -> str:
-    """A stored image's name, as ``ric pull`` will write it into its output folder: a plain file name (no
-    folder, no leading dot, no control characters, at most 200 UTF-8 bytes) ending in ``.png``. Raises
-    :class:`StoreError` otherwise. Used by the server on upload and by the client again before it writes."""
-    if not isinstance(name, str) or not name:
-        raise StoreError("image name is empty", 422, "bad_name")
-    bad = (name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name
-           or any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or name != name.strip()
-           or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES or not name.lower().endswith(".png"))
-    if bad:
-        raise StoreError(f"image name {quote(name)} is not a plain file name ending in .png (no folders, no leading "
-                         f"dot, no control characters, at most {MAX_NAME_BYTES} bytes)", 422, "bad_name")
-    return name
+    """A stored image's name, as ``ric pull`` will write it into its output folder: the rules of
+    :func:`ric.files.check_file_name` (a plain file name ending in ``.png``: no folder, leading dot, control or
+    bidirectional character, ``:`` or Windows device name; at most 200 UTF-8 bytes). Raises :class:`StoreError`
+    (422) otherwise. The client checks every listed name again before it writes."""
+    try:
+        return check_file_name(name, ".png")
+    except InputError as e:
+        raise StoreError(f"image {e}", 422, "bad_name") from None
 
 
 def hash_token(token: str) -> str:
