@@ -217,3 +217,14 @@ def test_a_server_that_swaps_names_is_caught(tmp_path, capsys):
     assert main(argv) == 3
     assert "written under another file name" in capsys.readouterr().err and not (tmp_path / "rec").exists()
     assert main([*argv, "--any-name"]) == 0  # the owner may accept renamed files deliberately
+
+
+def test_heic_photos_round_trip(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (320, 240), (40, 120, 200)).save(tmp_path / "in" / "IMG_0042.HEIC", format="HEIF", quality=80)
+    assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
+    assert _encrypt(tmp_path / "in", tmp_path / "ct", tmp_path / "k") == 0
+    assert main(["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k"), "-q"]) == 0
+    assert (tmp_path / "rec" / "IMG_0042.HEIC").read_bytes() == (tmp_path / "in" / "IMG_0042.HEIC").read_bytes()

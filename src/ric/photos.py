@@ -48,6 +48,9 @@ def read_photo_bytes(path: Path, strip: bool = False) -> tuple[bytes, str]:
     return (strip_metadata(data, fmt, str(path)) if strip else data), fmt
 
 
+heif_available()  # register the HEIC/HEIF decoder with Pillow now, so that header probes can name it
+
+
 def read_photo(path: str | Path, channels: int, convert: str = "strict", strip: bool = False) -> Photo:
     """A :class:`~ric.schemes.exact.Photo`: the file's bytes (as sealed) and its pixels, decoded once from those
     bytes by the one decoder its format names, in the image's own channels under the channel policy."""

@@ -2,6 +2,7 @@
 uvicorn process on a free local port: the recovered images are bit-exact."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,3 +50,41 @@ def test_six_commands_against_a_real_server(tmp_path, capsys):
     local = {r["input"]: r["label"] for r in classify_files([tmp_path / "ct"])}
     assert {r["input"]: r["label"] for r in json.loads(remote)["items"]} == local
     assert proc.returncode is not None
+
+
+@pytest.mark.slow
+def test_the_cloud_learns_labels_not_file_names(tmp_path, capsys, data_root):
+    from PIL import Image
+
+    imgs = np.load(data_root / "cifar10/cifar10_test.npz")["images"]
+    plain = tmp_path / "phone"
+    plain.mkdir()
+    names = ["IMG_2024_biopsy.jpg", "Anna_Schmidt_passport.png", "clinic-visit-2026-03-14.webp"]
+    for i, n in enumerate(names):
+        Image.fromarray(imgs[i]).resize((160 + 40 * i, 120 + 30 * i)).save(plain / n, quality=90)
+    store, key = tmp_path / "store", tmp_path / "secret.key"
+    assert main(["serve", "token", "add", "owner", "--store", str(store), "--out", str(tmp_path / "t")]) == 0
+    port = free_port()
+    cloud = ["--url", f"http://127.0.0.1:{port}", "--token-file", str(tmp_path / "t")]
+    assert main(["keygen", "-o", str(key)]) == 0
+    enc = ["encrypt", str(plain), "-o", str(tmp_path / "ct"), "-k", str(key), "-c", "cifar10-resnet18", "-q"]
+    assert main(enc) == 0
+    proc = start(store, port, "--classifier", "cifar10-resnet18", log=tmp_path / "serve.log")
+    try:
+        assert main(["push", str(tmp_path / "ct"), *cloud]) == 0
+        capsys.readouterr()
+        assert main(["pull", *cloud, "-o", str(tmp_path / "pulled"), "--json"]) == 0
+        listing = capsys.readouterr().out
+        import httpx
+
+        page = httpx.get(f"http://127.0.0.1:{port}/").text
+    finally:
+        stop(proc)
+    assert main(["decrypt", str(tmp_path / "pulled"), "-o", str(tmp_path / "rec"), "-k", str(key), "-q"]) == 0
+    seen = [listing, page, (tmp_path / "serve.log").read_text(errors="replace")]
+    seen += [p.read_bytes().decode("latin-1") for p in store.rglob("*") if p.is_file()]
+    seen += [p.name for p in store.rglob("*")] + [p.name for p in (tmp_path / "pulled").iterdir()]
+    for n in names:  # neither the name nor its stem, anywhere the cloud keeps or shows things
+        assert not any(Path(n).stem in s for s in seen), n
+    for n in names:  # the real names come back after decryption, with the user's bytes
+        assert (tmp_path / "rec" / n).read_bytes() == (plain / n).read_bytes()
