@@ -1,7 +1,9 @@
-"""The layout's rules, checked: no long functions, no repository paths in the package, and the product path
-(keygen / encrypt / classify / decrypt) never imports the research subpackages."""
+"""The layout's rules, checked: no long functions, no repository paths in the package, every exception class in
+``ric.errors``, and the product path (keygen / encrypt / classify / decrypt) never imports the research
+subpackages."""
 
 import ast
+import builtins
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,23 @@ def test_no_repository_paths_in_the_package():
             for i, line in enumerate(p.read_text().splitlines(), 1)
             if any(s in line for s in ("docs/results", "models/ablation", "runs/"))]
     assert not hits, hits
+
+
+def test_every_exception_class_lives_in_errors():
+    import ric.errors
+
+    exceptions = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
+    exceptions |= {n for n, v in vars(ric.errors).items() if isinstance(v, type) and issubclass(v, BaseException)}
+    outside = []
+    for p in PKG.rglob("*.py"):
+        if p.name == "errors.py" and p.parent == PKG:
+            continue
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.ClassDef):
+                bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in n.bases}
+                if bases & exceptions:
+                    outside.append(f"{p.relative_to(PKG)}:{n.name}")
+    assert not outside, outside
 
 
 def test_product_path_imports_no_research_code(tmp_path):

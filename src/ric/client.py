@@ -14,15 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ric.errors import InputError, RICError, quote
-
-
-class CloudError(RICError):
-    """The service refused a request, or could not be reached. ``status`` is the HTTP status (0: no answer)."""
-
-    def __init__(self, message: str, status: int = 0, code: str = ""):
-        super().__init__(message)
-        self.status, self.code = status, code
+from ric.errors import CloudError, InputError, quote
 
 
 def read_token(path: str | Path) -> str:

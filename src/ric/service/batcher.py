@@ -16,11 +16,8 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from ric.errors import Busy
 from ric.imageio import to_tensor
-
-
-class Busy(Exception):
-    """The classify queue is full."""
 
 
 class Batcher:

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ric.classifiers import Classifier, load_classifier
 from ric.container import PNG_SIGNATURE
-from ric.errors import quote
+from ric.errors import ServiceError, quote
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_CLASSIFIERS = ("svhn-cnn7",)
@@ -45,12 +45,6 @@ class Limits:
     body_timeout_s: float = 30.0  # reading one request body
     max_images_per_tenant: int = 100_000
     max_connections: int = 128  # uvicorn's limit_concurrency (503 beyond)
-
-
-class ServiceError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
