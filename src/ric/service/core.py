@@ -18,9 +18,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ric.classifiers import Classifier, load_classifier
 from ric.container import PNG_SIGNATURE
 from ric.errors import ServiceError, quote
+from ric.zoo import bundles
 
 STATIC = Path(__file__).resolve().parent / "static"
-DEFAULT_CLASSIFIERS = ("svhn-cnn7",)
+DEFAULT_CLASSIFIERS = (bundles.DEFAULT_CLASSIFIER,)
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 PNG_BODY = {"requestBody": {"required": True, "description": "a RIC ciphertext PNG (raw bytes)",
