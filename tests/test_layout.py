@@ -1,6 +1,6 @@
 """The layout's rules, checked: no long functions, no repository paths in the package, every exception class in
-``ric.errors``, and the product path (keygen / encrypt / classify / decrypt) never imports the research
-subpackages."""
+``ric.errors``, no use of another module's private names, and the product path (keygen / encrypt / classify /
+decrypt) never imports the research subpackages."""
 
 import ast
 import builtins
@@ -11,6 +11,18 @@ from pathlib import Path
 import ric
 
 PKG = Path(ric.__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: src/, tests/, scripts/, benchmarks/
+OURS = ("ric", "tests", "scripts", "benchmarks")
+
+# Private names still used across modules, each in a file that another change is rewriting at the time this rule
+# came in (the exact scheme and container, the service); they go when those files make the names public.
+ALLOWED_PRIVATE = {
+    "src/ric/container.py": {"ric.imageio._one_line"},
+    "src/ric/security/exact.py": {"ric.schemes.exact._HEADER", "ric.schemes.exact._to_digits"},
+    "tests/schemes/test_exact.py": {"ric.schemes.exact._to_digits", "ric.schemes.exact._from_digits"},
+    "src/ric/service/app.py": {"ric.service.core._error"},
+    "src/ric/service/routes.py": {"ric.service.core._png_size"},
+}
 
 
 def test_no_function_over_80_lines():
@@ -44,6 +56,61 @@ def test_every_exception_class_lives_in_errors():
                 if bases & exceptions:
                     outside.append(f"{p.relative_to(PKG)}:{n.name}")
     assert not outside, outside
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _is_module(dotted: str) -> bool:
+    base = ROOT / "src" if dotted.split(".")[0] == "ric" else ROOT
+    p = base.joinpath(*dotted.split("."))
+    return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
+
+
+def private_uses(tree: ast.AST) -> set[str]:
+    """``module.name`` for every private name of one of our modules that ``tree`` imports (``from m import _x``)
+    or reads off an imported module (``m._x``); private submodules (``from tests import _png``) are allowed."""
+    used, modules = set(), {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            for a in n.names:
+                modules[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module.split(".")[0] in OURS:
+            for a in n.names:
+                full = f"{n.module}.{a.name}"
+                if _is_module(full):
+                    modules[a.asname or a.name] = full
+                elif _private(a.name):
+                    used.add(full)
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and _private(n.attr):
+            chain, v = [n.attr], n.value
+            while isinstance(v, ast.Attribute):
+                chain.append(v.attr)
+                v = v.value
+            if isinstance(v, ast.Name) and modules.get(v.id, "").split(".")[0] in OURS:
+                used.add(".".join([modules[v.id], *reversed(chain)]))
+    return used
+
+
+def test_private_use_is_detected():
+    code = "from ric.keys import _SALT\nfrom tests import _png\nimport ric.schemes.exact as ex\nex._HEADER.size\n"
+    assert private_uses(ast.parse(code)) == {"ric.keys._SALT", "ric.schemes.exact._HEADER"}
+
+
+def test_no_module_uses_another_modules_private_names():
+    found = {}
+    for folder in ("src/ric", "tests", "scripts", "benchmarks"):
+        for p in sorted((ROOT / folder).rglob("*.py")):
+            rel = str(p.relative_to(ROOT))
+            extra = private_uses(ast.parse(p.read_text())) - ALLOWED_PRIVATE.get(rel, set())
+            if extra:
+                found[rel] = sorted(extra)
+    assert not found, found
+    still = {rel: names for rel, names in ALLOWED_PRIVATE.items()
+             if names & private_uses(ast.parse((ROOT / rel).read_text())) != names}
+    assert not still, f"no longer used, drop from ALLOWED_PRIVATE: {still}"
 
 
 def test_product_path_imports_no_research_code(tmp_path):

@@ -46,12 +46,12 @@ def test_blind_attacks_find_a_leaky_cipher():
     assert score(x, x)["psnr_db"] > 90
 
 
-from ric.security.blind import _median  # noqa: E402
+from ric.security.blind import median_filter  # noqa: E402
 
 
 def test_median_filter():
     c = torch.arange(25.0).view(1, 1, 5, 5)
-    m = _median(c, 3)
+    m = median_filter(c, 3)
     assert m.shape == c.shape and m[0, 0, 2, 2] == 12
 
 

@@ -35,13 +35,13 @@ from ric.security.exact import (
 )
 from ric.security.report import (
     MEAN_COLOUR,
-    _majority,
-    _now,
     attack_data,
     blind_section,
+    clock,
     cloud_section,
     kpa_section,
     load_or_make_key,
+    majority_share,
 )
 from ric.zoo import bundles
 
@@ -126,7 +126,7 @@ def _simulation(sch, key, data, px_eval, t_eval, x_u8, px_cal, x_cal_u8, run: Pa
     have = idx >= 0
     px_other, t_other, ok = encrypt_exact_cached(sch, key, pool[np.maximum(idx, 0)], run / "other.npz", log)
     use = have & ok
-    log(f"[{_now()}] simulating {len(t_eval)} ciphertexts from their labels alone")
+    log(f"[{clock()}] simulating {len(t_eval)} ciphertexts from their labels alone")
     px_sim, attempts = simulate_ciphertexts(sch, t_eval, px_eval.shape[1:], key.key_id)
     b = sch.bits
     f_real, f_other, f_sim = (distinguisher_features(p, b) for p in (px_eval, px_other[use], px_sim))
@@ -179,7 +179,7 @@ def _attacks(sch, data, px_eval, px_kpa, t_eval, chance: _Chance, sz: dict, figs
     c_eval, c_kpa = _tensor(px_eval), _tensor(px_kpa)
     b = sch.bits
     high = _tensor((px_eval & ~np.uint8((1 << b) - 1)) | np.uint8(1 << (b - 1)))
-    log(f"[{_now()}] blind attacks")
+    log(f"[{clock()}] blind attacks")
     res: dict = {}
     res["blind"], res["blind_best"], outs = blind_section(c_eval, x_eval, 0.8, figs / f"{tag}_blind_best.png",
                                                          {"high digits only (low digits set to 2^(b−1))": high})
@@ -213,7 +213,7 @@ def evaluate_exact_model(model: str, quick: bool, run: Path, figs: Path, data_ro
     data = attack_data(dataset, sz, data_root)
     t_start = time.time()
     x_u8, x_kpa_u8, x_cal_u8 = (to_pixels(x) for x in (data.x_eval, data.x_kpa, data.x_cal))
-    log(f"[{_now()}] {model}: encrypting {len(x_u8)} test, {len(x_kpa_u8)} train and {len(x_cal_u8)} calibration "
+    log(f"[{clock()}] {model}: encrypting {len(x_u8)} test, {len(x_kpa_u8)} train and {len(x_cal_u8)} calibration "
         "images")
     px_eval, t_eval, ok_eval = encrypt_exact_cached(sch, key, x_u8, run / "eval.npz", log)
     px_kpa, _, ok_kpa = encrypt_exact_cached(sch, key, x_kpa_u8, run / "train.npz", log)
@@ -226,16 +226,16 @@ def evaluate_exact_model(model: str, quick: bool, run: Path, figs: Path, data_ro
                  "bits": sch.bits, "quick": quick, "data": data.description,
                  "bit_exact": float(np.mean([np.array_equal(a, b) for a, b in zip(back, x_u8, strict=True)])),
                  "plaintext_accuracy": float((t_eval == data.y_eval.numpy()).mean()),
-                 "majority_class_share": _majority(data.y_eval.numpy()), "shape": list(px_eval.shape[1:])}
+                 "majority_class_share": majority_share(data.y_eval.numpy()), "shape": list(px_eval.shape[1:])}
     t_cal = sch._predict(x_cal_u8).numpy()
-    log(f"[{_now()}] keyless statistics and the simulation check")
+    log(f"[{clock()}] keyless statistics and the simulation check")
     res["keyless"] = leak_correlations(px_eval, x_u8, 0.8, px_cal, x_cal_u8)
     res["keyless"]["label_reference"] = label_reference(t_cal, x_cal_u8, t_eval, x_u8)
     res["simulation"], px_other, px_sim = _simulation(sch, key, data, px_eval, t_eval, x_u8, px_cal, x_cal_u8, run,
                                                       dataset, data_root, log)
     save_image(torch.cat([data.x_eval[:8], _tensor(px_eval[:8]), _tensor(px_other[:8]), _tensor(px_sim[:8])]),
                figs / f"{tag}_simulation.png", nrow=8)
-    log(f"[{_now()}] randomness tests of the sealed low digits")
+    log(f"[{clock()}] randomness tests of the sealed low digits")
     res["randomness"] = randomness_tests(np.concatenate([px_eval, px_kpa]))
     _pvalue_figure(res["randomness"], figs / f"{tag}_pvalues.png", log)
     res.update(_attacks(sch, data, px_eval, px_kpa, t_eval, _Chance(data.x_eval, t_eval), sz, figs, tag,
@@ -296,7 +296,7 @@ def _paper_of(r: dict, paper: dict) -> tuple[str, dict] | None:
 
 def exact_summary(m: str, r: dict, paper: dict) -> list[str]:
     """One exact model's measured lines for the overview."""
-    from ric.security.report import STAT_NAMES, _r
+    from ric.security.report import STAT_NAMES, num
 
     k, sim, rt = r["keyless"], r["simulation"], r["randomness"]
     kb = max(r["kpa"], key=lambda n: r["kpa"][n]["ssim"])
@@ -304,14 +304,14 @@ def exact_summary(m: str, r: dict, paper: dict) -> list[str]:
     best, bch = r["blind"][r["blind_best"]], r["blind_chance"][r["blind_best"]]
     po = _paper_of(r, paper)
     vs = f" (scheme `paper`, `{po[0]}`: " + ", ".join(
-        f"{_r(max(po[1]['keyless']['analytic'][s], po[1]['keyless'].get('calibrated', {}).get(s, -1)))}"
+        f"{num(max(po[1]['keyless']['analytic'][s], po[1]['keyless'].get('calibrated', {}).get(s, -1)))}"
         for s in STATS) + f", N = {po[1]['keyless']['n']})" if po else ""
     return [f"**`{m}`** ({r['dataset']}, b = {r['bits']}, {r['shape'][0]}×{r['shape'][1]}×{r['shape'][2]}; "
             f"{k['n']} attacked test images; bit-exact recovery with the right key: {100 * r['bit_exact']:.0f} %)", "",
             "- Keyless statistics, calibrated on the attacker's own pairs (r with the plaintext's "
             f"{', '.join(STAT_NAMES[s] for s in STATS)}): "
-            + ", ".join(_r(_cal(k, s)) for s in STATS) + f"; noise level ±{k['noise_band_95']:.3f}" + vs
-            + "; the label alone gives " + ", ".join(_r(k["label_reference"][s]) for s in STATS) + ".",
+            + ", ".join(num(_cal(k, s)) for s in STATS) + f"; noise level ±{k['noise_band_95']:.3f}" + vs
+            + "; the label alone gives " + ", ".join(num(k["label_reference"][s]) for s in STATS) + ".",
             f"- Simulation check: a logistic-regression distinguisher on {sim['distinguisher_simulated']['features']} "
             f"keyless features tells real ciphertexts from ciphertexts made from the label alone with "
             f"{_acc(sim['distinguisher_simulated'])}, and from ciphertexts of other images with the same labels with "
@@ -374,16 +374,16 @@ def exact_overview(exact: dict, paper: dict) -> list[str]:
 
 
 def _keyless_table(r: dict, paper: dict) -> str:
-    from ric.security.report import STAT_NAMES, _keyless_best, _r
+    from ric.security.report import STAT_NAMES, keyless_best, num
 
     k, sim = r["keyless"], r["simulation"]
     po = _paper_of(r, paper)
     kb = max(r["kpa"], key=lambda n: r["kpa"][n]["ssim"])
     head = r["kpa"][kb].get("stats_head", {})
     pcol = f" paper `{po[0]}` (N = {po[1]['keyless']['n']}) |" if po else ""
-    rows = [f"| {STAT_NAMES[s]} | {_r(k['analytic'][s])} | {_r(_cal(k, s))} | {_r(_cal(sim['keyless_other'], s))} | "
-            f"{_r(_cal(sim['keyless_simulated'], s))} | {_r(k['label_reference'][s])} | {_r(head.get(s))} |"
-            + (f" {_r(_keyless_best(po[1]['keyless'], s))} |" if po else "") for s in STATS]
+    rows = [f"| {STAT_NAMES[s]} | {num(k['analytic'][s])} | {num(_cal(k, s))} | {num(_cal(sim['keyless_other'], s))} | "
+            f"{num(_cal(sim['keyless_simulated'], s))} | {num(k['label_reference'][s])} | {num(head.get(s))} |"
+            + (f" {num(keyless_best(po[1]['keyless'], s))} |" if po else "") for s in STATS]
     return (f"| statistic | analytic r | calibrated r | other images, same labels | simulated from the label | "
             f"label alone | KPA statistics head (N = {kb}) |{pcol}\n|---|---|---|---|---|---|---|"
             + ("---|" if po else "") + "\n" + "\n".join(rows))
@@ -402,14 +402,14 @@ def _randomness_table(rt: dict) -> str:
 
 
 def _attack_tables(r: dict) -> tuple[str, str]:
-    from ric.security.report import _blind_name
+    from ric.security.report import blind_name
 
     ch = r["blind_chance"]
 
     def cells(v, c, key):
         return f"{v[key]:.3f} | {c['same_label'][key]:.3f} | {c['shuffled'][key]:.3f}"
 
-    blind = "\n".join(f"| {_blind_name(n)} | {cells(v, ch[n], 'ssim_fit')} | {v['psnr_fit_db']:.2f} |"
+    blind = "\n".join(f"| {blind_name(n)} | {cells(v, ch[n], 'ssim_fit')} | {v['psnr_fit_db']:.2f} |"
                       for n, v in r["blind"].items() if n in ch)
     ref = r["blind"][MEAN_COLOUR]
     blind += f"\n| {MEAN_COLOUR} | {ref['ssim_fit']:.3f} | — | — | {ref['psnr_fit_db']:.2f} |"
@@ -431,7 +431,7 @@ def _distinguisher_rows(sim: dict) -> str:
 
 def exact_section(r: dict, paper: dict, figs: str = "security") -> str:
     """The detailed section of one exact model."""
-    from ric.security.report import _kpa_setup
+    from ric.security.report import kpa_setup
 
     m, k, sim, rt, cl = r["model"], r["keyless"], r["simulation"], r["randomness"], r["cloud"]
     tag = f"{figs}/{m[len(PREFIX):]}-exact"
@@ -493,7 +493,7 @@ same label and against a shuffled pairing of the test images (chance).
 Rows: plaintext, ciphertext, best filter, same with the oracle fit. ![blind]({tag}_blind_best.png)
 
 ### E4. Known-plaintext network (N pairs under the victim's key)
-{_kpa_setup(r)}
+{kpa_setup(r)}
 
 | pairs N | SSIM | SSIM, same label | SSIM, shuffled | PSNR | classifier accuracy on reconstructions | epochs |
 |---|---|---|---|---|---|---|

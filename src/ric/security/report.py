@@ -45,7 +45,7 @@ from ric.security import (
     tag_rejection,
     theorem61_heuristic,
 )
-from ric.security.blind import _affine_fit
+from ric.security.blind import affine_fit
 from ric.zoo import bundles
 
 # Sizes per (dataset, quick). "all" = the whole train split. Faces ciphertexts are 25x larger than SVHN's
@@ -77,7 +77,8 @@ MEAN_COLOUR = "oracle: the plaintext's own mean colour"
 OLD_MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"  # its name in results of earlier runs
 
 
-def _now() -> str:
+def clock() -> str:
+    """The wall-clock time for progress lines (HH:MM:SS)."""
     return time.strftime("%H:%M:%S")
 
 
@@ -151,7 +152,8 @@ def kpa_epochs(n: int, base: int) -> int:
     return base if n <= 1000 else max(5, base * 1000 // n)
 
 
-def _majority(labels) -> float:
+def majority_share(labels) -> float:
+    """The share of the most frequent label (a classifier's chance level on these labels)."""
     return float(np.bincount(np.asarray(labels)).max() / len(labels))
 
 
@@ -206,7 +208,7 @@ def _brute_force(ric: RIC, key: SecretKey, cts_eval, x_eval, right, sz: dict, fi
     """Random and one-bit-away wrong keys: (result, PSNRs of random keys, PSNRs of one-bit keys)."""
     n_bf = min(sz["n_bf"], len(cts_eval))
     kpc = sz["keys_per_ct"]
-    log(f"[{_now()}] brute force: {n_bf} ciphertexts x {kpc} random keys; {sz['n_bits']} one-bit-away keys")
+    log(f"[{clock()}] brute force: {n_bf} ciphertexts x {kpc} random keys; {sz['n_bits']} one-bit-away keys")
     rng = np.random.default_rng(0)
     rand_pairs = [(SecretKey.generate(), cts_eval[i]) for i in range(n_bf) for _ in range(kpc)]
     bits = sorted(rng.choice(256, size=sz["n_bits"], replace=False).tolist())
@@ -233,7 +235,7 @@ def _brute_force(ric: RIC, key: SecretKey, cts_eval, x_eval, right, sz: dict, fi
 
 
 def _theorem61(ric: RIC, key: SecretKey, cts_eval, d: int, max_wrong: float, sz: dict, log: Callable) -> dict:
-    log(f"[{_now()}] Theorem 6.1: NES gradient norms on {sz['nes_cts']} ciphertexts x {sz['nes_dirs']} directions")
+    log(f"[{clock()}] Theorem 6.1: NES gradient norms on {sz['nes_cts']} ciphertexts x {sz['nes_dirs']} directions")
     norms = torch.stack([nes_pixel_gradient_norms(ric, cts_eval[i], key, sz["nes_dirs"], seed=i)
                          for i in range(sz["nes_cts"])])
     return {"ciphertexts": sz["nes_cts"], "directions": sz["nes_dirs"], "sigma": 1e-3,
@@ -250,7 +252,7 @@ def blind_section(c_eval: torch.Tensor, x_eval: torch.Tensor, alpha: float, fig:
     scores = {name: score(y, x_eval) for name, y in blind.items()}
     scores[MEAN_COLOUR] = score(mean_colour_baseline(x_eval), x_eval)
     best = max(blind, key=lambda k: scores[k]["ssim_fit"])
-    save_image(torch.cat([x_eval[:8], c_eval[:8], blind[best][:8].clamp(0, 1), _affine_fit(blind[best], x_eval)[:8]]),
+    save_image(torch.cat([x_eval[:8], c_eval[:8], blind[best][:8].clamp(0, 1), affine_fit(blind[best], x_eval)[:8]]),
                fig, nrow=min(8, len(x_eval)))
     return scores, best, blind
 
@@ -265,7 +267,7 @@ def kpa_section(c_kpa: torch.Tensor, x_kpa: torch.Tensor, c_eval: torch.Tensor, 
     out, recs = {}, {}
     width, crop = sz.get("kpa_width", 32), sz.get("kpa_crop")
     for n in sizes:
-        log(f"[{_now()}] known-plaintext attack, N = {n}")
+        log(f"[{clock()}] known-plaintext attack, N = {n}")
         t0 = time.time()
         ep = kpa_epochs(n, sz["kpa_epochs"])
         rec, head = known_plaintext_attack(c_kpa[:n], x_kpa[:n], c_eval, epochs=ep, width=width, crop=crop,
@@ -280,7 +282,7 @@ def kpa_section(c_kpa: torch.Tensor, x_kpa: torch.Tensor, c_eval: torch.Tensor, 
 
 
 def _kpa_plain(c_kpa, x_kpa, c_eval, x_eval, y_eval, predict: Callable, n: int, sz: dict, log: Callable) -> dict:
-    log(f"[{_now()}] the earlier plain U-Net, N = {n}, for comparison")
+    log(f"[{clock()}] the earlier plain U-Net, N = {n}, for comparison")
     t0 = time.time()
     ep = kpa_epochs(n, sz["plain_epochs"])
     crop = sz.get("kpa_crop")
@@ -297,7 +299,7 @@ def cloud_section(classifier, predict: Callable, c_kpa: torch.Tensor, real: torc
                   log: Callable) -> tuple[dict, torch.Tensor]:
     """The curious cloud trained on ``c_kpa`` and the classifier, with unpaired ``real`` images of the domain:
     (scores, the generated images)."""
-    log(f"[{_now()}] curious cloud: generative attack on {len(c_kpa)} ciphertexts")
+    log(f"[{clock()}] curious cloud: generative attack on {len(c_kpa)} ciphertexts")
     t0 = time.time()
     gen = curious_cloud_attack(classifier, c_kpa, real, c_eval, size=sz["cloud_size"], epochs=sz["cloud_epochs"])
     save_image(torch.cat([x_eval[:8], c_eval[:8], gen[:8]]), fig, nrow=min(8, len(x_eval)))
@@ -318,21 +320,21 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     data = attack_data(dataset, sz, data_root)
     x_eval, y_eval, x_kpa = data.x_eval, data.y_eval, data.x_kpa
     t_start = time.time()
-    log(f"[{_now()}] {model}: encrypting {len(x_eval)} test and {len(x_kpa)} train images")
+    log(f"[{clock()}] {model}: encrypting {len(x_eval)} test and {len(x_kpa)} train images")
     cts_eval = encrypt_cached(ric, key, x_eval, run / f"{model}-eval.npz", log)
     cts_kpa = encrypt_cached(ric, key, x_kpa, run / f"{model}-train.npz", log)
     c_eval, c_kpa = as_tensor(cts_eval), as_tensor(cts_kpa)
     # the keyless attacker's calibration pairs: public images encrypted with the public model under a key the
     # attacker made itself (not the victim's)
     akey = load_or_make_key(run / f"{model}-attacker.key")
-    log(f"[{_now()}] {model}: encrypting {len(data.x_cal)} calibration images under the attacker's own key")
+    log(f"[{clock()}] {model}: encrypting {len(data.x_cal)} calibration images under the attacker's own key")
     cts_cal = encrypt_cached(ric, akey, data.x_cal, run / f"{model}-attacker.npz", log)
     right = ric.decrypt(cts_eval, key)
     res: dict = {"model": model, "dataset": dataset, "weights_sha256": cfg.get("weights_sha256") or
                  cfg.get("codec_weights_sha256"), "quick": quick, "data": data.description,
                  "right_key_psnr_db": psnr(right, x_eval).mean().item(),
                  "plaintext_accuracy": (ric.predict(x_eval) == y_eval).float().mean().item(),
-                 "majority_class_share": _majority(y_eval.numpy())}
+                 "majority_class_share": majority_share(y_eval.numpy())}
     # 1. brute force, key sensitivity, tags, Theorem 6.1
     res["brute_force"], ps_rand, ps_bits = _brute_force(ric, key, cts_eval, x_eval, right, sz, figs, model, log)
     n_bf = res["brute_force"]["ciphertexts"]
@@ -341,11 +343,11 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     res["theorem61"] = _theorem61(ric, key, cts_eval, int(c_eval[0].numel()),
                                   float(max(ps_rand.max(), ps_bits.max())), sz, log)
     # 0. what the ciphertext alone reveals
-    log(f"[{_now()}] keyless estimator of brightness and value histogram")
+    log(f"[{clock()}] keyless estimator of brightness and value histogram")
     res["keyless"] = leak_correlations(np.stack([ct.pixels for ct in cts_eval]), to_pixels(x_eval), ric.alpha,
                                        np.stack([ct.pixels for ct in cts_cal]), to_pixels(data.x_cal))
     # 2. blind attacks
-    log(f"[{_now()}] blind attacks")
+    log(f"[{clock()}] blind attacks")
     res["blind"], res["blind_best"], _ = blind_section(c_eval, x_eval, ric.alpha, figs / f"{model}_blind_best.png")
     # 3. known-plaintext attack (the strengthened network at every N, the earlier plain U-Net at the largest)
     res["kpa"], recs = kpa_section(c_kpa, x_kpa, c_eval, x_eval, y_eval, ric.predict, data.kpa_sizes, sz,
@@ -395,10 +397,10 @@ def run_security(models: list[str] | None, quick: bool, run: str | Path, docs: s
         if cache.is_file() and not fresh:
             cached = json.loads(cache.read_text())
             if cached.get("cache_key") == rk:
-                log(f"[{_now()}] {m}: reusing the finished result in {cache}")
+                log(f"[{clock()}] {m}: reusing the finished result in {cache}")
                 report["models"][m] = cached
                 continue
-            log(f"[{_now()}] {m}: the cached result in {cache} is for other settings, sizes or version: recomputing")
+            log(f"[{clock()}] {m}: the cached result in {cache} is for other settings, sizes or version: recomputing")
         evaluate = evaluate_exact_model if is_exact(m) else evaluate_model
         report["models"][m] = {**evaluate(m, quick, run, figs, data_root, log), "cache_key": rk}
         cache.write_text(json.dumps(report["models"][m], indent=1) + "\n")
@@ -411,7 +413,7 @@ def run_security(models: list[str] | None, quick: bool, run: str | Path, docs: s
         report["scramble_kpa"] = json.loads(sk.read_text())
     md = docs / f"security{'_quick' if quick else ''}.md"
     md.write_text(render(report))
-    log(f"[{_now()}] wrote {md}")
+    log(f"[{clock()}] wrote {md}")
     return report
 
 
@@ -425,11 +427,13 @@ def _oracle(r: dict) -> dict:
     return r["blind"][MEAN_COLOUR] if MEAN_COLOUR in r["blind"] else r["blind"][OLD_MEAN_COLOUR]
 
 
-def _blind_name(name: str) -> str:
+def blind_name(name: str) -> str:
+    """The current name of a blind attack in stored results (maps the mean-colour oracle's old name)."""
     return MEAN_COLOUR if name == OLD_MEAN_COLOUR else name
 
 
-def _r(v) -> str:
+def num(v) -> str:
+    """A correlation or score with three decimals; ``n/a`` for a missing or constant (nan) estimate."""
     return "n/a" if v is None or v != v else f"{v:.3f}"  # nan: a constant estimate
 
 
@@ -446,7 +450,8 @@ def verdict(ssim_attack: float, ssim_reference: float, margin: float = 0.05) -> 
             "(see the grid).**")
 
 
-def _kpa_setup(r: dict) -> str:
+def kpa_setup(r: dict) -> str:
+    """The known-plaintext attack's network and training schedule of a model's results, as one paragraph."""
     v = next(iter(r["kpa"].values()))
     crop = f", trained on random aligned {v['train_crop']}×{v['train_crop']} patches" if v.get("train_crop") else ""
     eps = ", ".join(f"N={n}: {w['epochs']}" for n, w in r["kpa"].items())
@@ -462,13 +467,13 @@ def _kpa_setup(r: dict) -> str:
             f"epochs {eps}; 15 % of the pairs held out, the best held-out epoch kept.")
 
 
-def _keyless_best(k: dict, s: str) -> float:
+def keyless_best(k: dict, s: str) -> float:
     """The keyless estimator's correlation for statistic ``s``: the better of the analytic and calibrated one."""
     return max((k[m][s] for m in ("analytic", "calibrated") if m in k and k[m][s] == k[m][s]), default=float("nan"))
 
 
 def _keyless_line(k: dict) -> str:
-    parts = ", ".join(f"{STAT_NAMES[s]} r = {_r(_keyless_best(k, s))}" for s in STATS)
+    parts = ", ".join(f"{STAT_NAMES[s]} r = {num(keyless_best(k, s))}" for s in STATS)
     h = k.get("histogram")
     hist = (f"; the estimated value CDF is off by {h['cdf_mae']:.3f} on average against {h['cdf_mae_population']:.3f} "
             "for the population's average CDF") if h else ""
@@ -486,8 +491,9 @@ def _keyless_section(r: dict) -> str:
     for s in STATS:
         rec = kb.get("stats_reconstruction", {}).get(s)
         head = kb.get("stats_head", {}).get(s)
-        rows.append(f"| {STAT_NAMES[s]} | {_r(k['analytic'][s])} | {_r(k.get('calibrated', {}).get(s))} | "
-                    f"{_r(k.get('calibrated_mae', {}).get(s))} | {k['truth_spread'][s]:.3f} | {_r(rec)} | {_r(head)} |")
+        rows.append(f"| {STAT_NAMES[s]} | {num(k['analytic'][s])} | {num(k.get('calibrated', {}).get(s))} | "
+                    f"{num(k.get('calibrated_mae', {}).get(s))} | {k['truth_spread'][s]:.3f} | {num(rec)} | "
+                    f"{num(head)} |")
     h = k["histogram"]
     cal = k.get("fit_pairs", 0)
     header = ("| statistic | keyless analytic r | keyless calibrated r | calibrated mean abs. error "
@@ -555,12 +561,12 @@ wrong keys above.
 def _model_section(r: dict, figs: str = "security") -> str:
     m, bf, tg, th = r["model"], r["brute_force"], r["tags"], r["theorem61"]
     ref = _oracle(r)
-    blind_rows = "\n".join(f"| {_blind_name(k)} | {v['psnr_db']:.2f} | {v['ssim']:.3f} | {v['psnr_fit_db']:.2f} | "
+    blind_rows = "\n".join(f"| {blind_name(k)} | {v['psnr_db']:.2f} | {v['ssim']:.3f} | {v['psnr_fit_db']:.2f} | "
                            f"{v['ssim_fit']:.3f} |" for k, v in r["blind"].items())
 
     def bright(v):
         rec, head = v.get("stats_reconstruction", {}).get("mean"), v.get("stats_head", {}).get("mean")
-        return f"{_r(rec)} / {_r(head)}" if rec is not None else "—"
+        return f"{num(rec)} / {num(head)}" if rec is not None else "—"
 
     kpa_rows = "\n".join(f"| {n} | {v['psnr_db']:.2f} | {v['ssim']:.3f} | "
                          f"{100 * v['classifier_accuracy_on_reconstructions']:.1f} % | {bright(v)} |"
@@ -569,8 +575,8 @@ def _model_section(r: dict, figs: str = "security") -> str:
     if pl:
         kpa_rows += (f"\n| {pl['pairs']}, earlier plain U-Net ({pl['epochs']} epochs) | {pl['psnr_db']:.2f} | "
                      f"{pl['ssim']:.3f} | {100 * pl['classifier_accuracy_on_reconstructions']:.1f} % | "
-                     f"{_r(pl['stats_reconstruction']['mean'])} / — |")
-    est_line = (f" Keyless estimator's brightness r: {_r(_keyless_best(r['keyless'], 'mean'))}."
+                     f"{num(pl['stats_reconstruction']['mean'])} / — |")
+    est_line = (f" Keyless estimator's brightness r: {num(keyless_best(r['keyless'], 'mean'))}."
                 if "keyless" in r else "")
     cl = r["cloud"]
     blind_verdict = verdict(r["blind"][r["blind_best"]]["ssim_fit"], ref["ssim_fit"])
@@ -598,11 +604,11 @@ Rows: plaintext; random wrong key; one bit away; right key. ![grid]({figs + '/' 
 |---|---|---|---|---|
 {blind_rows}
 
-Best with the oracle fit: *{_blind_name(r['blind_best'])}*. {blind_verdict}
+Best with the oracle fit: *{blind_name(r['blind_best'])}*. {blind_verdict}
 Rows: plaintext, ciphertext, best blind attack, same with the oracle fit. ![blind]({figs + '/' + m}_blind_best.png)
 
 ### 3. Known-plaintext attack (network trained on N pairs under the victim's key)
-{_kpa_setup(r)}
+{kpa_setup(r)}
 
 | pairs N | PSNR | SSIM | classifier accuracy on reconstructions | brightness r: reconstruction / statistics head |
 |---|---|---|---|---|
@@ -635,7 +641,7 @@ def _leaks(models: dict, margin: float = 0.05) -> list[str]:
         ref = _oracle(r)
         best = r["blind"][r["blind_best"]]
         if best["ssim_fit"] > ref["ssim_fit"] + margin:
-            out.append(f"`{m}`, blind attack *{_blind_name(r['blind_best'])}* (oracle fit): SSIM "
+            out.append(f"`{m}`, blind attack *{blind_name(r['blind_best'])}* (oracle fit): SSIM "
                        f"{best['ssim_fit']:.3f} vs {ref['ssim_fit']:.3f} for the mean-colour oracle.")
         for n, v in r["kpa"].items():
             if v["ssim"] > ref["ssim"] + margin:
@@ -721,8 +727,8 @@ def _paper_summary(m: str, r: dict) -> list[str]:
           f"reconstructions {100 * kbest['classifier_accuracy_on_reconstructions']:.1f} % "
           f"(plaintexts {100 * r['plaintext_accuracy']:.1f} %{_base(r)})")
     if "stats_head" in kbest and "keyless" in r:
-        kp += (f"; brightness r {_r(kbest['stats_reconstruction']['mean'])} (reconstruction) / "
-               f"{_r(kbest['stats_head']['mean'])} (statistics head) vs {_r(_keyless_best(r['keyless'], 'mean'))} "
+        kp += (f"; brightness r {num(kbest['stats_reconstruction']['mean'])} (reconstruction) / "
+               f"{num(kbest['stats_head']['mean'])} (statistics head) vs {num(keyless_best(r['keyless'], 'mean'))} "
                "for the keyless estimator")
     if "kpa_plain" in r:
         pl = r["kpa_plain"]
