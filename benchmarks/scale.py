@@ -257,7 +257,8 @@ def main(argv=None) -> int:
         return 0
     t_start, load0 = time.time(), load()
     rep: dict = {"machine": machine(), "load_start": load0, "uptime_start": _uptime(), "args": vars(args) | {
-        "output": str(args.output)}, "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:])}
+        "output": str(args.output)}, "command": " ".join(["python benchmarks/scale.py",
+                                                         *(sys.argv[1:] if argv is None else argv)])}
     with tempfile.TemporaryDirectory(prefix="ric-scale-") as td:
         tmp = Path(td)
         src = tmp / "svhn"

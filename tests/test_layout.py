@@ -113,6 +113,20 @@ def test_no_module_uses_another_modules_private_names():
     assert not still, f"no longer used, drop from ALLOWED_PRIVATE: {still}"
 
 
+def test_benchmarks_main_takes_argv():
+    """Every benchmark is a ``main(argv=None)`` tool that parses the ``argv`` it is given."""
+    wrong = []
+    for p in sorted((ROOT / "benchmarks").glob("*.py")):
+        tree = ast.parse(p.read_text())
+        main = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"), None)
+        parses = [n for n in ast.walk(main) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") in
+                  ("parse_args", "parse_known_args")] if main else []
+        if not (main and [a.arg for a in main.args.args] == ["argv"] and main.args.defaults
+                and parses and all(len(c.args) == 1 and getattr(c.args[0], "id", "") == "argv" for c in parses)):
+            wrong.append(p.name)
+    assert not wrong, wrong
+
+
 def test_product_path_imports_no_research_code(tmp_path):
     samples = sorted((PKG / "samples").glob("*.png"))[:2]
     code = f"""
