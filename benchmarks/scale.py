@@ -1,4 +1,4 @@
-"""Scaling out (issue 16): Ray batch jobs and torchrun training, measured. Writes docs/results/scale.{md,json}.
+"""Scaling out: Ray batch jobs and torchrun training, measured. Writes docs/results/scale.{md,json}.
 
     python benchmarks/scale.py                                   # 400 SVHN test images, the full set of checks
     python benchmarks/scale.py --images 100 --train-limit 1024 --epochs 2 -o /tmp/scale   # quick

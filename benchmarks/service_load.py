@@ -1,4 +1,4 @@
-"""The cloud service under load, crashes and abuse (issue 15). Writes docs/results/service.{md,json}.
+"""The cloud service under load, crashes and abuse. Writes docs/results/service.{md,json}.
 
     python benchmarks/service_load.py                 # 2,000 requests x 16 clients, 1,000 uploads, 2 kills
     python benchmarks/service_load.py --requests 200 --uploads 100   # quick
@@ -321,7 +321,7 @@ def write_report(out: Path, rep: dict) -> None:
     on, off = rep["load"]["batching_on"], rep["load"]["batching_off"]
     cr, ab = rep["crash"], rep["abuse"]
     L = [
-        "# The cloud service: load, crash and abuse (issue 15)",
+        "# The cloud service: load, crash and abuse",
         "",
         f"`{rep['command']}` — {rep['machine']}, load average {rep['load_average_at_start']} when it began (the "
         f"cores are shared with other work); {rep['date']}; {rep['wall_s'] / 60:.1f} min in all. Server: "

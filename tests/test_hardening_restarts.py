@@ -1,4 +1,4 @@
-"""Issue 13 item 4: restarts and outputs cannot destroy data: encrypt resumes only outputs of the same input,
+"""Restarts and outputs cannot destroy data: encrypt resumes only outputs of the same input,
 decrypt only outputs that check out, no output may be an input, the demo keeps an existing key."""
 
 import os

@@ -201,9 +201,9 @@ def test_theorem61_is_called_a_heuristic_not_a_bound():
     assert "≤" not in th and "guaranteed PSNR" not in th and "bound" not in th.replace("not a bound", "")
 
 
-def test_report_renders_results_of_earlier_runs():
-    """docs/security.md is re-rendered from the stored JSON of a run that predates the new attacks: old names
-    are shown as oracles and the report says what was not rerun."""
+def test_report_renders_results_without_the_newer_attacks():
+    """A stored result without the file-edit, plain-KPA and statistics entries, with the oracle under its former
+    name, still renders: the oracle under its current name, and the report says what was not rerun."""
     old = _fake_result(0.40, keyless=False)
     old["blind"] = {"median 3×3": old["blind"]["median 3×3"],
                     "reference: mean colour of the plaintext (oracle)": old["blind"].pop(

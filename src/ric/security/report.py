@@ -51,8 +51,8 @@ from ric.zoo import bundles
 # Sizes per (dataset, quick). "all" = the whole train split. Faces ciphertexts are 25x larger than SVHN's
 # and every wrong-key decryption reruns the NAE attack, so the faces runs are smaller. n_cal: public images
 # the keyless attacker encrypts under a key of its own to calibrate the estimator; kpa_epochs: the
-# known-plaintext network (the best held-out epoch is kept); plain_epochs: the earlier bare U-Net, kept for
-# comparison at the largest N.
+# known-plaintext network (the best held-out epoch is kept); plain_epochs: the bare U-Net baseline on raw
+# ciphertexts, at the largest N.
 SIZES = {
     ("svhn", False): dict(n_eval=200, n_bf=100, keys_per_ct=10, n_bits=256, kpa=[100, 1000, "all"], kpa_epochs=40,
                           plain_epochs=40, cloud_epochs=30, cloud_size=32, nes_cts=8, nes_dirs=32, n_cal=1000),
@@ -74,7 +74,8 @@ DEFAULT_MODELS = (*_DEFAULT_PAPER, "svhn-ric", "faces-ric", *_EXACT)
 # in the report's header; the exact ones take about 7 min at one thread, uncached)
 QUICK_MODELS = (*_DEFAULT_PAPER, *_EXACT)
 MEAN_COLOUR = "oracle: the plaintext's own mean colour"
-OLD_MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"  # its name in results of earlier runs
+# the same oracle under its former name, still read from stored result files
+OLD_MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"
 
 
 def clock() -> str:
@@ -282,7 +283,7 @@ def kpa_section(c_kpa: torch.Tensor, x_kpa: torch.Tensor, c_eval: torch.Tensor, 
 
 
 def _kpa_plain(c_kpa, x_kpa, c_eval, x_eval, y_eval, predict: Callable, n: int, sz: dict, log: Callable) -> dict:
-    log(f"[{clock()}] the earlier plain U-Net, N = {n}, for comparison")
+    log(f"[{clock()}] the plain U-Net baseline, N = {n}, for comparison")
     t0 = time.time()
     ep = kpa_epochs(n, sz["plain_epochs"])
     crop = sz.get("kpa_crop")
@@ -349,7 +350,7 @@ def evaluate_model(model: str, quick: bool, run: Path, figs: Path, data_root=Non
     # 2. blind attacks
     log(f"[{clock()}] blind attacks")
     res["blind"], res["blind_best"], _ = blind_section(c_eval, x_eval, ric.alpha, figs / f"{model}_blind_best.png")
-    # 3. known-plaintext attack (the strengthened network at every N, the earlier plain U-Net at the largest)
+    # 3. known-plaintext attack (KPANet at every N, the plain U-Net baseline at the largest)
     res["kpa"], recs = kpa_section(c_kpa, x_kpa, c_eval, x_eval, y_eval, ric.predict, data.kpa_sizes, sz,
                                    ric.alpha, log)
     res["kpa_plain"] = _kpa_plain(c_kpa, x_kpa, c_eval, x_eval, y_eval, ric.predict, data.kpa_sizes[-1], sz, log)
@@ -423,7 +424,7 @@ STAT_NAMES = {"mean": "brightness (mean)", "std": "contrast (std)", "dark": "dar
 
 
 def _oracle(r: dict) -> dict:
-    """The mean-colour oracle's scores (named differently in results of earlier runs)."""
+    """The mean-colour oracle's scores (stored under :data:`OLD_MEAN_COLOUR` in older result files)."""
     return r["blind"][MEAN_COLOUR] if MEAN_COLOUR in r["blind"] else r["blind"][OLD_MEAN_COLOUR]
 
 
