@@ -37,7 +37,8 @@ from ric.security import (
     score,
     stat_correlations,
 )
-from ric.security.report import encrypt_cached, kpa_epochs
+from ric.security.report import encrypt_cached
+from ric.security.runs import kpa_epochs
 
 MODELS = ("svhn-ric", "svhn-ric-scrambled")
 

@@ -167,7 +167,7 @@ def _fake_result(kpa_ssim, keyless=True):
 
 
 def _render(*results, **kw):
-    from ric.security.report import render
+    from ric.security.render import render
 
     return render({"command": "c", "machine": "x", "quick": True, "seconds": 60,
                    "models": {f"m{i}": r for i, r in enumerate(results)}, **kw})

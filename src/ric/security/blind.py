@@ -12,6 +12,10 @@ import torch.nn.functional as F
 
 from ric.eval.metrics import psnr, ssim
 
+# The mean-colour oracle's name in the reports' results, and its former name (still read from stored results).
+MEAN_COLOUR = "oracle: the plaintext's own mean colour"
+OLD_MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"
+
 
 # ------------------------------------------------------------------------------------------ blind attacks
 def affine_fit(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
