@@ -29,13 +29,15 @@ from ric.imageio import read_image, write_png
 from ric.keys import SecretKey
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/byo_classifier.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--model", default="svhn-ric")
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     ds = load_dataset("cifar10", "test", a.data_root)
     base = load_classifier("cifar10-resnet18")
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +73,7 @@ def main() -> None:
            "psnr_db": psnr(xh, x).mean().item(), "ssim": ssim(xh, x).mean().item(),
            "encrypt_images_per_s": a.n / t_enc,
            "machine": f"{platform.machine()} cpu, torch {torch.__version__}, {torch.get_num_threads()} threads",
-           "command": "python " + " ".join(sys.argv)}
+           "command": command}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "byo_classifier.json").write_text(json.dumps(res, indent=1) + "\n")

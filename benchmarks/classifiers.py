@@ -28,12 +28,14 @@ from ric.zoo import bundles
 TARGETS = {"mnist-cnn5": 0.993, "svhn-cnn7": 0.88, "cifar10-resnet18": 0.75, "faces-dlibface": 0.70}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/classifiers.py", *argv])
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--update-bundles", action="store_true")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     rows = []
     for cfg in bundles.shipped():
         if cfg["kind"] != "classifier":
@@ -63,9 +65,9 @@ def main() -> None:
     machine = f"{platform.machine()} cpu, torch {torch.__version__}, {torch.get_num_threads()} threads"
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "classifiers.json").write_text(json.dumps({"machine": machine, "command": "python " + " ".join(sys.argv),
+    (out / "classifiers.json").write_text(json.dumps({"machine": machine, "command": command,
                                                       "rows": rows}, indent=1) + "\n")
-    lines = [f"# Zoo classifiers\n\nCommand: `python {' '.join(sys.argv)}`; machine: {machine}.\n",
+    lines = [f"# Zoo classifiers\n\nCommand: `{command}`; machine: {machine}.\n",
              "| classifier | architecture | test data | accuracy | target | images/s (CPU) | parameters |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -155,7 +155,9 @@ def bits_sweep(names, n: int, key: SecretKey, data_root=None) -> dict:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/exact.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(CLASSIFIERS))
     p.add_argument("--n", type=int, help="test images per set (default: 1,000; all faces and Tiny-ImageNet)")
@@ -165,10 +167,10 @@ def main() -> None:
     p.add_argument("--photos", type=int, metavar="N", help="only the photo rows: N images per photo set")
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     torch.set_num_threads(2)
     key = SecretKey.generate()
-    rep = {"command": "python " + " ".join(sys.argv), "machine": machine()}
+    rep = {"command": command, "machine": machine()}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.bits_sweep:
@@ -190,7 +192,7 @@ def main() -> None:
         photos = run_photos(a.photos, key, a.data_root)
         (out / "exact_photos.json").write_text(json.dumps({**rep, "photos": photos}, indent=1) + "\n")
         old = json.loads((out / "exact.json").read_text()) if (out / "exact.json").is_file() else {}
-        rep = {**rep, "sets": {}, **old, "photos": photos, "photos_command": "python " + " ".join(sys.argv)}
+        rep = {**rep, "sets": {}, **old, "photos": photos, "photos_command": command}
         (out / "exact.json").write_text(json.dumps(rep, indent=1) + "\n")
         (out / "exact.md").write_text(_md(rep))
         print(_md(rep))
@@ -201,7 +203,7 @@ def main() -> None:
         rep["command"] += " (merged with the sets of earlier runs; each set records its own command)"
     for name in a.datasets:
         row = one_set(name, a.n or DEFAULT_N[name], a.paper_n, key, a.data_root)
-        row["command"], row["machine"] = "python " + " ".join(sys.argv), rep["machine"]
+        row["command"], row["machine"] = command, rep["machine"]
         rep["sets"][name] = row
         print(name, json.dumps({k: v for k, v in row["exact"].items() if k != "failed"}), flush=True)
         (out / "exact.json").write_text(json.dumps(rep, indent=1) + "\n")  # after every set: nothing is lost

@@ -52,15 +52,17 @@ def measure(images: np.ndarray) -> dict:
     return {"codecs": rows, "fits": fits, "best_mean_bits": float(np.mean(8 * best / np.prod(shape)))}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/lossless.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--datasets", nargs="+", default=list(SETS))
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     torch.set_num_threads(1)
-    rep = {"command": "python " + " ".join(sys.argv), "machine": machine(), "sets": {}}
+    rep = {"command": command, "machine": machine(), "sets": {}}
     for name in a.datasets:
         ds = load_dataset(name, "test", a.data_root)
         imgs = ds.images[:a.n]

@@ -25,7 +25,9 @@ from ric.keys import SecretKey, new_nonce
 from ric.schemes.paper import RIC
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/nae_steps.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mnist-ric")
     p.add_argument("--steps", type=int, nargs="+", default=[100, 200, 300])
@@ -33,7 +35,7 @@ def main() -> None:
     p.add_argument("--dataset", help="default: the dataset the model is evaluated on in the paper tables")
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results/nae_steps")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     base = RIC.load(a.model)
     dataset = a.dataset or {m: d for d, m in DATASET_MODELS.items()}.get(a.model)
     if dataset is None:
@@ -43,7 +45,7 @@ def main() -> None:
     shape = tuple(x.shape[1:])
     t = base.predict(x)
     key = SecretKey.generate()
-    rep = {"command": "python " + " ".join(sys.argv), "machine": machine(), "model": a.model,
+    rep = {"command": command, "machine": machine(), "model": a.model,
            "data": f"{dataset} test split, first {len(x)} images", "attack": base.config["attack"], "runs": []}
     for steps in a.steps:
         ric = RIC.load(a.model, attack={**base.config["attack"], "steps": steps})

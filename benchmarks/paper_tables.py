@@ -17,12 +17,12 @@ import sys
 from ric.eval.paper_tables import main as tables_main
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, help="first N test images per set (default 1000, or all if fewer)")
     p.add_argument("--out", help="default docs/results, or docs/results/quick with --limit")
     p.add_argument("--ablation-root", default="models/ablation", help="the small codecs of Table 4 and the α sweep")
-    a, rest = p.parse_known_args()  # the rest (--datasets, --jobs, --data-root) goes to ric.eval.paper_tables
+    a, rest = p.parse_known_args(argv)  # the rest (--datasets, --jobs, --data-root) goes to ric.eval.paper_tables
     out = a.out or ("docs/results" if a.limit is None else "docs/results/quick")  # a quick run never overwrites the full
     argv = ["-o", out, "--ablation-root", a.ablation_root, *rest]
     if a.limit is not None:

@@ -79,7 +79,9 @@ def render(rep: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/refine.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["svhn-ric-v3", "faces-ric-v3"])
     p.add_argument("--n", type=int, help="test images per model (default: 100 SVHN, 40 faces)")
@@ -88,13 +90,13 @@ def main() -> None:
                         "default, or adam)")
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     settings = []
     for s in a.settings:
         steps, lr, off, *method = s.split(":")
         settings.append({"steps": int(steps), "lr": float(lr), "max_offset": float(off),
                          **({"method": method[0]} if method else {})})  # none given: Refinement's default
-    rep = {"command": "python " + " ".join(sys.argv), "machine": machine(),
+    rep = {"command": command, "machine": machine(),
            "models": [run_model(m, a.n, settings, a.data_root) for m in a.models]}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Scaling out (issue 16): Ray batch jobs and torchrun training, measured. Writes docs/results/scale.{md,json}.
+"""Scaling out: Ray batch jobs and torchrun training, measured. Writes docs/results/scale.{md,json}.
 
     python benchmarks/scale.py                                   # 400 SVHN test images, the full set of checks
     python benchmarks/scale.py --images 100 --train-limit 1024 --epochs 2 -o /tmp/scale   # quick
@@ -257,7 +257,8 @@ def main(argv=None) -> int:
         return 0
     t_start, load0 = time.time(), load()
     rep: dict = {"machine": machine(), "load_start": load0, "uptime_start": _uptime(), "args": vars(args) | {
-        "output": str(args.output)}, "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:])}
+        "output": str(args.output)}, "command": " ".join(["python benchmarks/scale.py",
+                                                         *(sys.argv[1:] if argv is None else argv)])}
     with tempfile.TemporaryDirectory(prefix="ric-scale-") as td:
         tmp = Path(td)
         src = tmp / "svhn"

@@ -37,12 +37,15 @@ from ric.security import (
     score,
     stat_correlations,
 )
-from ric.security.report import encrypt_cached, kpa_epochs
+from ric.security.report import encrypt_cached
+from ric.security.runs import kpa_epochs
 
 MODELS = ("svhn-ric", "svhn-ric-scrambled")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/scramble_kpa.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, nargs="+", default=[8000], help="adversary's pair counts N")
     p.add_argument("--eval", type=int, default=200, help="attacked test ciphertexts")
@@ -51,7 +54,7 @@ def main() -> None:
     p.add_argument("--out", default="docs/results")
     p.add_argument("--figs", default="docs/security")
     p.add_argument("--plain", action="store_true", help="the earlier bare U-Net (raw ciphertexts, no statistics)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     run = Path(a.run)
     run.mkdir(parents=True, exist_ok=True)
     kf = run / "svhn-ric-victim.key"
@@ -62,7 +65,7 @@ def main() -> None:
     x_eval, y_eval = test.tensors(0, a.eval)
     x_kpa, _ = train.tensors(0, max(a.pairs))
     log = print
-    rep = {"command": "python " + " ".join(sys.argv), "machine": machine(), "key_id": key.key_id,
+    rep = {"command": command, "machine": machine(), "key_id": key.key_id,
            "data": f"SVHN test split first {len(x_eval)} (attacked), train split first {len(x_kpa)} (pairs)",
            "attack": "plain U-Net" if a.plain else "KPANet",
            "mean_colour_reference": score(mean_colour_baseline(x_eval), x_eval), "models": {}}

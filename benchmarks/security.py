@@ -15,7 +15,9 @@ import sys
 from ric.security.report import run_security
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/security.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="default: ric.security.report.DEFAULT_MODELS")
     p.add_argument("--quick", action="store_true")
@@ -23,8 +25,8 @@ def main() -> None:
     p.add_argument("--data-root")
     p.add_argument("--docs", default="docs")
     p.add_argument("--fresh", action="store_true", help="recompute models whose finished results are cached")
-    a = p.parse_args()
-    run_security(a.models, a.quick, a.run, a.docs, a.data_root, command="python " + " ".join(sys.argv),
+    a = p.parse_args(argv)
+    run_security(a.models, a.quick, a.run, a.docs, a.data_root, command=command,
                  fresh=a.fresh)
 
 

@@ -299,3 +299,20 @@ if __name__ == "__main__":
 
     with tempfile.TemporaryDirectory(prefix="ric-hostile-") as tmp:
         print(json.dumps(run_hostile(Path(tmp), log=lambda m: print(m, file=sys.stderr, flush=True)), indent=1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the hostile-client measurements alone and print their Markdown (``service_load.py`` runs them in its report)."""
+    import argparse
+    import tempfile
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ric-hostile-") as tmp:
+        rep = run_hostile(Path(tmp), log=lambda *a: print(*a, file=sys.stderr))
+    print(json.dumps(rep, indent=1) if args.json else "\n".join(hostile_md(rep)))
+
+
+if __name__ == "__main__":
+    main()

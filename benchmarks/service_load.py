@@ -1,5 +1,4 @@
-"""The cloud service under load, crashes, abuse (issue 15) and hostile clients (issue 27). Writes
-docs/results/service.{md,json}.
+"""The cloud service under load, crashes, abuse and hostile clients. Writes docs/results/service.{md,json}.
 
     python benchmarks/service_load.py                 # 2,000 requests x 16 clients, 1,000 uploads, 2 kills
     python benchmarks/service_load.py --requests 200 --uploads 100   # quick
@@ -329,7 +328,7 @@ def write_report(out: Path, rep: dict) -> None:
     on, off = rep["load"]["batching_on"], rep["load"]["batching_off"]
     cr, ab = rep["crash"], rep["abuse"]
     L = [
-        "# The cloud service: load, crash, abuse and hostile clients (issues 15, 27)",
+        "# The cloud service: load, crash, abuse and hostile clients",
         "",
         f"`{rep['command']}` — {rep['machine']}, load average {rep['load_average_at_start']} when it began (the "
         f"cores are shared with other work); {rep['date']}; {rep['wall_s'] / 60:.1f} min in all. Server: "

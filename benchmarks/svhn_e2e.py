@@ -35,7 +35,9 @@ from ric.schemes.paper import RIC
 from ric.zoo import bundles
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python benchmarks/svhn_e2e.py", *argv])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="svhn-ric")
     p.add_argument("--n", type=int, default=200)
@@ -43,7 +45,8 @@ def main() -> None:
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--update-model", action="store_true")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    a.command = command
     folder = bundles.resolve(a.model, "ric")
     res = measure(a, bundles.read_config(folder))
     out = Path(a.out)
@@ -126,7 +129,7 @@ def _summary(a, cfg, enc, ok, plain, cloud, labels, images, agreements, seconds)
         "images_per_s": {"encrypt": a.n / t_enc, "classify": a.n / t_cls, "decrypt": a.n / t_dec},
         "machine": f"{platform.machine()} {platform.processor() or ''} cpu, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
-        "command": "python " + " ".join(sys.argv), "identity_floor_agreement_pct": 100 * id_agree,
+        "command": a.command, "identity_floor_agreement_pct": 100 * id_agree,
         "lsb4_agreement_pct": 100 * lsb_agree,
     }
     return res

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ric.training.codec import _codec_card
+from ric.training.codec import codec_card
 from ric.training.recipes import CODEC_RECIPES
 from ric.zoo import bundles
 from ric.zoo.bundles import atomic_write_bytes
@@ -49,7 +49,7 @@ def main() -> None:
         if name in CODEC_RECIPES:
             cfg["training"]["description"] = CODEC_RECIPES[name].description
             atomic_write_bytes(folder / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
-        card = _codec_card(cfg) + "\n" + measured_block(name, rep)
+        card = codec_card(cfg) + "\n" + measured_block(name, rep)
         atomic_write_bytes(folder / "MODEL_CARD.md", card.encode())
         print(f"wrote {folder / 'MODEL_CARD.md'}")
 

@@ -1,4 +1,4 @@
-"""Raw PNG chunk editing for the hardening tests (CRCs recomputed, so edits reach the parser)."""
+"""Raw PNG chunk editing for the tests of the strict ciphertext reader (CRCs recomputed, so edits reach the parser)."""
 
 import struct
 import zlib

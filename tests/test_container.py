@@ -69,7 +69,7 @@ def test_model_fingerprint_is_optional_and_authenticated(tmp_path, key):
     assert read_ciphertext(_ct(key).save(tmp_path / "old.png")).model_fp == ""
 
 
-# ---------------------------------------------------------------- issue 13 item 3: one canonical encoding
+# ---------------------------------------------------------------- one canonical encoding
 from ric.container import FIELDS, SCHEMES, check_field, plain_mac  # noqa: E402
 from ric.errors import NotACiphertextError  # noqa: E402
 from tests import _png  # noqa: E402

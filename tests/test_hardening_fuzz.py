@@ -1,4 +1,4 @@
-"""Issue 13 item 6: property-based fuzzing of the ciphertext reader and of ``ric decrypt`` / ``ric classify`` on
+"""Property-based fuzzing of the ciphertext reader and of ``ric decrypt`` / ``ric classify`` on
 mutated files (flipped bytes, cut files, removed/duplicated/moved/edited chunks, CRCs recomputed so that edits
 reach the parser). Every mutation ends in a RICError with exit 2 or 3 and no output file, never in another
 exception; a file that still parses and verifies must be the original ciphertext (a no-op mutation, such as

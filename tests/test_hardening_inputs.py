@@ -1,4 +1,4 @@
-"""Issue 13 item 2: inputs are checked from the header before they are decoded; bombs, over-large and 16-bit
+"""Inputs are checked from the header before they are decoded; bombs, over-large and 16-bit
 images end in one-line errors (exit 2); decrypt verifies file by file instead of loading everything first."""
 
 import struct

@@ -1,4 +1,4 @@
-"""Issue 13 item 1: a ciphertext's metadata selects only shipped classifiers and models, by name; anything else
+"""A ciphertext's metadata selects only shipped classifiers and models, by name; anything else
 (paths, module:factory, torchvision:) is refused with exit 2 and nothing is imported, loaded or written."""
 
 import json

@@ -1,7 +1,6 @@
-"""Issue 13 item 4: restarts and outputs cannot destroy data: encrypt resumes only outputs of the same input,
-decrypt only outputs that check out, no output may be an input, the demo keeps an existing key. Issue 27 item 4:
-an existing output that no job under the key made is refused, naming it, before anything is written, unless
-``force``."""
+"""Restarts and outputs cannot destroy data: encrypt resumes only outputs of the same input, decrypt only outputs
+that check out, no output may be an input, the demo keeps an existing key; an existing output that no job under the
+key made is refused, naming it, before anything is written, unless ``force``."""
 
 import os
 import shutil

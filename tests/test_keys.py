@@ -82,7 +82,7 @@ def test_scramble_permutation(key):
     assert out.strip() == str(scramble_permutation(key, bytes(range(16)), 100).tolist())
 
 
-# ---------------------------------------------------------------- issue 13 item 4e: race-free keys, warnings
+# ---------------------------------------------------------------- race-free keys, warnings
 def test_key_creation_never_clobbers_a_file_created_meanwhile(tmp_path, monkeypatch):
     """The existence check and the write are one atomic step: a file that appears between a check and the
     write (simulated: exists() says no) is not overwritten."""

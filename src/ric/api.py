@@ -68,7 +68,7 @@ from ric.zoo import bundles
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 DEFAULT_MODEL = bundles.DEFAULT_MODEL  # the paper scheme's default model
-DEFAULT_CLASSIFIER = "svhn-cnn7"  # the exact scheme's default classifier (the default model's classifier)
+DEFAULT_CLASSIFIER = bundles.DEFAULT_CLASSIFIER  # the exact scheme's default classifier
 RESIZE_HINT = ("; the paper scheme recovers only what it encrypts: pass --resize to encrypt a resized copy, or use "
                "--scheme exact (any size, bit-exact, when the classifier declares its preprocessing)")
 HELD_BYTES = 512 << 20  # classify: pixels kept in memory between the check pass and the forward passes

@@ -203,7 +203,7 @@ def cmd_train(args) -> int:
     cfg = train_from_recipe(args.what, args.recipe, out=args.output, run=args.run, epochs=args.epochs,
                             time_budget=args.time_budget, overrides=args.set, device=device,
                             data_root=args.data_root, init=args.init, classifier=args.classifier,
-                            command="ric " + " ".join(sys.argv[1:]))
+                            command="ric " + " ".join(args.argv))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         print(json.dumps({k: v for k, v in cfg.items() if k in ("name", "test_accuracy", "weights_sha256")}))
     return 0
@@ -400,7 +400,7 @@ def cmd_eval(args) -> int:
         from ric.eval.paper_tables import paper_tables
 
         rep = paper_tables(out, args.limit, args.datasets, args.data_root, ablation_root=args.ablation_root,
-                              command="ric " + " ".join(sys.argv[1:]), log=log, jobs=args.jobs)
+                              command="ric " + " ".join(args.argv), log=log, jobs=args.jobs)
         if args.json:
             print(json.dumps(rep, indent=1))
         else:
@@ -428,7 +428,7 @@ def cmd_security(args) -> int:
 
     log = (lambda m: None) if args.json or args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     rep = run_security(args.models, args.quick, args.run, args.docs, args.data_root,
-                       command="ric " + " ".join(sys.argv[1:]), log=log, fresh=args.fresh)
+                       command="ric " + " ".join(args.argv), log=log, fresh=args.fresh)
     if args.json:
         print(json.dumps(rep, indent=1))
     else:
@@ -438,7 +438,10 @@ def cmd_security(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``ric`` command line (``argv`` without the program name; default ``sys.argv[1:]``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what reports record as their command
     with warnings.catch_warnings():
         warnings.simplefilter("always", RICWarning)
         show = warnings.showwarning

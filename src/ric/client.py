@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ric.errors import InputError, RICError, RICWarning, quote
+from ric.errors import CloudError, InputError, PlainHTTPWarning, quote
 
 IMAGE_ID = re.compile(r"[0-9a-f]{64}", re.ASCII)
 PAGE = 1000  # records asked for per listing request
@@ -37,17 +37,6 @@ MAX_ERROR_BYTES = 64 << 10  # the body of an error answer that is read for its m
 MAX_TEXT = 200  # characters of a class name or classifier name
 
 
-class CloudError(RICError):
-    """The service refused a request, could not be reached, or sent an answer that the client refuses (too large,
-    malformed, inconsistent). ``status`` is the HTTP status (0: no usable answer)."""
-
-    def __init__(self, message: str, status: int = 0, code: str = ""):
-        super().__init__(message)
-        self.status, self.code = status, code
-
-
-class PlainHTTPWarning(RICWarning):
-    """The bearer token goes over plain ``http://`` to a host that is not this machine."""
 
 
 def read_token(path: str | Path) -> str:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ric.classifiers.dlib_face import DlibFaceNet, _pad_add, read_dat
+from ric.classifiers.dlib_face import DlibFaceNet, pad_add, read_dat
 from ric.errors import InputError
 
 
@@ -87,7 +87,7 @@ def test_read_dat_rejects_bad_files(tmp_path):
 def test_dlib_add_prev_zero_fills_the_smaller_operand():
     a = torch.ones(1, 2, 3, 3)
     b = torch.ones(1, 4, 4, 4)
-    s = _pad_add(a, b)
+    s = pad_add(a, b)
     assert s.shape == (1, 4, 4, 4)
     assert s[0, 0, 0, 0] == 2 and s[0, 3, 0, 0] == 1 and s[0, 0, 3, 3] == 1
 

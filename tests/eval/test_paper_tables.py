@@ -11,7 +11,7 @@ from ric.classifiers import load_classifier, rgb_input
 from ric.codec import make_codec
 from ric.errors import InputError
 from ric.eval.measure import evaluate
-from ric.eval.paper_tables import _table2, paper_tables, render_markdown
+from ric.eval.paper_tables import paper_tables, render_markdown, table2
 from ric.schemes.paper import RIC
 from ric.zoo import bundles
 
@@ -182,6 +182,6 @@ def test_table2_names_the_models_that_encrypt_without_refinement():
     row = {"model": "m", "codec_trained_on": "svhn", "codec_sha256": "0" * 64, "agreement": 1.0, "refinement": None,
            **{f"{p}{k}": 0.5 for p in ("", "identity_", "lsb4_") for k in ("psnr_db", "ssim", "ms_ssim")},
            "psnr_min_db": 40.0, "identity_agreement": 1.0, "lsb4_agreement": 1.0}
-    off = "\n".join(_table2({"faces": row}))
-    on = "\n".join(_table2({"svhn": {**row, "refinement": {"steps": 80}}}))
+    off = "\n".join(table2({"faces": row}))
+    on = "\n".join(table2({"svhn": {**row, "refinement": {"steps": 80}}}))
     assert "off in the bundles of `m`" in off and "off in the bundles" not in on

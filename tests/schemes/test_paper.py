@@ -181,7 +181,7 @@ def test_bundles_can_turn_refinement_off(tmp_path):
     import json
     import shutil
 
-    from ric.training.codec import _codec_card
+    from ric.training.codec import codec_card
 
     assert RIC.load("faces-ric-v3").refinement is not None and RIC.load("svhn-ric-v3").refinement is not None
     for refine, expect in ((False, None), ({"steps": 5}, 5)):
@@ -190,7 +190,7 @@ def test_bundles_can_turn_refinement_off(tmp_path):
         (d / "config.json").write_text(json.dumps(cfg))
         r = RIC.load(d).refinement
         assert (r is None) if expect is None else (r.steps == expect)
-        assert ("): off" in _codec_card(cfg)) == (expect is None)
+        assert ("): off" in codec_card(cfg)) == (expect is None)
 
 
 def test_refinement_is_the_default_and_never_recovers_worse(samples, key):

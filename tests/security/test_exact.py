@@ -130,7 +130,7 @@ def test_exact_section_end_to_end(tmp_path, monkeypatch, data_root):
     """evaluate_exact_model on a handful of SVHN images, rendered into the report; the keyless statistics are
     loosely at noise level and the distinguisher's control is caught."""
     from ric.security import exact_report as xr
-    from ric.security.report import render
+    from ric.security.render import render
 
     monkeypatch.setitem(xr.EXACT_SIZES, ("svhn", True), dict(n_eval=48, kpa=[32], kpa_epochs=1, cloud_epochs=1,
                                                               cloud_size=32, n_cal=96))

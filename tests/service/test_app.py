@@ -1,4 +1,4 @@
-"""The cloud service (issue 15) through FastAPI's TestClient: the API, tenants, limits and abuse cases (each a 4xx
+"""The cloud service through FastAPI's TestClient: the API, tenants, limits and abuse cases (each a 4xx
 with a JSON error and nothing stored), the store's crash recovery, the batcher, the client and its CLI verbs."""
 
 import hashlib

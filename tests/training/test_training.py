@@ -152,17 +152,17 @@ def test_scrambled_training_step_unscrambles_before_the_decoder():
     from ric.classifiers import load_classifier
     from ric.codec import make_codec
     from ric.eval.metrics import psnr
-    from ric.training.codec import _codec_step, _random_perms
+    from ric.training.codec import codec_step, random_perms
 
     gen = torch.Generator().manual_seed(0)
     clf = load_classifier("svhn-cnn7")
     x = _tiny(4, 2).tensors()[0]
     z = torch.rand(x.shape, generator=gen)
     t = clf.predict(x)
-    perm = _random_perms(4, x[0].numel(), gen, "cpu")
+    perm = random_perms(4, x[0].numel(), gen, "cpu")
     ident = make_codec({"name": "identity"})
-    c, xh, _, _ = _codec_step(ident, clf, x, z, t, 0.8, 5.0, False, perm=perm)
-    c0, _, _, _ = _codec_step(ident, clf, x, z, t, 0.8, 5.0, False)
+    c, xh, _, _ = codec_step(ident, clf, x, z, t, 0.8, 5.0, False, perm=perm)
+    c0, _, _, _ = codec_step(ident, clf, x, z, t, 0.8, 5.0, False)
     assert psnr(xh.clamp(0, 1), x).min() > 43  # the identity floor: unscrambled correctly
     assert not torch.equal(c, c0)  # the ciphertext really is scrambled
 

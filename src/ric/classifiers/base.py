@@ -54,9 +54,6 @@ class Classifier(nn.Module):
             x = self.preprocess(x)
         return self.net((x - self.mean) / self.std)
 
-    def accepts_any_size(self) -> bool:
-        return self.preprocess is not None
-
     def check_input(self, shape, strict: bool = False) -> None:
         """Raise :class:`InputError` unless ``shape`` (C,H,W) is what this classifier accepts: its input size,
         or (``strict=False``) any size when it declares its preprocessing."""

@@ -38,7 +38,7 @@ EMBED_DIM = 128
 _LEVELS = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 
 
-def _pad_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def pad_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """dlib's ``add_prev``: the sum over the larger shape, each operand zero-filled where it is smaller."""
     c, h, w = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
 
@@ -72,7 +72,7 @@ class _Block(nn.Module):
     def forward(self, x):
         y = self.aff2(self.conv2(torch.relu(self.aff1(self.conv1(x)))))
         short = F.avg_pool2d(x, 2, 2) if self.down else x
-        return torch.relu(_pad_add(y, short))
+        return torch.relu(pad_add(y, short))
 
 
 class DlibFaceNet(nn.Module):

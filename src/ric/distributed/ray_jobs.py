@@ -47,15 +47,11 @@ from ric.api import (
     trusted_classifier,
 )
 from ric.distributed import INSTALL_HINT
-from ric.errors import InputError, KeyPermissionWarning, RICError, RICWarning
+from ric.errors import ClusterError, InputError, KeyPermissionWarning, RICError, RICWarning
 from ric.imageio import list_images
 from ric.keys import SecretKey
 
 SCAN_SHARD = 256  # files per scan task at most (the scan reads and checks; it writes nothing)
-
-
-class ClusterError(RICError):
-    """The Ray job could not finish: a worker or node died, or the cluster could not be reached."""
 
 
 def import_ray():

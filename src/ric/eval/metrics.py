@@ -23,10 +23,6 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return _ssim(x.float(), y.float(), data_range=1.0, size_average=False, win_size=win)
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8)
-
-
 def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image MS-SSIM (pytorch-msssim, 5 scales, the standard weights) with the largest odd Gaussian window
     ≤ 11 that its four downsamplings allow (11 needs sides over 160 px: 160-px faces get 9, 64-px images 3).

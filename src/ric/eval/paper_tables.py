@@ -212,7 +212,7 @@ def render_markdown(rep: dict) -> str:
     for k, v in rep["datasets"].items():
         if "skipped" in v:
             lines.append(f"- **{k}: skipped** ({v['skipped']})")
-    lines += _table1(ds) + _table2(ds, rep.get("ablation") or []) + _later_tables(rep, ds)
+    lines += _table1(ds) + table2(ds, rep.get("ablation") or []) + _later_tables(rep, ds)
     return "\n".join(lines) + "\n"
 
 
@@ -258,7 +258,8 @@ def _same_budget(ablation: list[dict]) -> list[str]:
     return out
 
 
-def _table2(ds: dict, ablation: list[dict] = ()) -> list[str]:
+def table2(ds: dict, ablation: list[dict] = ()) -> list[str]:
+    """The Markdown lines of Table 2 (recovery quality) for the per-dataset rows ``ds``."""
     lines = ["", "## Table 2: recovery quality (same images, same NAEs for every row)", "",
              "| dataset | method | PSNR (dB) | min PSNR | SSIM | MS-SSIM | LPIPS | label agreement |",
              "|---|---|---|---|---|---|---|---|"]

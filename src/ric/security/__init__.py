@@ -3,8 +3,11 @@
 
 One module per attack family: :mod:`~ric.security.brute_force`, :mod:`~ric.security.tamper`,
 :mod:`~ric.security.leakage`, :mod:`~ric.security.blind`, :mod:`~ric.security.kpa`, :mod:`~ric.security.cloud`;
-the exact scheme's randomness tests and distinguisher in :mod:`~ric.security.exact`; the reports in
-:mod:`~ric.security.report` and :mod:`~ric.security.exact_report`.
+the exact scheme's randomness tests and distinguisher in :mod:`~ric.security.exact`. The report runs, then
+renders: runners :mod:`~ric.security.report` (paper scheme, and ``run_security``) and
+:mod:`~ric.security.exact_report` over the shared sections of :mod:`~ric.security.runs` compute the results JSON;
+renderers :mod:`~ric.security.render` and :mod:`~ric.security.exact_render` (shared text:
+:mod:`~ric.security.text`) turn results into Markdown and import no runner.
 """
 
 from ric.security.blind import blind_attacks, mean_colour_baseline, score

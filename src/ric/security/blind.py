@@ -12,16 +12,21 @@ import torch.nn.functional as F
 
 from ric.eval.metrics import psnr, ssim
 
+# The mean-colour oracle's name in the reports' results, and its former name (still read from stored results).
+MEAN_COLOUR = "oracle: the plaintext's own mean colour"
+OLD_MEAN_COLOUR = "reference: mean colour of the plaintext (oracle)"
+
 
 # ------------------------------------------------------------------------------------------ blind attacks
-def _affine_fit(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def affine_fit(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Oracle: best per-image gain/offset of ``y`` towards ``x`` (an upper bound for any blind attacker)."""
     yc, xc = y - y.mean((1, 2, 3), keepdim=True), x - x.mean((1, 2, 3), keepdim=True)
     a = (yc * xc).sum((1, 2, 3), keepdim=True) / (yc * yc).sum((1, 2, 3), keepdim=True).clamp_min(1e-12)
     return (a * yc + x.mean((1, 2, 3), keepdim=True)).clamp(0, 1)
 
 
-def _median(c: torch.Tensor, k: int = 3) -> torch.Tensor:
+def median_filter(c: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """The k×k median of each channel of N×C×H×W ``c`` (edges reflected)."""
     p = k // 2
     u = F.pad(c, (p, p, p, p), mode="reflect").unfold(2, k, 1).unfold(3, k, 1)
     return u.reshape(*u.shape[:4], -1).median(-1).values
@@ -40,8 +45,8 @@ def blind_attacks(c: torch.Tensor, alpha: float = 0.8) -> dict[str, torch.Tensor
     out = {"ciphertext as is": c,
            "gaussian blur σ=1": gaussian_blur(c, 5, 1.0),
            "gaussian blur σ=2": gaussian_blur(c, 9, 2.0),
-           "median 3×3": _median(c, 3),
-           "median 5×5": _median(c, 5),
+           "median 3×3": median_filter(c, 3),
+           "median 5×5": median_filter(c, 5),
            "subtract expected noise (c−α/2)/(1−α)": ((c - alpha * 0.5) / (1 - alpha)).clamp(0, 1),
            "blur σ=2 + contrast stretch": _stretch(gaussian_blur(c, 9, 2.0))}
     try:
@@ -60,7 +65,7 @@ def blind_attacks(c: torch.Tensor, alpha: float = 0.8) -> dict[str, torch.Tensor
 
 def score(y: torch.Tensor, x: torch.Tensor) -> dict:
     """PSNR/SSIM of ``y`` to the plaintext, raw and after the oracle affine fit."""
-    yf = _affine_fit(y, x)
+    yf = affine_fit(y, x)
     return {"psnr_db": psnr(y.clamp(0, 1), x).mean().item(), "ssim": ssim(y.clamp(0, 1), x).mean().item(),
             "psnr_fit_db": psnr(yf, x).mean().item(), "ssim_fit": ssim(yf, x).mean().item()}
 

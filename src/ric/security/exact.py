@@ -291,3 +291,7 @@ def matched_partners(pool_labels: np.ndarray, labels: np.ndarray, seed: int = 0)
             out[i] = q.pop() if len(q) > 1 else q[0]
     return out
 
+
+# The randomness tests of :func:`randomness_tests`, by their result keys, as the report names them.
+TEST_NAMES = {"chi_square": "chi-square of the b-bit digits", "monobit": "NIST frequency (monobit)",
+              "runs": "NIST runs"}

@@ -215,8 +215,8 @@ def known_plaintext_attack(c_train: torch.Tensor, x_train: torch.Tensor, c_test:
     plaintext's mean colour and :data:`STATS`. A share ``val`` of the pairs (at least 2) is held out; the
     weights of the epoch with the lowest held-out loss are kept (so that long training cannot overfit a few
     pairs), with or without shifting the output to the head's brightness, whichever did better there.
-    ``plain=True``: the earlier bare :class:`UNet` on raw ciphertexts, trained on all pairs for
-    ``epochs`` (for comparison with earlier reports).
+    ``plain=True``: the bare :class:`UNet` baseline on raw ciphertexts, trained on all pairs for
+    ``epochs`` (no statistics head, nothing held out).
 
     ``crop``: train on random aligned ``crop``×``crop`` patches of each pair (the networks are fully
     convolutional; reconstructions are made on whole images), which makes large images affordable.

@@ -12,7 +12,7 @@ Endpoints (all ``/v1`` ones need ``Authorization: Bearer <token>``; bodies are r
 
 Every error is JSON ``{"error": code, "message": one line}`` with a 4xx/5xx status, and a refused upload stores
 nothing. A ciphertext's ``ric:classifier`` may only select a classifier the server loaded, by name and fingerprint
-(the rule of the hardening issue: metadata never chooses code); the server never needs or accepts a key.
+(untrusted metadata never chooses code); the server never needs or accepts a key.
 """
 
 from __future__ import annotations

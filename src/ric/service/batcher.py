@@ -20,11 +20,8 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from ric.errors import Busy
 from ric.imageio import to_tensor
-
-
-class Busy(Exception):
-    """The pixel budget is spent: retry shortly."""
 
 
 class Ticket:

@@ -17,11 +17,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ric.classifiers import Classifier, load_classifier
 from ric.container import PNG_SIGNATURE
-from ric.errors import quote
+from ric.errors import ServiceError, quote
 from ric.service.limits import Limits  # noqa: F401  (re-exported: ric.service.core.Limits)
+from ric.zoo import bundles
 
 STATIC = Path(__file__).resolve().parent / "static"
-DEFAULT_CLASSIFIERS = ("svhn-cnn7",)
+DEFAULT_CLASSIFIERS = (bundles.DEFAULT_CLASSIFIER,)
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 PNG_BODY = {"requestBody": {"required": True, "description": "a RIC ciphertext PNG (raw bytes)",
@@ -30,10 +31,6 @@ PNG_BODY = {"requestBody": {"required": True, "description": "a RIC ciphertext P
 
 
 
-class ServiceError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:

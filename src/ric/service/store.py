@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ric.errors import InputError, quote
+from ric.errors import InputError, StoreError, quote
 from ric.files import check_file_name
 
 TOKEN_PREFIX = "ric_"
@@ -55,15 +55,6 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_by_label ON images (tenant, label);
 CREATE INDEX IF NOT EXISTS images_by_blob ON images (id);
 """
-
-
-class StoreError(InputError):
-    """A request the store refuses; ``status`` is the HTTP status the service answers with."""
-
-    def __init__(self, message: str, status: int = 400, code: str = "bad_request"):
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 def check_name(name: str) -> str:

@@ -91,12 +91,12 @@ class NAEPool:
         return self.z[targets, j]
 
 
-def _random_perms(n: int, numel: int, gen: torch.Generator, device) -> torch.Tensor:
+def random_perms(n: int, numel: int, gen: torch.Generator, device) -> torch.Tensor:
     """Uniformly random permutations of ``numel`` elements, one per row (training stand-in for the keyed ones)."""
     return torch.rand(n, numel, generator=gen).argsort(1).to(device)
 
 
-def _codec_step(codec, clf, x, z, t, alpha: float, kappa: float, training: bool,
+def codec_step(codec, clf, x, z, t, alpha: float, kappa: float, training: bool,
                 perm: torch.Tensor | None = None, use_margin: bool = True):
     """One pass through :mod:`ric.codec.compose` (the scheme's own composition): ciphertext, recovery, per-image MSE
     and margin. ``use_margin=False`` (crops: the classifier needs whole images) gives a zero margin."""
@@ -108,14 +108,14 @@ def _codec_step(codec, clf, x, z, t, alpha: float, kappa: float, training: bool,
 
 
 class _CodecStep(torch.nn.Module):
-    """:func:`_codec_step` as a module's forward, so that DistributedDataParallel sees the codec's training pass."""
+    """:func:`codec_step` as a module's forward, so that DistributedDataParallel sees the codec's training pass."""
 
     def __init__(self, codec, clf):
         super().__init__()
         self.codec, self.clf = codec, clf
 
     def forward(self, x, z, t, alpha: float, kappa: float, perm=None, use_margin: bool = True):
-        return _codec_step(self.codec, self.clf, x, z, t, alpha, kappa, True, perm=perm, use_margin=use_margin)
+        return codec_step(self.codec, self.clf, x, z, t, alpha, kappa, True, perm=perm, use_margin=use_margin)
 
 
 @dataclass
@@ -184,7 +184,7 @@ def train_codec(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset
                         "nae_pool_success": r.pool.success, "final_log": rec, "device": str(r.dev),
                         "torch": torch.__version__, "command": command, "init": str(init or "")}}
     if dist.writer:
-        bundles.save_bundle(out_dir, r.codec.state_dict(), cfg, _codec_card(cfg))
+        bundles.save_bundle(out_dir, r.codec.state_dict(), cfg, codec_card(cfg))
     return cfg
 
 
@@ -219,7 +219,7 @@ def _setup(recipe: CodecRecipe, classifier: Classifier, train: ArrayDataset, tes
         tte = clf.predict(xte)
     eval_gen = torch.Generator().manual_seed(1234)
     zte = pool.sample(tte.cpu(), eval_gen).to(dev)
-    pte = _random_perms(len(xte), xte[0].numel(), eval_gen, dev) if recipe.scramble else None
+    pte = random_perms(len(xte), xte[0].numel(), eval_gen, dev) if recipe.scramble else None
     return _CodecRun(recipe, clf, codec, opt, gen, dev, xtr.to(dev), pool, xte, tte, zte, pte, dist,
                      dist.wrap(_CodecStep(codec, clf)))
 
@@ -242,7 +242,7 @@ def _codec_epoch(r: _CodecRun, epoch: int, budget: Budget) -> tuple[dict, float,
         z = r.pool.sample(t, r.gen)
         if rc.crop:  # the same random window of the image and of its NAE (the NAE is image-independent)
             xb, z = random_crop(xb, rc.crop, r.gen), random_crop(z, rc.crop, r.gen)
-        pb = _random_perms(len(xb), xb[0].numel(), r.gen, r.dev) if rc.scramble else None
+        pb = random_perms(len(xb), xb[0].numel(), r.gen, r.dev) if rc.scramble else None
         sl = r.dist.share(len(xb))
         n_local = len(xb[sl])
         if not n_local:  # fewer images than ranks: a rank with none still joins the gradient exchange, weight 0
@@ -269,7 +269,7 @@ def _codec_eval(r: _CodecRun) -> dict:
     ps, agree = [], []
     for j in range(0, len(r.xte), 128):
         sl = slice(j, j + 128)
-        c, xh, _, _ = _codec_step(r.codec, r.clf, r.xte[sl], r.zte[sl], r.tte[sl], r.recipe.alpha, r.recipe.kappa,
+        c, xh, _, _ = codec_step(r.codec, r.clf, r.xte[sl], r.zte[sl], r.tte[sl], r.recipe.alpha, r.recipe.kappa,
                                   False, perm=None if r.pte is None else r.pte[sl])
         ps.append(psnr(xh.clamp(0, 1), r.xte[sl]))
         agree.append(r.clf(c).argmax(1) == r.tte[sl])
@@ -281,7 +281,7 @@ def _preview(r: _CodecRun, path: Path) -> None:
     """Rows: plaintext, NAE, ciphertext, recovered (8 eval images)."""
     from torchvision.utils import save_image
 
-    c, xh, _, _ = _codec_step(r.codec, r.clf, r.xte[:8], r.zte[:8], r.tte[:8], r.recipe.alpha, r.recipe.kappa,
+    c, xh, _, _ = codec_step(r.codec, r.clf, r.xte[:8], r.zte[:8], r.tte[:8], r.recipe.alpha, r.recipe.kappa,
                               False, perm=None if r.pte is None else r.pte[:8])
     save_image(torch.cat([r.xte[:8], r.zte[:8], c, xh.clamp(0, 1)]).cpu(), path, nrow=8)
 
@@ -292,7 +292,8 @@ def _refine_note(refine) -> str:
     return "on, " + ("default settings" if refine is True else f"settings {json.dumps(refine)}")
 
 
-def _codec_card(cfg: dict) -> str:
+def codec_card(cfg: dict) -> str:
+    """The model card (Markdown) of a codec bundle, from its config (training settings and final log)."""
     tr = cfg["training"]
     fl = tr.get("final_log", {})
     crop = (f", random {tr['crop']}×{tr['crop']} crops ({tr.get('epoch_repeat', 1)} per image per epoch; MSE term "

@@ -54,7 +54,7 @@ class RunFolder:
 
 
 class Budget:
-    """Wall-clock budget of a run across restarts: ``before`` seconds trained by earlier runs."""
+    """Wall-clock budget of a run across restarts: ``before`` seconds were trained before this process started."""
 
     def __init__(self, seconds: float | None, before: float = 0.0):
         self.seconds = seconds

@@ -20,6 +20,7 @@ DATASET_MODELS = {"svhn": "svhn-ric-v3", "cifar10": "cifar10-ric-v2", "mnist": "
 DEFAULT_MODEL = DATASET_MODELS["svhn"]  # the paper scheme's default model (ric encrypt -m, ric demo, RIC.load)
 DATASET_CLASSIFIERS = {"svhn": "svhn-cnn7", "cifar10": "cifar10-resnet18", "mnist": "mnist-cnn5",
                        "faces": "faces-dlibface", "tinyimagenet": "tinyimagenet-resnet18"}
+DEFAULT_CLASSIFIER = DATASET_CLASSIFIERS["svhn"]  # the exact scheme's default (ric encrypt -c, the service)
 
 
 def shipped() -> list[dict]:
