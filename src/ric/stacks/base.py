@@ -121,7 +121,7 @@ def _add(*stacks: Stack) -> None:
 
 _add(Stack("torch", help="ric's own: the declared preprocessing (torchvision, float) and the network in torch fp32"),
      Stack("torch-batch1", runtime="torch-batch1", help="torch fp32, one image per forward pass, one thread"),
-     Stack("fp16", runtime="fp16", help="the network in float16 (torch)"),
+     Stack("fp16", runtime="fp16", help="torch float16 autocast (mixed precision)"),
      Stack("bf16", runtime="bf16", help="torch bfloat16 autocast"),
      Stack("onnxruntime", runtime="onnxruntime", help="the ONNX export in ONNX Runtime (CPU, fp32)"),
      Stack("onnxruntime-fp16", runtime="onnxruntime-fp16", help="the ONNX export converted to float16"),
