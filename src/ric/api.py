@@ -422,19 +422,26 @@ def _classifier_for(ct_paths: list[Path], classifier: str | None, classifier_con
 
 
 def classify_files(inputs: list, classifier: str | None = None, convert: str = "strict", batch_size: int = 256,
-                   progress: Callable | None = None, classifier_config=None) -> list[dict]:
+                   progress: Callable | None = None, classifier_config=None, stack: str | None = None) -> list[dict]:
     """Label images (ciphertexts or plaintexts) with a plaintext classifier; needs no key.
 
-    Without ``classifier`` the classifier named in the ciphertexts' metadata is used."""
+    Without ``classifier`` the classifier named in the ciphertexts' metadata is used. ``stack``: classify the
+    way that serving stack does (:data:`ric.stacks.STACKS`: ONNX Runtime, fp16, OpenCV or Pillow resize, ...)."""
+    if stack is not None:
+        from ric.stacks import get_stack
+
+        stack = get_stack(stack)
+        stack.check()
     paths = list_images(inputs)
     clf = _classifier_for(paths, classifier, classifier_config)
-    return classify_paths(paths, clf, convert, batch_size, progress)
+    return classify_paths(paths, clf, convert, batch_size, progress, stack)
 
 
 def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: int = 256,
-                   progress: Callable | None = None) -> list[dict]:
+                   progress: Callable | None = None, stack=None) -> list[dict]:
     """Label the image files ``paths`` with the loaded classifier ``clf`` (all read and checked first; the first
-    :data:`HELD_BYTES` of pixels stay in memory, later images are read again when their batch comes)."""
+    :data:`HELD_BYTES` of pixels stay in memory, later images are read again when their batch comes); ``stack``:
+    a :class:`ric.stacks.Stack` to classify with instead of ``clf``'s own preprocessing and runtime."""
 
     def read(p, shape=None):
         a = read_image(p, clf.input_shape[0], convert, size=clf.size_check())
@@ -456,7 +463,7 @@ def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: 
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]
             x = to_tensor(np.stack([arrays[i] if arrays[i] is not None else read(paths[i], shape) for i in part]))
-            for i, lab in zip(part, clf.predict(x).tolist(), strict=True):
+            for i, lab in zip(part, (clf.predict(x) if stack is None else stack.predict(clf, x)).tolist(), strict=True):
                 labels[i] = lab
             _tick(progress, len(part))
     return [{"input": str(p), "label": lab, "class": clf.class_names[lab], "classifier": clf.name}

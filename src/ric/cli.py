@@ -99,6 +99,10 @@ def cmd_encrypt(args) -> int:
 
 def cmd_classify(args) -> int:
     fn, kw = _on_ray(args, "classify")
+    if args.stack:
+        if kw:
+            raise InputError("--stack classifies here; drop --ray/--workers")
+        kw["stack"] = args.stack
     inputs = _expand(args.inputs)
     tick, close = _progress(args, len(inputs), "classify")
     try:
@@ -295,6 +299,9 @@ def _owner_verbs(sub, byo, common) -> None:
     s.add_argument("inputs", nargs="+")
     byo(s, "the one named in the ciphertexts")
     s.add_argument("--convert", choices=("strict", "auto"), default="strict")
+    s.add_argument("--stack", metavar="NAME", help="classify the way a serving stack does (torch, onnxruntime, "
+                   "onnxruntime-fp16, onnxruntime-int8, fp16, bf16, opencv-linear, pil-bicubic, crop-1.15, ...: "
+                   "see the security page); OpenCV and ONNX Runtime need pip install 'ric[stacks]'")
     common(s)
     _ray_options(s)
     s.set_defaults(fn=cmd_classify)
@@ -383,9 +390,32 @@ def _other_verbs(sub, common) -> None:
     common(s)
     s.set_defaults(fn=cmd_security)
 
+    s = sub.add_parser("export", help="write a classifier's network as ONNX, its preprocessing as JSON beside it")
+    s.add_argument("classifier", help="zoo name, bundle folder, TorchScript file, torchvision:NAME or module:factory")
+    s.add_argument("--classifier-config", type=Path, help="JSON for the last three (as for encrypt)")
+    s.add_argument("--onnx", required=True, type=Path, metavar="FILE",
+                   help="the ONNX file (fixed input size, free batch axis); FILE with .json gets the preprocessing")
+    s.add_argument("--force", action="store_true", help="replace existing files")
+    common(s, False)
+    s.set_defaults(fn=cmd_export)
+
     from ric.cli_cloud import add_cloud_verbs
 
     add_cloud_verbs(sub, common)  # serve (+ token), push, pull; classify --url
+
+
+def cmd_export(args) -> int:
+    from ric.classifiers import load_classifier
+    from ric.stacks.export import export_onnx, need_onnx
+
+    need_onnx()
+    clf = load_classifier(args.classifier, config=args.classifier_config)
+    model, side = export_onnx(clf, args.onnx, force=args.force)
+    if args.json:
+        print(json.dumps({"onnx": str(model), "preprocessing": str(side), "classifier": clf.ident}))
+    else:
+        print(f"wrote {model} ({clf.ident}, input {list(clf.input_shape)}) and {side}")
+    return 0
 
 
 def cmd_eval(args) -> int:

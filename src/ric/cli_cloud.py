@@ -118,6 +118,8 @@ def cmd_classify(args, local) -> int:
         return local(args)
     if args.classifier or args.classifier_config:
         raise InputError("with --url the service picks the classifier each ciphertext names; drop -c")
+    if getattr(args, "stack", None):
+        raise InputError("--stack classifies here; drop --url")
     if not args.token_file:
         raise InputError("--url needs --token-file F")
     from ric.client import classify_remote

@@ -108,7 +108,7 @@ class DlibFaceNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if self.crop:
-            h, w = x.shape[-2:]
+            h, w = (int(s) for s in x.shape[-2:])  # ints also under tracing (ONNX export: fixed input size)
             dy, dx = round(self.crop * h), round(self.crop * w)
             x = x[..., dy:h - dy, dx:w - dx]
         if self.input_size and tuple(x.shape[-2:]) != (self.input_size, self.input_size):

@@ -2,11 +2,13 @@
 
 A ciphertext sub-pixel is ``c = 2^b·q + m``; the low digit ``m`` carries the sealed image and is fixed, the high
 digit ``q`` is moved until the unmodified classifier labels ``c`` as the target with a lead of ``κ`` logits.
+With ``ensemble`` (a robustness set of :mod:`ric.stacks`, by name, or a list of callables ``x -> logits``), the
+lead must hold on every member: the serving stacks a cloud may run instead of ``ric``'s own preprocessing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -21,11 +23,48 @@ class DigitAttack(Attack):
     ``q`` is relaxed to ``Q·sigmoid(w) − ½`` (``Q = 2^(8−b)``) and rounded with a straight-through gradient, so
     the classifier always sees the real 8-bit ciphertext. Adam on ``w``; an image stops as soon as its rounded
     ciphertext gives the target a lead of ``kappa`` logits. Start: the keyed random digits ``q0`` plus keyed
-    offsets inside their rounding cells (some digits sit near a boundary and flip at the first steps)."""
+    offsets inside their rounding cells (some digits sit near a boundary and flip at the first steps).
+
+    ``ensemble``: ``None`` (the model as given), the name of a set in :data:`ric.stacks.ROBUST_SETS`, or a list
+    of callables ``x -> logits``; an image then stops once the target leads by ``kappa`` on every member, and
+    ``reduce`` (``"mean"`` or ``"max"``) combines the members' clamped margins into the loss."""
 
     steps: int = 100
     lr: float = 0.3
     kappa: float = 2.0
+    ensemble: object = None
+    reduce: str = "mean"
+
+    def _settings(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        e = out["ensemble"]
+        out["ensemble"] = e if e is None or isinstance(e, str) else getattr(e, "name", "") or f"{len(e)} callables"
+        return out
+
+    def config(self) -> dict:
+        return {"name": self.name, **self._settings()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._settings().items())})"
+
+    def _members(self, model):
+        if self.reduce not in ("mean", "max"):
+            raise ValueError(f"reduce is 'mean' or 'max', got {self.reduce!r}")
+        if isinstance(self.ensemble, str):
+            from ric.stacks import ensemble
+
+            return ensemble(model, self.ensemble)
+        return self.ensemble
+
+    def _loss(self, model, members, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, worst margin) per image; the worst margin decides when an image is done."""
+        if members is None:
+            loss = margin(model(x), target, self.kappa)
+            return loss, loss.detach()
+        z = members(x) if callable(members) else torch.stack([f(x) for f in members])
+        per = torch.stack([margin(zk, target, self.kappa) for zk in z])
+        worst = per.detach().max(0).values
+        return (per.mean(0) if self.reduce == "mean" else per.max(0).values), worst
 
     def __call__(self, model, m: torch.Tensor, q0: torch.Tensor, offset: torch.Tensor, target: torch.Tensor,
                  bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,12 +77,13 @@ class DigitAttack(Attack):
         steps = torch.full((len(w),), -1, dtype=torch.long)
         q = q0.clone()
         live = torch.arange(len(w), device=w.device)
+        members = self._members(model)
         for step in range(self.steps + 1):
             wl = w[live].requires_grad_(True)
             soft = big * torch.sigmoid(wl) - 0.5
             hard = soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
-            loss = margin(model((hard * (1 << bits) + m[live].float()) / 255), target[live], self.kappa)
-            hit = loss.detach() <= -self.kappa
+            loss, worst = self._loss(model, members, (hard * (1 << bits) + m[live].float()) / 255, target[live])
+            hit = worst <= -self.kappa
             q[live[hit]] = hard.detach()[hit].round().to(q.dtype)
             steps[live[hit].cpu()] = step
             if bool(hit.all()) or step == self.steps:

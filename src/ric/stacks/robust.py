@@ -1,0 +1,178 @@
+"""The robustness set: serving variations the exact scheme's attack holds its margin over, and the verifier.
+
+A set is a list of members, each a resizer and a crop geometry (:func:`ric.stacks.base.plan`) in front of the
+unmodified network. :func:`ensemble` makes them differentiable torch callables for one classifier (Pillow and
+OpenCV members reproduce the 8-bit library result, with straight-through rounding), so an attack can minimise the
+margin over all of them at once. :func:`verify` then runs the real stacks (Pillow, OpenCV, ONNX Runtime fp32 /
+fp16 / int8, torch fp16 / bf16, ...) and reports each image's margin on each.
+
+Precisions are not members: their logits move by a small fraction of the attack's margin κ, so a ciphertext
+that wins by κ on every resizer also wins in fp16, bf16 and int8; :func:`verify` checks that instead of paying
+for it in every step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ric.stacks import resize as rs
+from ric.stacks.base import DECLARED, STACKS, _declared_resize, declared, plan
+
+
+@dataclass(frozen=True)
+class Member:
+    resizer: str = DECLARED
+    scale: float = 1.0
+    offset: tuple[int, int] = (0, 0)
+
+
+_RESIZERS = (DECLARED, "torch-bilinear", "pil-bilinear", "pil-bicubic", "pil-box", "pil-lanczos", "opencv-linear",
+             "opencv-area", "opencv-cubic")
+_GEOMETRIES = ((1.0, (0, 0)), (1.15, (0, 0)), (1.15, (2, 2)))
+
+#: name -> members. ``serving-v1``: every resizer of :data:`ric.stacks.STACKS` at the declared geometry, 15 %
+#: larger before the same crop, and that crop moved by 2 network pixels (without this third geometry, 90-95 %
+#: of SVHN ciphertexts hold on ``crop-1.15-shift2``); ``resizers-v1``: the resizers at the declared geometry.
+ROBUST_SETS: dict[str, tuple[Member, ...]] = {
+    "serving-v1": tuple(Member(r, s, o) for s, o in _GEOMETRIES for r in _RESIZERS),
+    "resizers-v1": tuple(Member(r) for r in _RESIZERS),
+}
+
+
+class Ensemble:
+    """The differentiable members of a robustness set for one classifier.
+
+    ``ens(x)`` gives the logits of the members that differ at ``x``'s size (K×N×classes), in one batched forward
+    pass. Members whose network inputs can never differ by more than :data:`SAME` in any pixel count once
+    (e.g. every resizer on an image already at the input size, or Pillow bilinear and the declared antialiased
+    bilinear), and members that share a resize share its computation. Iterating gives one callable
+    ``x -> logits`` per member."""
+
+    def __init__(self, clf, members: tuple[Member, ...], name: str = ""):
+        self.clf = clf
+        self.members = tuple(members)
+        self.name = name
+        self._distinct: dict[tuple[int, int], list[Member]] = {}
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self):
+        return iter([lambda x, m=m: self._net(self._input(m, x)) for m in self.members])
+
+    def _net(self, x):
+        return self.clf.net((x - self.clf.mean) / self.clf.std)
+
+    def _resized(self, m: Member, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if m.resizer == DECLARED:
+            return _declared_resize(declared(self.clf), x, size)
+        return rs.resize(x, size, m.resizer, quantize=not m.resizer.startswith("torch-"))
+
+    def _input(self, m: Member, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        pre = declared(self.clf)
+        if m.resizer == DECLARED and m.scale == 1.0 and m.offset == (0, 0):
+            return pre(x) if self.clf.preprocess is not None else x
+        (rh, rw), (top, left) = plan(pre, *x.shape[-2:], m.scale, m.offset)
+        key = (m.resizer, rh, rw)
+        if cache is None or key not in cache:
+            y = self._resized(m, x, (rh, rw))
+            if cache is not None:
+                cache[key] = y
+        y = cache[key] if cache is not None else y
+        H, W = pre.size
+        return y[..., top:top + H, left:left + W]
+
+    def distinct(self, h: int, w: int) -> list[Member]:
+        """The members that count for an h×w image (see the class notes; cached per size)."""
+        if (h, w) not in self._distinct:
+            kept: list[tuple[Member, tuple | None]] = []
+            for m in self.members:
+                mats = _matrices(declared(self.clf), m, h, w)
+                if not any(_close(mats, other) for _, other in kept):
+                    kept.append((m, mats))
+            self._distinct[(h, w)] = [m for m, _ in kept]
+        return self._distinct[(h, w)]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        ms, cache = self.distinct(*x.shape[-2:]), {}
+        z = self._net(torch.cat([self._input(m, x, cache) for m in ms]))
+        return z.view(len(ms), len(x), -1)
+
+
+#: members whose network inputs differ by at most this much in every pixel, for every image, count once
+SAME = 1 / 255
+
+
+def _axis(pre, resizer: str, n: int, size: int, down: bool | None) -> np.ndarray | None:
+    """One axis's resize matrix (float64) as ``resizer`` computes it, ``None`` where there is none (nearest)."""
+    if n == size:
+        return np.eye(n)
+    if resizer == DECLARED:
+        if pre.interpolation == "nearest":
+            return None
+        resizer = (f"pil-{pre.interpolation}" if pre.antialias else
+                   {"bilinear": "opencv-linear", "bicubic": "opencv-cubic"}[pre.interpolation])
+    resizer = {"torch-bilinear-aa": "pil-bilinear", "torch-bilinear": "opencv-linear"}.get(resizer, resizer)
+    return rs.weights(resizer, n, size, down).numpy()
+
+
+def _matrices(pre, m: Member, h: int, w: int) -> tuple | None:
+    """(rows, columns) matrices that map an h×w image to member ``m``'s network input (crop included)."""
+    (rh, rw), (top, left) = plan(pre, h, w, m.scale, m.offset)
+    down = (h >= rh and w >= rw) if m.resizer == "opencv-area" else None
+    a, b = _axis(pre, m.resizer, h, rh, down), _axis(pre, m.resizer, w, rw, down)
+    if a is None or b is None:
+        return None
+    H, W = pre.size
+    return a[top:top + H], b[left:left + W]
+
+
+def _close(p: tuple | None, q: tuple | None) -> bool:
+    """Whether two members' outputs differ by at most :data:`SAME` on every image in [0,1]: the bound
+    ‖A−A'‖·‖B‖ + ‖A'‖·‖B−B'‖ with ‖·‖ the largest row sum of absolute values."""
+    if p is None or q is None or p[0].shape != q[0].shape or p[1].shape != q[1].shape:
+        return False
+    norm = lambda a: np.abs(a).sum(1).max()  # noqa: E731
+    return norm(p[0] - q[0]) * norm(p[1]) + norm(q[0]) * norm(p[1] - q[1]) <= SAME
+
+
+def ensemble(clf, name: str = "serving-v1") -> Ensemble:
+    """The differentiable robustness set ``name`` (:data:`ROBUST_SETS`) for classifier ``clf``."""
+    if name not in ROBUST_SETS:
+        from ric.errors import UnknownNameError
+
+        raise UnknownNameError(f"unknown robustness set {name!r}; known: {', '.join(ROBUST_SETS)}")
+    return Ensemble(clf, ROBUST_SETS[name], name)
+
+
+@dataclass
+class Verdict:
+    """Per image: ``ok`` (the target leads by more than ``min_margin`` on every checked stack), ``margin`` (the
+    smallest lead over the stacks); ``margins``: stack -> leads; ``skipped``: stacks whose library is missing."""
+
+    ok: torch.Tensor
+    margin: torch.Tensor
+    margins: dict
+    skipped: list
+
+
+def lead(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``Z_t − max_{i≠t} Z_i`` per image (> 0: the target wins)."""
+    zt = logits.gather(1, target.view(-1, 1)).squeeze(1)
+    other = logits.masked_fill(torch.nn.functional.one_hot(target, logits.shape[1]).bool(), float("-inf"))
+    return zt - other.max(1).values
+
+
+def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: float = 0.0) -> Verdict:
+    """Check images ``x`` (N×C×h×w, 8-bit values /255, one size) against the real stacks ``stacks`` (names;
+    default every stack in :data:`ric.stacks.STACKS` whose libraries are installed)."""
+    names = list(stacks or STACKS)
+    skipped = [n for n in names if any(importlib.util.find_spec(m) is None for m in STACKS[n].modules)]
+    target = target.to(torch.long).cpu()
+    margins = {n: lead(STACKS[n].logits(clf, x).cpu(), target) for n in names if n not in skipped}
+    worst = torch.stack(list(margins.values())).min(0).values if margins else torch.full((len(x),), float("inf"))
+    return Verdict(worst > min_margin, worst, margins, skipped)

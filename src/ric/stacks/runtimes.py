@@ -1,0 +1,72 @@
+"""Runtimes a cloud runs the network in: torch (fp32, batch of one, fp16 and bf16 autocast) and ONNX Runtime
+(fp32, the whole graph in fp16, dynamic int8). Each takes the network's input (N×C×H×W float in [0,1], after
+the stack's resize and crop) and returns fp32 logits; converted models and sessions are made once per
+classifier and kept while it lives."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # classifier -> {variant: model or session}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    modules: tuple[str, ...] = ()
+
+
+RUNTIMES = {r.name: r for r in (Runtime("torch"), Runtime("torch-batch1"), Runtime("fp16"), Runtime("bf16"),
+                                Runtime("onnxruntime", ("onnx", "onnxruntime")),
+                                Runtime("onnxruntime-fp16", ("onnx", "onnxruntime")),
+                                Runtime("onnxruntime-int8", ("onnx", "onnxruntime")))}
+
+
+def _cached(clf, variant: str, make):
+    per = _CACHE.setdefault(clf, {})
+    if variant not in per:
+        per[variant] = make()
+    return per[variant]
+
+
+def _net(clf, x: torch.Tensor) -> torch.Tensor:
+    return clf.net((x - clf.mean) / clf.std)
+
+
+def _session(clf, variant: str):
+    def make():
+        import onnxruntime as ort
+
+        from ric.stacks.export import onnx_model
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        opts.log_severity_level = 3
+        return ort.InferenceSession(onnx_model(clf, variant), opts, providers=["CPUExecutionProvider"])
+    return _cached(clf, "onnxruntime-" + variant, make)
+
+
+def run(runtime: str, clf, x: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of the network input ``x`` in ``runtime`` (one of :data:`RUNTIMES`)."""
+    with torch.no_grad():
+        if runtime == "torch":
+            return _net(clf, x)
+        if runtime == "torch-batch1":
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return torch.cat([_net(clf, x[i:i + 1]) for i in range(len(x))])
+            finally:
+                torch.set_num_threads(threads)
+        if runtime in ("fp16", "bf16"):  # torch autocast (mixed precision, as AMP serving runs)
+            with torch.autocast(x.device.type, dtype=torch.float16 if runtime == "fp16" else torch.bfloat16):
+                return _net(clf, x).float()
+    if runtime.startswith("onnxruntime"):
+        variant = runtime.removeprefix("onnxruntime").lstrip("-") or "fp32"
+        sess = _session(clf, variant)
+        out = sess.run(None, {sess.get_inputs()[0].name: x.detach().cpu().float().contiguous().numpy()})[0]
+        return torch.from_numpy(out).float()
+    raise ValueError(f"unknown runtime {runtime!r}")

@@ -1,0 +1,130 @@
+"""Named serving stacks, the robustness set and the verifier; ric classify --stack."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ric.classifiers import load_classifier
+from ric.cli import main
+from ric.keys import SecretKey
+from ric.nae import DigitAttack
+from ric.preprocess import Preprocess
+from ric.schemes.exact import ExactScheme
+from ric.stacks import STACKS, ensemble, get_stack, plan, verify
+from ric.stacks.base import _declared_resize
+from ric.stacks.robust import Member
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    return load_classifier("cifar10-resnet18")
+
+
+@pytest.fixture(scope="module")
+def photos(data_root):
+    """Three CIFAR-10 test images upscaled to small photo sizes (bicubic), as uint8 H×W×3."""
+    imgs = np.load(data_root / "cifar10/cifar10_test.npz")["images"][:3]
+    return [np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BICUBIC))
+            for a, (h, w) in zip(imgs, ((48, 64), (70, 50), (56, 56)), strict=True)]
+
+
+def _x(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.mark.parametrize("pre", [Preprocess("resize-crop", (32, 32), resize=36), Preprocess("resize", (28, 28)),
+                                 Preprocess("resize-crop", (32, 32), resize=32)])
+def test_plan_is_the_declared_preprocessing(pre):
+    for h, w in ((451, 300), (250, 250), (480, 640), (32, 32), (36, 50)):
+        x = torch.rand(1, 3, h, w)
+        (rh, rw), (top, left) = plan(pre, h, w)
+        y = _declared_resize(pre, x, (rh, rw))[..., top:top + pre.size[0], left:left + pre.size[1]]
+        assert torch.equal(y, pre(x)), (pre, h, w)
+
+
+def test_crop_geometry():
+    pre = Preprocess("resize-crop", (32, 32), resize=32)
+    assert plan(pre, 64, 96, scale=1.15) == ((37, 55), (2, 12))  # 15 % larger, the same centre crop
+    assert plan(pre, 64, 96, scale=1.15, offset=(2, 2)) == ((37, 55), (4, 14))
+    assert plan(pre, 64, 96, scale=1.15, offset=(9, 0))[1] == (5, 12)  # clipped to the image
+
+
+def test_members_are_the_libraries(cifar, photos):
+    """A differentiable member computes what the real library gives (Pillow exactly, OpenCV within 1/255)."""
+    ens = ensemble(cifar)
+    for a in photos:
+        x = _x(a)
+        for m in (Member("pil-bicubic", 1.15, (2, 2)), Member("pil-lanczos"), Member("opencv-linear", 1.15)):
+            lib = get_stack(m.resizer).__class__(m.resizer, m.resizer, scale=m.scale, offset=m.offset)
+            d = (ens._input(m, x) - lib.inputs(cifar, x)).abs().max().item()
+            assert d < (1e-6 if m.resizer.startswith("pil") else 1.01 / 255), (m, d)
+
+
+def test_members_that_coincide_count_once(cifar):
+    ens = ensemble(cifar)
+    native = ens.distinct(32, 32)
+    assert sum(m.scale == 1.0 for m in native) == 1  # every resizer leaves a 32x32 image as it is
+    assert len(ens.distinct(64, 96)) > len(native)
+    z = ens(torch.rand(2, 3, 64, 96))
+    assert z.shape == (len(ens.distinct(64, 96)), 2, 10)
+
+
+def test_robust_ciphertexts_keep_their_label_on_every_stack(cifar, photos):
+    sch = ExactScheme(cifar, attack={"ensemble": "serving-v1"})
+    res = sch.encrypt(photos[:1], SecretKey.generate())  # without the set: opencv-linear near chance
+    assert all(r.ciphertext is not None for r in res)
+    for r in res:
+        x = _x(r.ciphertext.pixels)
+        v = verify(cifar, x, torch.tensor([r.target]))  # every named stack, with the real libraries
+        assert set(v.margins) == set(STACKS) and not v.skipped
+        assert bool(v.ok[0]), {k: float(m[0]) for k, m in v.margins.items()}
+    lab = STACKS["opencv-cubic"].predict(cifar, _x(res[0].ciphertext.pixels))
+    assert int(lab[0]) == res[0].target  # the lead is the label: the verifier's margins are label checks
+
+
+def test_digit_attack_default_unchanged_and_ensemble_settings(cifar):
+    """One member that is the model itself gives the same digits as no ensemble (same loss, same steps)."""
+    g = torch.Generator().manual_seed(0)
+    m = torch.randint(0, 64, (2, 3, 32, 32), generator=g)
+    q0 = torch.randint(0, 4, (2, 3, 32, 32), generator=g)
+    off = torch.rand(2, 3, 32, 32, generator=g) - 0.5
+    t = torch.tensor([3, 5])
+    a = DigitAttack(steps=20)(cifar, m, q0, off, t, 6)
+    b = DigitAttack(steps=20, ensemble=[cifar])(cifar, m, q0, off, t, 6)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert DigitAttack(ensemble="serving-v1").config()["ensemble"] == "serving-v1"
+    assert "ensemble=None" in repr(DigitAttack())
+    with pytest.raises(ValueError, match="reduce"):
+        DigitAttack(reduce="median", steps=1)(cifar, m, q0, off, t, 6)
+
+
+def test_classify_with_a_stack(tmp_path, capsys, samples):
+    files = [str(f) for f in samples[0][:4]]
+
+    def labels(*extra):
+        capsys.readouterr()
+        assert main(["classify", *files, "-c", "svhn-cnn7", "--json", *extra]) == 0
+        return [r["label"] for r in json.loads(capsys.readouterr().out)["items"]]
+
+    assert labels("--stack", "torch") == labels() == labels("--stack", "pil-bicubic")  # 32x32: no resize at all
+
+
+def test_stack_errors_are_one_line(samples, capsys, monkeypatch):
+    f = str(samples[0][0])
+    for extra, msg in ((["--stack", "nope"], "unknown stack 'nope'"),
+                       (["--stack", "torch", "--workers", "2"], "drop --ray"),
+                       (["--stack", "torch", "--url", "http://127.0.0.1:9", "--token-file", f], "drop --url")):
+        capsys.readouterr()
+        assert main(["classify", f, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "cv2" else real(n, *a))
+    capsys.readouterr()
+    assert main(["classify", f, "--stack", "opencv-area"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs cv2" in err[0] and "ric[stacks]" in err[0]
