@@ -216,7 +216,7 @@ def _describe(members) -> str:
     return f"{len(members)} members: {len({m.resizer for m in members})} resizers x {len(geos)} geometries"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     p.add_argument("--scale", type=float, default=1.0, help="multiply every set's image count")
@@ -225,12 +225,12 @@ def main() -> None:
                    f"{ROBUST} writes stacks-NAME.{{json,md}})")
     p.add_argument("--data-root")
     p.add_argument("--out", default="docs/results")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     key = SecretKey.generate()
     from ric.stacks.robust import ROBUST_SETS
 
-    rep = {"command": "python " + " ".join(sys.argv), "machine": machine(), "sets": {},
+    rep = {"command": "python benchmarks/stacks.py " + " ".join(sys.argv[1:] if argv is None else argv), "machine": machine(), "sets": {},
            "robust_set": _describe(ROBUST_SETS[a.robust_set]),
            "robust_attack": {**ROBUST_ATTACK, "ensemble": a.robust_set},
            "stacks": {k: s.help for k, s in STACKS.items()}}

@@ -15,7 +15,7 @@ from ric.nae import DigitAttack
 from ric.preprocess import Preprocess
 from ric.schemes.exact import ExactScheme
 from ric.stacks import STACKS, ensemble, get_stack, plan, verify
-from ric.stacks.base import _declared_resize
+from ric.stacks.base import declared_resize
 from ric.stacks.robust import Member
 
 
@@ -42,7 +42,7 @@ def test_plan_is_the_declared_preprocessing(pre):
     for h, w in ((451, 300), (250, 250), (480, 640), (32, 32), (36, 50)):
         x = torch.rand(1, 3, h, w)
         (rh, rw), (top, left) = plan(pre, h, w)
-        y = _declared_resize(pre, x, (rh, rw))[..., top:top + pre.size[0], left:left + pre.size[1]]
+        y = declared_resize(pre, x, (rh, rw))[..., top:top + pre.size[0], left:left + pre.size[1]]
         assert torch.equal(y, pre(x)), (pre, h, w)
 
 

@@ -44,7 +44,7 @@ def plan(pre: Preprocess, h: int, w: int, scale: float = 1.0, offset: tuple[int,
     return (rh, rw), (top, left)
 
 
-def _declared_resize(pre: Preprocess, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def declared_resize(pre: Preprocess, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     from torchvision.transforms import InterpolationMode
@@ -88,7 +88,7 @@ class Stack:
         (rh, rw), (top, left) = plan(pre, *x.shape[-2:], self.scale, self.offset)
         H, W = pre.size
         if self.resizer == DECLARED:
-            y = _declared_resize(pre, x, (rh, rw))
+            y = declared_resize(pre, x, (rh, rw))
         elif self.resizer.startswith("torch-"):
             y = rs.resize(x, (rh, rw), self.resizer)
         else:  # the real library, on the 8-bit image

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ric.stacks import resize as rs
-from ric.stacks.base import DECLARED, STACKS, _declared_resize, declared, plan
+from ric.stacks.base import DECLARED, STACKS, declared, declared_resize, plan
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Ensemble:
 
     def _resized(self, m: Member, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if m.resizer == DECLARED:
-            return _declared_resize(declared(self.clf), x, size)
+            return declared_resize(declared(self.clf), x, size)
         return rs.resize(x, size, m.resizer, quantize=not m.resizer.startswith("torch-"))
 
     def _input(self, m: Member, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
