@@ -21,6 +21,7 @@ through ``t`` and ``m``, so a ciphertext can be simulated from the label alone (
 from __future__ import annotations
 
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -390,9 +391,11 @@ class ExactScheme(Scheme):
         if self.classifier is None:
             raise InputError("this ExactScheme decrypts only: give it a classifier to encrypt")
         h, w = photo.pixels.shape[:2]
-        t = self._predict(channel_view(photo.pixels, self.channels)[None])
+        with ThreadPoolExecutor(1) as pool:  # the transcoder (libjxl, no GIL) runs beside the classifier's pass
+            packing = pool.submit(filecodec.pack, photo.data, photo.format, self.transcode)
+            t = self._predict(channel_view(photo.pixels, self.channels)[None])
+            codec_id, data = packing.result()
         res = [EncryptResult(None, int(t[0]), 0)]
-        codec_id, data = filecodec.pack(photo.data, photo.format, self.transcode)
         body = file_body(photo.name, codec_id, data, FLAG_STRIPPED if photo.stripped else 0)
         shape = self.carrier_shape(h, w, len(body) - _FILE_PREFIX.size)
         self.classifier.check_input((self.channels, shape[0], shape[1]))
