@@ -141,16 +141,25 @@ def notes(rep: dict) -> list[str]:
     if c and not c.get("failed"):
         out.append(f"CrypTen: Beaver triples from its `{c['provider']}` provider (a trusted first party, for "
                    "testing); a real deployment adds an offline phase (trusted dealer or homomorphic triples) that "
-                   f"is not measured here. {c['rounds_per_image']:.0f} communication rounds per image; on a real "
-                   "network each round adds one round-trip time to the end-to-end figure (localhost here).")
+                   f"is not measured here. {c['rounds_per_image']:.0f} communication rounds per image (CrypTen's counter: "
+                   "one per collective or send/receive); on a real network each adds up to a round-trip time to "
+                   "the end-to-end figure (localhost here).")
     k = p.get("concrete", {})
     if k and not k.get("failed"):
-        full = k["configs"].get("full")
+        full, small = k["configs"].get("full"), k["configs"]["small"]
         if full:
+            pbs_f = full["circuit"].get("programmable_bootstrap_count")
+            pbs_s = small["circuit"].get("programmable_bootstrap_count")
+            est = ""
+            if small.get("fhe", {}).get("server_s") and isinstance(pbs_f, float) and isinstance(pbs_s, float):
+                est = (f" Extrapolated, not measured: the executed configuration's server time per bootstrap "
+                       f"({small['fhe']['server_s'] / pbs_s * 1e3:.2g} ms) times this count gives "
+                       f"~{small['fhe']['server_s'] / pbs_s * pbs_f / 60:.0f} min per image here (larger "
+                       "accumulators may cost more per bootstrap).")
             out.append(f"Concrete ML, full mnist-cnn5: compiled in {full['compile_s']:.0f} s, "
-                       f"{full['circuit'].get('programmable_bootstrap_count')} programmable bootstraps per image; "
-                       "executed only in simulation (no FHE timing: at the per-bootstrap cost of the executed "
-                       "small configuration it would take hours per image on one core here).")
+                       f"{pbs_f if not isinstance(pbs_f, float) else round(pbs_f)} programmable bootstraps per image, quantized-simulated accuracy vs the zoo "
+                       f"model {100 * full['sim_accuracy_vs_plain']:.1f} % (N = {full['sim_n']}); executed only "
+                       f"in simulation, no FHE timing.{est}")
         s = k["configs"]["small"]
         f = s.get("fhe", {})
         if f.get("timed_out"):
@@ -158,11 +167,13 @@ def notes(rep: dict) -> list[str]:
                        f"did not finish in {f['after_s']:.0f} s here and was stopped: only simulation is reported.")
         elif f:
             out.append(f"Concrete ML, executed configuration ({s['config']}, trained in {k['small_train_s']:.0f} s): "
-                       f"{s['circuit'].get('programmable_bootstrap_count')} bootstraps per image, compiled in "
+                       f"{s['circuit'].get('programmable_bootstrap_count'):.0f} bootstraps per image, compiled in "
                        f"{s['compile_s']:.0f} s, key generation {s['fhe']['keygen_s']:.1f} s, evaluation keys "
                        f"{_bytes(s['fhe']['eval_key_bytes'])} uploaded once; its float accuracy vs the zoo model "
                        f"{100 * s['float_accuracy_vs_plain']:.1f} %, FHE labels equal to simulation on "
-                       f"{100 * s['fhe']['agrees_with_simulation']:.0f} % of the executed images.")
+                       f"{100 * s['fhe']['agrees_with_simulation']:.0f} % of the executed images (the simulation "
+                       "models the approximate rounding's errors, not the same draw), and equal to the zoo model's "
+                       f"label on {100 * s['fhe']['accuracy_vs_plain']:.0f} %.")
         out.append(f"Concrete ML simulation, {s['config']}: float accuracy vs the zoo model "
                    f"{100 * s['float_accuracy_vs_plain']:.1f} %, quantized-simulated "
                    f"{100 * s['sim_accuracy_vs_plain']:.1f} % (N = {s['sim_n']}).")
@@ -188,7 +199,7 @@ def main(argv=None) -> int:
     p.add_argument("--crypten-n", type=int, default=100)
     p.add_argument("--concrete-n", type=int, default=100)
     p.add_argument("--fhe-n", type=int, default=3)
-    p.add_argument("--width", type=int, default=4)
+    p.add_argument("--width", type=int, default=2)
     p.add_argument("--work", default=str(ROOT / ".peers/run"))
     p.add_argument("--out", default=str(ROOT / "docs/results/peers"))
     p.add_argument("--full-n", type=int, default=10, help="images Concrete simulates with the full network")
