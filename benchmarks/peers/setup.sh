@@ -23,6 +23,18 @@ mkvenv() {  # mkvenv NAME PYTHON PACKAGES...
     "$peers/$name/bin/python" -m pip freeze > "$peers/$name/freeze.txt"
 }
 
+# PEERS_FROZEN=1: install exactly the set that ran for docs/results/peers.md (freeze-<name>.txt beside this
+# script, complete lists, so --no-deps). Disk: ~3.7 GB for crypten, ~6.2 GB for concrete (CUDA torch wheels).
+if [ "${PEERS_FROZEN:-0}" = 1 ]; then
+    for name in crypten concrete; do
+        if [ "$want" = all ] || [ "$want" = "$name" ]; then
+            [ -x "$peers/$name/bin/python" ] || "$(findpy 3.10)" -m venv "$peers/$name"
+            nice -n 19 "$peers/$name/bin/python" -m pip install -q --no-deps -r "$(dirname "$0")/freeze-$name.txt"
+        fi
+    done
+    exit 0
+fi
+
 # CrypTen 0.4.1 (last release, 2022) predates Python 3.11 and torch 2.x: give it Python 3.10 and torch 1.13.
 # PyPI's torch 1.13.1 wheel is the CUDA build (~2 GB with its nvidia-* wheels); it runs on CPU.
 if [ "$want" = all ] || [ "$want" = crypten ]; then
