@@ -280,10 +280,12 @@ def _takes_file(p: Path, sch) -> bool:
 
 def _scan_photo(p: Path, o: Path, key: SecretKey, sch, strip: bool, force: bool = False) -> dict:
     row = {"input": str(p), "output": str(o), "status": "pending", "scheme": sch.name, "carrier": "file"}
-    data = read_photo_bytes(p, strip)[0]
+    if strip:  # a format --strip-metadata cannot handle stops the job here, before anything is written
+        read_photo_bytes(p, strip)
     ct = _own_ciphertext(o, key, force)
     if ct is None:
-        return row
+        return row  # the file is read once, when it is encrypted
+    data = read_photo_bytes(p, strip)[0]
     try:
         sch.check_ciphertext(ct)
     except RICError:
