@@ -218,7 +218,7 @@ def hostile_md(h: dict) -> list[str]:
         return f"{r['ok']} of {r['requests']} answered 200" + ("" if r["ok"] == r["requests"] else
                                                                f" ({_answers(r['answers'])})")
 
-    L = ["## Hostile clients (issue 27)", "",
+    L = ["## Hostile clients", "",
          f"Both servers load `{h['classifier']}` (it declares a resize-crop, so it accepts ciphertexts of any size). "
          "**Before**: the settings `ric serve` had before the hostile-peer issue, on today's code: uvicorn's "
          "`limit_concurrency=128` (it counts connections), no request-head timeout, no per-address cap, no limit "

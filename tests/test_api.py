@@ -2,8 +2,11 @@
 
 import numpy as np
 
-from ric import api
-from ric.api import classify_files, encrypt_files, sample_images, scan_encrypt
+from ric.api import classify_files, encrypt_files, sample_images
+from ric.jobs import classify as classify_job
+from ric.jobs.encrypt import encrypt_pending, scan_encrypt
+from ric.jobs.plan import plan_outputs
+from ric.schemes import load_scheme
 from ric.keys import SecretKey
 
 
@@ -19,12 +22,12 @@ def _copy_samples(tmp_path, n):
 def test_scan_keeps_no_pixels_and_a_file_broken_after_the_scan_fails_only_its_row(tmp_path, monkeypatch):
     photos = _copy_samples(tmp_path, 4)
     key = SecretKey.generate()
-    sch = api.load_scheme(batch_size=2)  # exact, svhn-cnn7
-    paths, outs = api.plan_outputs([photos], tmp_path / "ct")
+    sch = load_scheme(batch_size=2)  # exact, svhn-cnn7
+    paths, outs = plan_outputs([photos], tmp_path / "ct")
     rows, todo = scan_encrypt(paths, outs, key, sch)
     assert todo == [0, 1, 2, 3] and all(isinstance(i, int) for i in todo)  # indices, not pixel arrays
     paths[1].write_bytes(b"not an image any more")  # changed between the two passes
-    api.encrypt_pending(rows, todo, key, sch, batch_size=2)
+    encrypt_pending(rows, todo, key, sch, batch_size=2)
     assert [r["status"] for r in rows] == ["encrypted", "failed", "encrypted", "encrypted"]
     assert "image" in rows[1]["error"].lower() and not outs[1].exists()
     assert all(outs[i].is_file() for i in (0, 2, 3))
@@ -36,7 +39,7 @@ def test_classify_reads_images_again_past_the_memory_budget(tmp_path, monkeypatc
     rows = encrypt_files([photos], tmp_path / "ct", key)
     assert all(r["status"] == "encrypted" for r in rows)
     held = classify_files([tmp_path / "ct"], batch_size=4)
-    monkeypatch.setattr(api, "HELD_BYTES", 0)  # nothing held: every batch is read again
+    monkeypatch.setattr(classify_job, "HELD_BYTES", 0)  # nothing held: every batch is read again
     reread = classify_files([tmp_path / "ct"], batch_size=4)
     assert [r["label"] for r in reread] == [r["label"] for r in held]
     assert np.mean([r["label"] == t for r, t in zip(held, [r["target"] for r in rows], strict=True)]) == 1.0

@@ -67,7 +67,7 @@ def test_rerun_skips_finished_work(job, tmp_path, capsys):
 
 
 def test_outputs_the_job_did_not_make_are_refused(job, tmp_path, capsys):
-    """Issue 27 item 4, both verbs: decrypting into the originals' folder (for the paper scheme that would replace
+    """Both verbs: decrypting into the originals' folder (for the paper scheme that would replace
     them with lossy reconstructions) and encrypting into a folder that holds one's own photo are refused, naming the
     file, exit 2, nothing written; ``--force`` replaces them."""
     d, meta = job

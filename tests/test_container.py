@@ -70,7 +70,7 @@ def test_model_fingerprint_is_optional_and_authenticated(tmp_path, key):
 
 
 # ---------------------------------------------------------------- one canonical encoding
-from ric.container import FIELDS, SCHEMES, check_field, plain_mac  # noqa: E402
+from ric.container import FIELD_SETS, FIELDS, check_field, plain_mac  # noqa: E402
 from ric.errors import NotACiphertextError  # noqa: E402
 from tests import _png  # noqa: E402
 
@@ -168,7 +168,7 @@ def test_field_table_roundtrip_and_write_checks(tmp_path, key):
     for f in FIELDS.values():
         assert getattr(back, f.attr) == getattr(ct, f.attr)
     back.verify(key)
-    assert set(SCHEMES) == {"paper", "exact"} and FIELDS["target"].check("12") and not FIELDS["target"].check("012")
+    assert set(FIELD_SETS) == {"paper", "exact"} and FIELDS["target"].check("12") and not FIELDS["target"].check("012")
     with pytest.raises(CiphertextError, match="cannot hold"):
         replace(ct, model="a/b").sign(key).save(tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()

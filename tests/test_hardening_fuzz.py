@@ -3,7 +3,7 @@ mutated files (flipped bytes, cut files, removed/duplicated/moved/edited chunks,
 reach the parser). Every mutation ends in a RICError with exit 2 or 3 and no output file, never in another
 exception; a file that still parses and verifies must be the original ciphertext (a no-op mutation, such as
 moving a text chunk). ``classify`` needs no key, so it may label a file whose pixels were changed (exit 0).
-Issue 27: the client's parsing of a server's answers (listings, records, classifications, upload records, error
+The client's parsing of a server's answers (listings, records, classifications, upload records, error
 bodies, raw bytes) is fuzzed the same way against a scripted server (``httpx.MockTransport``)."""
 
 import contextlib
@@ -163,7 +163,7 @@ def test_fuzz_original_is_valid(original, key):
             ct.verify(key)
 
 
-# ------------------------------------------------------------------------------ the client's answers (issue 27)
+# ------------------------------------------------------------------------------ the client's answers
 _JSON = st.recursive(st.none() | st.booleans() | st.integers(-2, 10 ** 13) | st.floats(allow_nan=False) |
                      st.text(max_size=12), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c,
                                                                                                   max_size=3),

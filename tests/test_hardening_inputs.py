@@ -117,13 +117,15 @@ def test_decrypt_verifies_each_file_as_it_reads_it(tmp_path, key, monkeypatch):
             ct.pixels[0, 0, 0] ^= 1  # tampered after signing
         ct.save(tmp_path / "ct" / f"{name}.png")
     seen = []
-    real = api.read_any
+    from ric.jobs import decrypt as decrypt_job
+
+    real = decrypt_job.read_any
 
     def spy(path, *a, **k):
         seen.append(path.name)
         return real(path, *a, **k)
 
-    monkeypatch.setattr(api, "read_any", spy)
+    monkeypatch.setattr(decrypt_job, "read_any", spy)
     with pytest.raises(AuthenticationError, match="modified"):
         api.decrypt_files([tmp_path / "ct"], tmp_path / "rec", key)
     assert seen == ["a.png"] and not (tmp_path / "rec").exists()

@@ -38,7 +38,7 @@ def test_channel_policy_grey_and_rgb():
     assert np.array_equal(to_pixels(as_channels(as_channels(xt, 3), 1)), to_pixels(xt))  # same 8-bit levels
 
 
-# ------------------------------------------------------------------------------ decoders (issue 27 item 3)
+# ------------------------------------------------------------------------------ decoders ric does not read
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\n0 0 moveto 32 32 lineto stroke\nshowpage\n"
 
 

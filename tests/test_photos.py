@@ -228,3 +228,34 @@ def test_heic_photos_round_trip(tmp_path):
     assert _encrypt(tmp_path / "in", tmp_path / "ct", tmp_path / "k") == 0
     assert main(["decrypt", str(tmp_path / "ct"), "-o", str(tmp_path / "rec"), "-k", str(tmp_path / "k"), "-q"]) == 0
     assert (tmp_path / "rec" / "IMG_0042.HEIC").read_bytes() == (tmp_path / "in" / "IMG_0042.HEIC").read_bytes()
+
+
+def test_photos_of_one_size_class_share_their_attack_and_keep_their_own_labels(photos, tmp_path):
+    """Photos are encrypted in chunks: one label pass per pixel shape, one attack per carrier size class; each photo
+    keeps its own label and its own file, and a chunk limit of one photo gives the same outcome."""
+    from ric.api import classify_files, decrypt_files, encrypt_files
+    from ric.jobs import encrypt as encrypt_job
+    from ric.keys import SecretKey
+
+    src = tmp_path / "in"
+    src.mkdir()
+    imgs = [np.asarray(Image.open(photos / "in" / "a_square.png")).copy() for _ in range(4)]
+    for i, a in enumerate(imgs):
+        a[i, :8] = 255 - a[i, :8]  # four different files of one size
+        Image.fromarray(a).save(src / f"p{i}.png")
+    key = SecretKey.generate()
+    plain = {r["input"]: r["label"] for r in classify_files([src], classifier="cifar10-resnet18")}
+    rows = encrypt_files([src], tmp_path / "ct", key, classifier="cifar10-resnet18", batch_size=3)
+    assert [r["status"] for r in rows] == ["encrypted"] * 4
+    assert len({tuple(r["carrier_shape"]) for r in rows}) == 1  # one size class, attacked 3 + 1 at a time
+    assert all(r["target"] == plain[r["input"]] for r in rows)
+    dec = decrypt_files([tmp_path / "ct"], tmp_path / "rec", key)
+    assert sorted(p.read_bytes() for p in (tmp_path / "rec").iterdir()) == sorted(
+        p.read_bytes() for p in src.iterdir())
+    assert all(r["status"] == "decrypted" for r in dec)
+    encrypt_job.PHOTO_BATCH_PIXELS, old = 1, encrypt_job.PHOTO_BATCH_PIXELS
+    try:
+        one = encrypt_files([src], tmp_path / "ct1", key, classifier="cifar10-resnet18")
+    finally:
+        encrypt_job.PHOTO_BATCH_PIXELS = old
+    assert [r["target"] for r in one] == [r["target"] for r in rows]

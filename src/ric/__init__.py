@@ -1,16 +1,18 @@
 """RIC: recoverable privacy-preserving image classification through noise-like adversarial examples.
 
-Python API (each CLI verb has a counterpart here)::
+The safe layer (each CLI verb has a counterpart here)::
 
     import ric
     key = ric.keygen("secret.key")                   # ric keygen
     ric.encrypt_files(["img.png"], "ct/", key)        # ric encrypt
     ric.classify_files(["ct/img.png"])                # ric classify (no key)
     ric.decrypt_files(["ct/img.png"], "rec/", key)    # ric decrypt
-    ric.list_models(); ric.available()               # ric models / ric datasets
-    ric.train_from_recipe("codec", "svhn-ric-v3", out="m/", run="r/")  # ric train
-    ric.demo()                                        # ric demo
-    model = ric.RIC.load("svhn-ric-v3")               # tensors in, tensors out
+    ric.list_models(); ric.demo()                    # ric models / ric demo
+    with ric.Cloud(url, token) as cloud: ...          # ric push / pull / classify --url
+
+The schemes (``ric.ExactScheme``, ``ric.PaperScheme``, ``ric.load_scheme``) and every error class are here too.
+Primitives and research stay in their subpackages: the paper's tensor model (``ric.schemes.paper.RIC``), the
+container (``ric.container``), classifiers, datasets, training, metrics and attacks.
 
 Attributes are imported lazily so that ``import ric`` stays fast.
 """
@@ -19,17 +21,17 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
+_ERRORS = ("RICError", "InputError", "UnknownNameError", "KeyFileError", "CiphertextError", "AuthenticationError",
+           "CapacityError", "NotACiphertextError", "CloudError", "ClusterError", "StoreError", "ServiceError", "Busy",
+           "RICWarning", "PlainHTTPWarning", "KeyPermissionWarning")
+
 _LAZY = {
-    "RIC": "ric.schemes.paper", "EncryptResult": "ric.schemes.paper",
-    "SecretKey": "ric.keys", "random_noise_image": "ric.keys",
-    "Ciphertext": "ric.container", "read_ciphertext": "ric.container",
-    "load_classifier": "ric.classifiers", "Classifier": "ric.classifiers",
-    "load_dataset": "ric.datasets", "available": "ric.datasets", "folder_dataset": "ric.datasets",
-    "train_from_recipe": "ric.training.recipes",
-    "psnr": "ric.eval.metrics", "ssim": "ric.eval.metrics",
-    "keygen": "ric.api", "load_key": "ric.api", "encrypt_files": "ric.api", "classify_files": "ric.api",
-    "decrypt_files": "ric.api", "list_models": "ric.api", "demo": "ric.api",
-    "RICError": "ric.errors",
+    **dict.fromkeys(("keygen", "load_key", "encrypt_files", "classify_files", "decrypt_files", "list_models",
+                     "demo", "sample_images"), "ric.api"),
+    "Cloud": "ric.client",
+    "SecretKey": "ric.keys",
+    **dict.fromkeys(("Scheme", "ExactScheme", "PaperScheme", "SCHEMES", "load_scheme"), "ric.schemes"),
+    **dict.fromkeys(_ERRORS, "ric.errors"),
 }
 
 

@@ -18,9 +18,11 @@ zlib stream of exactly the image's size, nothing after ``IEND``), 8-bit grey or 
 (:data:`FIELDS`). The tag is checked by the caller (:meth:`Ciphertext.verify`) before any semantic check (model,
 classifier, target range).
 
-Adding a field is one entry in :data:`FIELDS` (text check, parse, format, attribute, default) plus its name
-in the ``required``/``optional`` set of each scheme in :data:`SCHEMES` that allows it; adding a scheme is one
-entry in :data:`SCHEMES` (its allowed value of ``ric:scheme`` is its key).
+The container knows no scheme: each scheme declares the fields its ciphertexts carry (a :class:`SchemeFields`)
+and registers them with :func:`register_fields` (``ric.schemes.base.register_scheme`` does it), and a scheme whose
+ciphertexts can be read from their pixels alone registers that reader with :func:`register_bare_reader`. Adding a
+field is one entry in :data:`FIELDS` (text check, parse, format, attribute, default) plus its name in the
+``required``/``optional`` set of each scheme that allows it.
 """
 
 from __future__ import annotations
@@ -101,15 +103,36 @@ MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}"
 CLASSIFIER_IDENT = r"[!-~](?:[ -~]{0,198}[!-~])?@[0-9a-f]{16}"
 TARGET = r"0|[1-9][0-9]{0,8}"  # canonical non-negative decimal: no sign, leading zero, space or underscore
 
-SCHEMES: dict[str, SchemeFields] = {
-    "paper": SchemeFields(required=frozenset({"model", "classifier", "nonce", "target", "key-id", "tag"}),
-                          optional=frozenset({"model-fp", "plain-mac", "scheme", "name-id"})),
-    "exact": SchemeFields(required=frozenset({"scheme", "bits", "classifier", "nonce", "target", "key-id", "tag"}),
-                          optional=frozenset({"plain-mac", "name-id"})),
-}
+FIELD_SETS: dict[str, SchemeFields] = {}  # scheme name -> its fields (register_fields)
+_IMPLICIT: list[str] = []  # the scheme of files without ric:scheme (written before the field existed)
+
+
+def register_fields(name: str, fields: SchemeFields, implicit: bool = False) -> None:
+    """Declare the fields of scheme ``name``'s ciphertexts (its allowed value of ``ric:scheme`` is ``name``);
+    ``implicit``: files without ``ric:scheme`` are this scheme's (at most one scheme says so)."""
+    if name in FIELD_SETS:
+        raise ValueError(f"ciphertext fields of scheme {name!r} are already registered")
+    if implicit and _IMPLICIT:
+        raise ValueError(f"scheme {_IMPLICIT[0]!r} already owns ciphertexts without ric:scheme")
+    FIELD_SETS[name] = fields
+    if implicit:
+        _IMPLICIT.append(name)
+
+
+def implicit_scheme() -> str:
+    """The scheme of a ciphertext without ``ric:scheme`` ("" when no registered scheme claims them)."""
+    return _IMPLICIT[0] if _IMPLICIT else ""
+
+
+def _field_set(name: str, source: str) -> SchemeFields:
+    if name not in FIELD_SETS:
+        known = ", ".join(sorted(FIELD_SETS)) or "none registered: import ric.schemes"
+        raise CiphertextError(f"{source}: unknown ciphertext scheme {quote(name)} (known: {known})")
+    return FIELD_SETS[name]
+
 
 FIELDS: dict[str, Field] = {
-    "scheme": Field("scheme", lambda s: s in SCHEMES),
+    "scheme": Field("scheme", lambda s: s in FIELD_SETS),
     "bits": Field("bits", _regex("[3-7]"), int, str, 0),
     "model": Field("model", _regex(MODEL_NAME)),
     "classifier": Field("classifier", _regex(CLASSIFIER_IDENT)),
@@ -149,17 +172,17 @@ class Ciphertext:
     model_fp: str = ""  # RIC.fingerprint of the model that encrypted it ("" in files older than the field)
     plain_mac: str = ""  # plain_mac(key, nonce, plaintext) ("" in files older than the field)
     name_id: str = ""  # keyed_name_id(key, the file name it was written under) ("" in older files)
-    scheme: str = ""  # "" = absent = "paper"
+    scheme: str = ""  # "" = absent: the implicit scheme (:func:`implicit_scheme`)
     bits: int = 0  # exact scheme: low bits per sub-pixel that carry the sealed image
 
     @property
     def scheme_name(self) -> str:
-        return self.scheme or "paper"
+        return self.scheme or implicit_scheme()
 
     def meta(self) -> dict[str, str]:
         """The authenticated fields (all but format and tag) as text: required ones always, optional ones when
         set."""
-        spec = SCHEMES[self.scheme_name]
+        spec = _field_set(self.scheme_name, "ciphertext")
         m = {}
         for name, f in FIELDS.items():
             if name == "tag":
@@ -376,10 +399,8 @@ def _ric_fields(layout: PngLayout, name: str) -> dict[str, str]:
         raise NotACiphertextError(f"{name}: not a RIC ciphertext (no RIC metadata in the PNG)")
     if got["ric:format"] != FORMAT:
         raise CiphertextError(f"{name}: unsupported ciphertext format {quote(got['ric:format'])} (this is {FORMAT})")
-    scheme = got.get("ric:scheme", "paper")
-    if scheme not in SCHEMES:
-        raise CiphertextError(f"{name}: unknown ciphertext scheme {quote(scheme)} (known: {', '.join(SCHEMES)})")
-    spec = SCHEMES[scheme]
+    scheme = got.get("ric:scheme", implicit_scheme())
+    spec = _field_set(scheme, name)
     fields = {k[4:]: v for k, v in got.items() if k != "ric:format"}
     unknown = sorted(set(fields) - spec.required - spec.optional)
     if unknown:
@@ -451,16 +472,22 @@ def _decode(data: bytes, name: str, shape: tuple) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ bare pixels
-def read_bare(path: str | Path) -> Ciphertext:
-    """An exact-scheme ciphertext known by its pixels only: its text chunks were stripped, or it was re-encoded
-    losslessly (PNG optimiser, WebP lossless, TIFF). The public header in the pixels gives ``bits``, the key id
-    and the nonce; there is no container tag (``tag`` is empty, ``target`` is -1), and the sealed payload's own
-    tag authenticates what decryption returns. Raise :class:`CiphertextError` if the pixels hold no header, or
-    if the file declares more pixels than its size can hold (:func:`max_subpixels`)."""
-    from ric.schemes.exact import read_header  # the exact scheme builds on this module
+BARE_READERS: list[Callable[[Path, np.ndarray], Ciphertext | None]] = []
 
+
+def register_bare_reader(reader: Callable[[Path, np.ndarray], Ciphertext | None]) -> None:
+    """Add a scheme's reader of bare pixels: ``reader(path, pixels)`` gives the ciphertext that a file without RIC
+    metadata holds in its (uint8 H×W×C) pixels, or None if they hold none of that scheme's."""
+    BARE_READERS.append(reader)
+
+
+def read_bare(path: str | Path) -> Ciphertext:
+    """A ciphertext known by its pixels only: its text chunks were stripped, or it was re-encoded losslessly (PNG
+    optimiser, WebP lossless, TIFF). The registered readers (:func:`register_bare_reader`) are asked in turn; a
+    file declaring more pixels than its size can hold (:func:`max_subpixels`) is refused before decoding. Raise
+    :class:`CiphertextError` if no reader finds a ciphertext."""
     name = str(path)
-    try:  # a header that declares more pixels than the file's bytes can seal is refused before decoding
+    try:
         size = Path(path).stat().st_size
     except OSError as e:
         raise CiphertextError(f"{name}: cannot read ({e.strerror or e})") from None
@@ -475,21 +502,17 @@ def read_bare(path: str | Path) -> Ciphertext:
         why = f" (the most a ciphertext of {size} bytes can hold)" if "more than the limit" in str(e) else ""
         raise CiphertextError(f"{e}{why}") from None
     a = a[:, :, None] if a.ndim == 2 else a
-    views = [a] + ([a[:, :, :1]] if a.shape[2] == 3 and (a == a[:, :, :1]).all() else [])  # grey saved as RGB
-    for v in views:
-        try:
-            hd = read_header(v)
-        except CiphertextError:
-            continue
-        return Ciphertext(pixels=np.ascontiguousarray(v), model="", nonce=hd.nonce, target=-1, key_id=hd.key_id,
-                          scheme="exact", bits=hd.bits)
-    raise CiphertextError(f"{name}: not a RIC ciphertext (no RIC metadata, and no exact-scheme header in its "
+    for reader in BARE_READERS:
+        ct = reader(Path(path), a)
+        if ct is not None:
+            return ct
+    raise CiphertextError(f"{name}: not a RIC ciphertext (no RIC metadata, and no ciphertext header in its "
                           "pixels)")
 
 
 def read_any(path: str | Path) -> Ciphertext:
     """:func:`read_ciphertext`, or :func:`read_bare` for a file without RIC metadata (a stripped or re-encoded
-    exact-scheme ciphertext)."""
+    ciphertext of a scheme that can be read from its pixels)."""
     try:
         with open(path, "rb") as f:
             png = f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE

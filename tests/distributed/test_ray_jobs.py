@@ -101,7 +101,7 @@ def test_failures_and_exit_codes(ray_cluster, job):
 
 @pytest.mark.slow
 def test_outputs_the_job_did_not_make_are_refused(ray_cluster, job):
-    """Issue 27 item 4 on Ray: the workers' scan refuses an existing file that no job under the key made, before
+    """On Ray, the workers' scan refuses an existing file that no job under the key made, before
     anything is written; --force travels to the workers."""
     d, src, key, run = job
     names = sorted(p.name for p in src.iterdir())

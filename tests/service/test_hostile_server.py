@@ -1,4 +1,4 @@
-"""Issue 27 items 6, 7 and 12 (client): a scripted hostile server. :class:`Hostile` answers the client's requests
+"""The client against a scripted hostile server. :class:`Hostile` answers the client's requests
 through ``httpx.MockTransport`` with whatever a test scripts (repeated and case-folded names, endless or oversized
 listings, malformed records, terminal escapes, unsafe names, bytes that are not ciphertexts) and records what it
 was asked. The client must refuse each with one clear error (exit 2 from the CLI, no traceback) and write nothing,

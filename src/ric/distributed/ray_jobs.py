@@ -1,9 +1,9 @@
 """The batch verbs on Ray: ``ric encrypt|classify|decrypt ... --ray [ADDRESS] [--workers N]``.
 
 How a job runs. The driver (the ``ric`` process) lists the inputs and plans the outputs
-(:func:`ric.api.plan_outputs`: name clashes and outputs that would overwrite an input are refused first), then
+(:func:`ric.jobs.plan.plan_outputs`: name clashes and outputs that would overwrite an input are refused first), then
 starts one Ray actor per worker. Each actor loads the scheme, model or classifier once and runs shards of files
-through the same per-file steps as the local job (:mod:`ric.api`), in two passes:
+through the same per-file steps as the local job (:mod:`ric.jobs`), in two passes:
 
 1. *scan*: every input is read and checked (for decryption: authenticated) and the finished outputs are found,
    on all workers, before anything is written, so a bad input stops the job with nothing written, as locally;
@@ -33,23 +33,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ric import errors
-from ric.api import (
-    check_encryption_scheme,
-    classifier_idents,
-    classify_paths,
-    decrypt_pending,
-    encrypt_pending,
-    load_scheme,
-    paper_loader,
-    plan_outputs,
-    scan_decrypt,
-    scan_encrypt,
-    trusted_classifier,
-)
 from ric.distributed import INSTALL_HINT
 from ric.errors import ClusterError, InputError, KeyPermissionWarning, RICError, RICWarning
 from ric.imageio import list_images
+from ric.jobs.classify import classifier_idents, classify_paths, trusted_classifier
+from ric.jobs.decrypt import Decrypters, decrypt_pending, scan_decrypt
+from ric.jobs.encrypt import encrypt_pending, scan_encrypt
+from ric.jobs.plan import plan_outputs
 from ric.keys import SecretKey
+from ric.schemes import SchemeOptions, load_scheme
 
 SCAN_SHARD = 256  # files per scan task at most (the scan reads and checks; it writes nothing)
 
@@ -126,7 +118,7 @@ class ShardWorker:
     def scheme(self):
         def load():
             sch = load_scheme(**self.job["scheme"])
-            check_encryption_scheme(sch)
+            sch.check_encryptable()
             return sch
 
         return self._once("scheme", load)
@@ -155,9 +147,10 @@ class ShardWorker:
 
     def _decrypt_scan(self, paths: list[Path], outs: list[Path]):
         j = self.job
-        load = self._once("paper", lambda: paper_loader(None, j["device"], j["batch_size"], j["classifier"],
-                                                        j["classifier_config"]))
-        return scan_decrypt(paths, outs, self.key(), j["verify"], j["model"], None, load, j["force"], j["any_name"])
+        decrypters = self._once("decrypters", lambda: Decrypters(SchemeOptions(
+            model=j["model"], classifier=j["classifier"], classifier_config=j["classifier_config"],
+            device=j["device"], batch_size=j["batch_size"])))
+        return scan_decrypt(paths, outs, self.key(), decrypters, j["verify"], j["force"], j["any_name"])
 
     def do_decrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         return self._decrypt_scan(paths, outs).rows
@@ -286,12 +279,12 @@ def _two_pass(verb: str, job: dict, paths: list[Path], outs: list[Path], address
     return rows
 
 
-def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, model: str | None = None,
-                      convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
-                      progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
-                      scheme: str | None = None, bits: int | None = None, resize: bool = False,
-                      refine: bool = True, strip_metadata: bool = False, keep_names: bool = False,
-                      force: bool = False, *, address: str | None = None, workers: int | None = None,
+def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, *, scheme: str | None = None,
+                      model: str | None = None, classifier: str | None = None, classifier_config=None,
+                      bits: int | None = None, resize: bool = False, refine: bool = True, convert: str = "strict",
+                      device: str = "cpu", max_retries: int = 3, batch_size: int = 64, strip_metadata: bool = False,
+                      keep_names: bool = False, force: bool = False, progress: Callable | None = None,
+                      address: str | None = None, workers: int | None = None,
                       chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.encrypt_files` on a Ray cluster (``address``; ``workers`` actors, default one per CPU of
     the cluster, or per GPU with ``device="cuda"``). ``key``: a key file on the shared folder (read by every
@@ -306,11 +299,10 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
     return _two_pass("encrypt", job, paths, outs, address, workers, device, progress, chunk_size)
 
 
-def decrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, model: str | None = None,
-                      verify: bool = True, device: str = "cpu", batch_size: int = 64,
-                      progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
-                      force: bool = False, any_name: bool = False, *, address: str | None = None,
-                      workers: int | None = None,
+def decrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, *, model: str | None = None,
+                      classifier: str | None = None, classifier_config=None, verify: bool = True,
+                      device: str = "cpu", batch_size: int = 64, force: bool = False, any_name: bool = False,
+                      progress: Callable | None = None, address: str | None = None, workers: int | None = None,
                       chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.decrypt_files` on a Ray cluster: every file is authenticated and every existing output
     checked (on the workers) before the first output is written (``force`` as locally); then the pending files
@@ -322,8 +314,8 @@ def decrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
     return _two_pass("decrypt", job, paths, outs, address, workers, device, progress, chunk_size)
 
 
-def classify_files_ray(inputs: list, classifier: str | None = None, convert: str = "strict", batch_size: int = 256,
-                       progress: Callable | None = None, classifier_config=None, *, address: str | None = None,
+def classify_files_ray(inputs: list, *, classifier: str | None = None, classifier_config=None, convert: str = "strict",
+                       batch_size: int = 256, progress: Callable | None = None, address: str | None = None,
                        workers: int | None = None, chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.classify_files` on a Ray cluster. Without ``classifier`` the workers read the classifier
     that the ciphertexts name; the driver accepts it only if it is one shipped classifier with that fingerprint

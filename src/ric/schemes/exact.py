@@ -20,6 +20,7 @@ through ``t`` and ``m``, so a ciphertext can be simulated from the label alone (
 
 from __future__ import annotations
 
+import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,13 +30,21 @@ import torch
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from ric.container import Ciphertext
-from ric.errors import AuthenticationError, CapacityError, CiphertextError, InputError, quote
+from ric.container import Ciphertext, SchemeFields, register_bare_reader
+from ric.errors import AuthenticationError, CapacityError, CiphertextError, InputError, RICError, quote
 from ric.imageio import to_tensor
 from ric.keys import NONCE_BYTES, SecretKey, keystream, new_nonce
 from ric.nae import DigitAttack
 from ric.schemes import carrier, filecodec, lossless
-from ric.schemes.base import EncryptResult, Scheme, channel_view, register_scheme, retry_loop
+from ric.schemes.base import (
+    EncryptResult,
+    Scheme,
+    SchemeOptions,
+    SealedFile,
+    channel_view,
+    register_scheme,
+    retry_loop,
+)
 
 MAGIC = b"RX"
 VERSION = 1  # pixel payload: the plaintext's own grid carries it (dataset images, the API's arrays)
@@ -154,15 +163,6 @@ def seal_file(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int, in
     return _seal_stream(key, nonce, bits, shape, FILE_VERSION, body)
 
 
-@dataclass(frozen=True)
-class SealedFile:
-    """What a format-2 ciphertext gives back: the photo's file name and its original bytes."""
-
-    name: str
-    data: bytes
-    stripped: bool = False  # metadata was dropped before encryption
-
-
 def _open_file_body(body: bytes) -> SealedFile:
     codec_id, flags, n_name, length = _FILE_PREFIX.unpack_from(body)
     start = _FILE_PREFIX.size
@@ -269,6 +269,13 @@ class ExactScheme(Scheme):
     ``attack``: :class:`DigitAttack` settings; ``max_retries``: fresh-nonce retries for a missed label;
     ``transcode``: the byte-reversible file codecs (:mod:`ric.schemes.filecodec`) tried on photos."""
 
+    fields = SchemeFields(required=frozenset({"scheme", "bits", "classifier", "nonce", "target", "key-id", "tag"}),
+                          optional=frozenset({"plain-mac", "name-id"}))
+    owns = {"bits": "--bits"}
+    declines = {"model": "the exact scheme takes -c/--classifier",
+                "resize": "the exact scheme encrypts images at their own size when the classifier declares its "
+                          "preprocessing"}
+
     def __init__(self, classifier=None, bits: int | None = None, attack: dict | None = None, max_retries: int = 3,
                  batch_size: int = 64, device: str | torch.device = "cpu",
                  transcode: tuple[str, ...] = filecodec.DEFAULT_TRANSCODE):
@@ -286,6 +293,44 @@ class ExactScheme(Scheme):
         self.batch_size = int(batch_size)
         self.transcode = tuple(transcode)
 
+    @classmethod
+    def from_options(cls, opts: SchemeOptions) -> ExactScheme:
+        from ric.classifiers import load_classifier
+        from ric.zoo.bundles import DEFAULT_CLASSIFIER
+
+        clf = load_classifier(opts.classifier or DEFAULT_CLASSIFIER, opts.device, opts.classifier_config)
+        return cls(clf, bits=opts.bits, max_retries=opts.max_retries, batch_size=opts.batch_size, device=opts.device)
+
+    @classmethod
+    def for_decryption(cls, decrypter_key: str, opts: SchemeOptions) -> ExactScheme:
+        return cls()  # no classifier: the key is all an exact-scheme ciphertext needs
+
+    @classmethod
+    def authenticate(cls, ct, key: SecretKey, source: str = "ciphertext") -> None:
+        """The container's tag, or for a file without metadata the sealed payload in its pixels."""
+        if ct.tag:
+            ct.verify(key, source=source)
+            return
+        try:
+            open_sealed(key, ct.pixels)
+        except RICError as e:
+            raise type(e)(f"{source}: {e}") from None
+
+    @classmethod
+    def sealed_file(cls, ct, key: SecretKey) -> SealedFile | None:
+        return sealed_file_of(ct, key)
+
+    def demo_checks(self, cts: list, plain, wrong_key) -> dict:
+        """The sealed payload refuses a wrong key: there is nothing to look at."""
+        refused = []
+        for ct in cts:
+            try:
+                open_sealed(wrong_key, ct.pixels)
+                refused.append(False)
+            except AuthenticationError:
+                refused.append(True)
+        return {"wrong_key_refused": float(np.mean(refused)) if refused else 0.0}
+
     @property
     def channels(self) -> int:
         return int(self.classifier.input_shape[0])
@@ -296,7 +341,7 @@ class ExactScheme(Scheme):
 
     def check_ciphertext(self, ct) -> None:
         """Raise :class:`CiphertextError` unless ``ct`` is an exact-scheme ciphertext of these settings."""
-        if ct.scheme_name != "exact":
+        if ct.scheme_name != self.name:
             raise CiphertextError(f"not an exact-scheme ciphertext (scheme {ct.scheme_name})")
         if ct.bits != self.bits or ct.classifier != self.classifier.ident:
             raise CiphertextError(f"ciphertext was made for classifier {quote(ct.classifier)} at {ct.bits} bits, "
@@ -364,7 +409,7 @@ class ExactScheme(Scheme):
         for j, i in enumerate(pending):
             if int(lab[j]) == res[i].target and int(steps[j]) >= 0:
                 res[i].ciphertext = Ciphertext(c[j], "", nonces[j], res[i].target, key.key_id,
-                                               classifier=self.classifier.ident, scheme="exact",
+                                               classifier=self.classifier.ident, scheme=self.name,
                                                bits=self.bits).sign(key)
                 res[i].steps = int(steps[j])
             else:
@@ -384,23 +429,48 @@ class ExactScheme(Scheme):
         except ValueError:
             raise CapacityError(f"a {nbytes}-byte photo is larger than the largest carrier") from None
 
-    def encrypt_photo(self, photo: Photo, key: SecretKey) -> EncryptResult:
-        """Encrypt one photo: its file (transcoded when that is smaller and byte-reversible) and name sealed in the
-        low digits of the smallest carrier of its size class, labelled ``C(photo)`` through the classifier's
-        declared preprocessing. The decoded pixels are used for the label only."""
+    def encrypt_photos(self, photos: list[Photo], key: SecretKey) -> list[EncryptResult]:
+        """Encrypt photos: each file (transcoded when that is smaller and byte-reversible) and name sealed in the low
+        digits of the smallest carrier of its size class, labelled ``C(photo)`` through the classifier's declared
+        preprocessing. The decoded pixels are used for the label only. Photos are labelled in one pass per pixel
+        shape while the transcoder (libjxl, no GIL) runs in threads beside it, and the photos that share a carrier
+        size class share their attack's forward passes. One result per photo, in order; a photo too large for the
+        largest carrier fails alone."""
         if self.classifier is None:
             raise InputError("this ExactScheme decrypts only: give it a classifier to encrypt")
-        h, w = photo.pixels.shape[:2]
-        with ThreadPoolExecutor(1) as pool:  # the transcoder (libjxl, no GIL) runs beside the classifier's pass
-            packing = pool.submit(filecodec.pack, photo.data, photo.format, self.transcode)
-            t = self._predict(channel_view(photo.pixels, self.channels)[None])
-            codec_id, data = packing.result()
-        res = [EncryptResult(None, int(t[0]), 0)]
-        body = file_body(photo.name, codec_id, data, FLAG_STRIPPED if photo.stripped else 0)
-        shape = self.carrier_shape(h, w, len(body) - _FILE_PREFIX.size)
-        self.classifier.check_input((self.channels, shape[0], shape[1]))
-        self._run_attempts([0], {0: lambda nonce: seal_file(key, nonce, self.bits, shape, body)}, t, shape, key, res)
-        return res[0]
+        with ThreadPoolExecutor(max(1, min(len(photos), os.cpu_count() or 1))) as pool:
+            packing = [pool.submit(filecodec.pack, p.data, p.format, self.transcode) for p in photos]
+            t = self._labels([p.pixels for p in photos])
+            packed = [f.result() for f in packing]
+        res = [EncryptResult(None, int(t[i]), 0) for i in range(len(photos))]
+        groups: dict[tuple, list[int]] = {}
+        makers = {}
+        for i, (photo, (codec_id, data)) in enumerate(zip(photos, packed, strict=True)):
+            body = file_body(photo.name, codec_id, data, FLAG_STRIPPED if photo.stripped else 0)
+            try:
+                shape = self.carrier_shape(*photo.pixels.shape[:2], len(body) - _FILE_PREFIX.size)
+                self.classifier.check_input((self.channels, shape[0], shape[1]))
+            except RICError as e:
+                res[i].error, res[i].code = str(e), e.exit_code
+                continue
+            groups.setdefault(shape, []).append(i)
+            makers[i] = lambda nonce, shape=shape, body=body: seal_file(key, nonce, self.bits, shape, body)
+        for shape, idx in groups.items():
+            for s in range(0, len(idx), self.batch_size):
+                self._run_attempts(idx[s:s + self.batch_size], makers, t, shape, key, res)
+        return res
+
+    def _labels(self, images: list[np.ndarray]) -> torch.Tensor:
+        """``C(x)`` of images of any sizes: one batched pass per shape."""
+        t = torch.zeros(len(images), dtype=torch.long)
+        groups: dict[tuple, list[int]] = {}
+        for i, a in enumerate(images):
+            groups.setdefault(a.shape, []).append(i)
+        for idx in groups.values():
+            for s in range(0, len(idx), self.batch_size):
+                part = idx[s:s + self.batch_size]
+                t[part] = self._predict(np.stack([channel_view(images[i], self.channels) for i in part]))
+        return t
 
     def decrypt(self, cts: list, key: SecretKey, verify: bool = True) -> list[np.ndarray]:
         """The plaintexts of ``cts`` (:class:`~ric.container.Ciphertext` objects or bare uint8 pixels),
@@ -424,6 +494,26 @@ def decrypt_one(ct, key: SecretKey, verify: bool = True) -> np.ndarray | SealedF
 
 def sealed_file_of(ct, key: SecretKey) -> SealedFile | None:
     """The sealed photo of an (already authenticated) exact-scheme ciphertext of format 2, else ``None``."""
-    if getattr(ct, "scheme_name", "") != "exact" or read_header(ct.pixels).version != FILE_VERSION:
+    if getattr(ct, "scheme_name", "") != ExactScheme.name or read_header(ct.pixels).version != FILE_VERSION:
         return None
     return decrypt_one(ct, key, verify=False)
+
+
+def read_bare(path, pixels: np.ndarray) -> Ciphertext | None:
+    """The exact-scheme ciphertext that a file without RIC metadata holds in its pixels (its text chunks were
+    stripped, or it was re-encoded losslessly), or None. The public header gives ``bits``, the key id and the nonce;
+    there is no container tag (``tag`` is empty, ``target`` is -1): the sealed payload's own tag authenticates what
+    decryption returns. A grey ciphertext saved as RGB is read as grey."""
+    a = pixels
+    views = [a] + ([a[:, :, :1]] if a.shape[2] == 3 and (a == a[:, :, :1]).all() else [])
+    for v in views:
+        try:
+            hd = read_header(v)
+        except CiphertextError:
+            continue
+        return Ciphertext(pixels=np.ascontiguousarray(v), model="", nonce=hd.nonce, target=-1, key_id=hd.key_id,
+                          scheme=ExactScheme.name, bits=hd.bits)
+    return None
+
+
+register_bare_reader(read_bare)

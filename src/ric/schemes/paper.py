@@ -33,13 +33,13 @@ import torch
 from ric.classifiers import Classifier, fingerprint, load_classifier, rgb_input
 from ric.codec import encrypt_pixels, make_codec, recover
 from ric.codec.refine import Refinement
-from ric.container import Ciphertext
+from ric.container import Ciphertext, SchemeFields, check_field
 from ric.errors import CiphertextError, InputError, quote
-from ric.imageio import to_pixels, to_tensor
+from ric.imageio import read_image, to_pixels, to_tensor
 from ric.keys import SecretKey, new_nonce, random_noise_images, scramble_permutations
 from ric.nae import make_attack
 from ric.preprocess import Preprocess
-from ric.schemes.base import EncryptResult, Scheme, channel_view, register_scheme, retry_loop
+from ric.schemes.base import EncryptResult, Scheme, SchemeOptions, channel_view, register_scheme, retry_loop
 from ric.zoo import bundles
 
 
@@ -348,9 +348,20 @@ class RIC:
         return torch.cat(out)
 
 
+RESIZE_HINT = ("; the paper scheme recovers only what it encrypts: pass --resize to encrypt a resized copy, or use "
+               "--scheme exact (any size, bit-exact, when the classifier declares its preprocessing)")
+
+
 @register_scheme("paper")
 class PaperScheme(Scheme):
     """``model``: a RIC model bundle (name or folder); the other arguments go to :meth:`ric.schemes.paper.RIC.load`."""
+
+    fields = SchemeFields(required=frozenset({"model", "classifier", "nonce", "target", "key-id", "tag"}),
+                          optional=frozenset({"model-fp", "plain-mac", "scheme", "name-id"}))
+    implicit = True  # files written before ric:scheme existed are paper-scheme files
+    owns = {"model": "-m/--model", "resize": "--resize", "ric": "ric="}
+    declines = {"bits": "the paper scheme has no digit split"}
+    implied_by = ("model", "ric")
 
     def __init__(self, ric, resize: bool = False):
         self.ric = ric
@@ -360,6 +371,58 @@ class PaperScheme(Scheme):
     @classmethod
     def load(cls, model: str, resize: bool = False, **kw) -> PaperScheme:
         return cls(RIC.load(model, **kw), resize=resize)
+
+    @classmethod
+    def from_options(cls, opts: SchemeOptions) -> PaperScheme:
+        if opts.ric is not None:
+            return cls(opts.ric, resize=opts.resize)
+        return cls.load(opts.model or bundles.DEFAULT_MODEL, resize=opts.resize, device=opts.device,
+                        max_retries=opts.max_retries, batch_size=opts.batch_size, classifier=opts.classifier,
+                        classifier_config=opts.classifier_config, refine=opts.refine)
+
+    @classmethod
+    def decrypter_key(cls, ct, opts: SchemeOptions) -> str:
+        """The model that decrypts ``ct``: the caller's (``ric`` or ``model``), else the shipped model the file names
+        (metadata may only select shipped bundles)."""
+        if opts.ric is not None:
+            return "<given>"
+        return str(opts.model) if opts.model else str(bundles.resolve_shipped(ct.model, "ric"))
+
+    @classmethod
+    def batch_key(cls, ct) -> tuple:
+        return tuple(ct.pixels.shape)
+
+    @classmethod
+    def for_decryption(cls, decrypter_key: str, opts: SchemeOptions) -> PaperScheme:
+        if opts.ric is not None:
+            return cls(opts.ric)
+        return cls.load(decrypter_key, device=opts.device, batch_size=opts.batch_size, classifier=opts.classifier,
+                        classifier_config=opts.classifier_config)
+
+    @classmethod
+    def demo_options(cls, model: str | None = None) -> SchemeOptions:
+        return SchemeOptions(model=model)
+
+    def demo_checks(self, cts: list, plain, wrong_key) -> dict:
+        """The noise a wrong key gives (tag check off): what an attacker would see."""
+        from ric.eval.metrics import psnr
+
+        return {"wrong_key_psnr_db": float(psnr(self.ric.decrypt(cts, wrong_key, verify=False), plain).mean())}
+
+    def read_plain(self, path, convert: str = "strict") -> np.ndarray:
+        """The image in the model's channels, at the model's input size unless ``resize``."""
+        size = None if self.resize else self.ric.input_shape[1:]
+        return read_image(path, self.channels, convert, size=size, hint=RESIZE_HINT)
+
+    def check_encryptable(self) -> None:
+        check_field("model", self.ric.model_id, InputError)
+        super().check_encryptable()
+
+    def check_decryptable(self, ct) -> None:
+        self.check_ciphertext(ct)
+        if ct.target >= self.classifier.num_classes:
+            raise CiphertextError(f"ciphertext target label {ct.target} is out of range for classifier "
+                                  f"{self.classifier.name}")
 
     @property
     def classifier(self):
@@ -385,7 +448,7 @@ class PaperScheme(Scheme):
                              "bit-exact)")
 
     def check_ciphertext(self, ct) -> None:
-        if ct.scheme_name != "paper":
+        if ct.scheme_name != self.name:
             raise CiphertextError(f"not a paper-scheme ciphertext (scheme {ct.scheme_name})")
         self.ric.check_ciphertext(ct)
 
