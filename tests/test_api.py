@@ -6,8 +6,8 @@ from ric.api import classify_files, encrypt_files, sample_images
 from ric.jobs import classify as classify_job
 from ric.jobs.encrypt import encrypt_pending, scan_encrypt
 from ric.jobs.plan import plan_outputs
-from ric.schemes import load_scheme
 from ric.keys import SecretKey
+from ric.schemes import load_scheme
 
 
 def _copy_samples(tmp_path, n):

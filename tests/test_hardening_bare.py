@@ -19,11 +19,11 @@ MIB = 1 << 20
 
 def _header_only(path, key_id: str, h: int, w: int, bits: int = 6) -> None:
     """A grey PNG without metadata: an exact-scheme public header in its first digits, zeros elsewhere (tiny)."""
-    head = exact._HEADER.pack(exact.MAGIC, exact.VERSION, bytes.fromhex(key_id), new_nonce())
+    head = exact.HEADER.pack(exact.MAGIC, exact.VERSION, bytes.fromhex(key_id), new_nonce())
     need = -(-8 * len(head) // bits)
     a = np.zeros(h * w, np.uint8)
     a[0] = bits
-    a[1:1 + need] = exact._to_digits(head, bits, need)
+    a[1:1 + need] = exact.to_digits(head, bits, need)
     Image.fromarray(a.reshape(h, w), mode="L").save(path)
 
 
@@ -48,14 +48,14 @@ def test_another_key_id_is_refused_before_the_payload_is_unpacked(key, monkeypat
     other = SecretKey(bytes(range(1, 33)))
     pixels = exact.seal(other, new_nonce(), 6, (32, 32, 3), np.zeros((32, 32, 3), np.uint8))
 
-    real = exact._from_digits
+    real = exact.from_digits
 
     def unpack(digits, *a, **k):  # the public header (a few dozen digits) may be read; the payload may not
         if len(digits) > 100:
             raise AssertionError("the payload was unpacked before the key id was compared")
         return real(digits, *a, **k)
 
-    monkeypatch.setattr(exact, "_from_digits", unpack)
+    monkeypatch.setattr(exact, "from_digits", unpack)
     with pytest.raises(AuthenticationError, match=f"wrong key .*key id {other.key_id}"):
         exact.open_sealed(key, pixels)
 
@@ -66,9 +66,9 @@ def test_the_payload_is_unpacked_a_piece_at_a_time():
     whole = np.packbits(((digits[:, None] >> np.arange(5, -1, -1, dtype=np.uint8)) & 1).reshape(-1)).tobytes()
     tracemalloc.start()
     try:
-        got = exact._from_digits(digits, 6)
+        got = exact.from_digits(digits, 6)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert got == whole and exact._from_digits(digits[:1001], 6, piece=16) == whole[:1001 * 6 // 8]
+    assert got == whole and exact.from_digits(digits[:1001], 6, piece=16) == whole[:1001 * 6 // 8]
     assert peak < 24 * MIB, peak  # 6 MiB of output; before: two 48 MiB bit arrays

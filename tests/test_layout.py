@@ -14,17 +14,8 @@ PKG = Path(ric.__file__).resolve().parent
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: src/, tests/, scripts/, benchmarks/
 OURS = ("ric", "tests", "scripts", "benchmarks")
 
-# Private names still used across modules, each in a file that another change is rewriting at the time this rule
-# came in (the exact scheme and container, the service); they go when those files make the names public.
-ALLOWED_PRIVATE = {
-    "src/ric/container.py": {"ric.imageio._one_line"},
-    "src/ric/security/exact.py": {"ric.schemes.exact._HEADER", "ric.schemes.exact._to_digits"},
-    "tests/schemes/test_exact.py": {"ric.schemes.exact._to_digits", "ric.schemes.exact._from_digits"},
-    "tests/test_hardening_bare.py": {"ric.schemes.exact._HEADER", "ric.schemes.exact._to_digits",
-                                     "ric.schemes.exact._from_digits"},
-    "src/ric/service/app.py": {"ric.service.core._error"},
-    "src/ric/service/routes.py": {"ric.service.core._png_size"},
-}
+# Private names still used across modules (none: keep it that way).
+ALLOWED_PRIVATE: dict[str, set[str]] = {}
 # Import cycles still there (none: keep it that way).
 ALLOWED_CYCLES: list[set[str]] = []
 

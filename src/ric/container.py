@@ -464,7 +464,7 @@ def _decode(data: bytes, name: str, shape: tuple) -> np.ndarray:
         except CiphertextError:
             raise
         except Exception as e:  # a damaged stream that passed the structural checks
-            raise CiphertextError(f"{name}: unreadable or truncated ciphertext ({imageio._one_line(e)})") from None
+            raise CiphertextError(f"{name}: unreadable or truncated ciphertext ({imageio.one_line(e)})") from None
     a = a[:, :, None] if a.ndim == 2 else a
     if a.shape != shape:
         raise CiphertextError(f"{name}: unreadable ciphertext (decoded {a.shape}, header says {shape})")

@@ -114,7 +114,7 @@ def _open_header(fp, name: str, formats) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"{name}: image too large to read safely ({e})") from None
     except Exception as e:  # anything a malformed header provokes in a plugin
-        raise InputError(f"{name}: unreadable image ({_one_line(e)})") from None
+        raise InputError(f"{name}: unreadable image ({one_line(e)})") from None
 
 
 def _open(fp, name: str, size, max_pixels, hint: str, formats) -> Image.Image:
@@ -132,11 +132,11 @@ def _open(fp, name: str, size, max_pixels, hint: str, formats) -> Image.Image:
             raise InputError(f"{name}: image too large to read safely ({e})") from None
         except Exception as e:  # OSError, SyntaxError, ValueError, zlib errors, ... from a damaged file
             img.close()
-            raise InputError(f"{name}: unreadable or truncated image ({_one_line(e)})") from None
+            raise InputError(f"{name}: unreadable or truncated image ({one_line(e)})") from None
     return img
 
 
-def _one_line(e: Exception) -> str:
+def one_line(e: Exception) -> str:
     s = str(e).strip().splitlines()
     return (s[0] if s else type(e).__name__)[:200]
 

@@ -20,9 +20,9 @@ from ric.schemes import exact as ex
 @settings(max_examples=60, deadline=None)
 def test_digits_round_trip(data, bits, extra):
     count = -(-8 * len(data) // bits) + extra
-    d = ex._to_digits(data, bits, count)
+    d = ex.to_digits(data, bits, count)
     assert d.dtype == np.uint8 and len(d) == count and int(d.max(initial=0)) < (1 << bits)
-    assert ex._from_digits(d, bits)[:len(data)] == data
+    assert ex.from_digits(d, bits)[:len(data)] == data
 
 
 def _img(h, w, c, seed=0, smooth=True):

@@ -52,17 +52,17 @@ FILE_VERSION = 2  # file payload: a photo's own bytes in a compact carrier of a 
 VERSIONS = (VERSION, FILE_VERSION)
 BITS = (3, 4, 5, 6, 7)
 DEFAULT_BITS = 6
-_HEADER = struct.Struct(">2sB8s16s")  # magic, version, key id, nonce
+HEADER = struct.Struct(">2sB8s16s")  # magic, version, key id, nonce
 _PREFIX = struct.Struct(">BBIII")  # codec id, plaintext channels, height, width, compressed length
 _FILE_PREFIX = struct.Struct(">BBHI")  # file codec id, flags, name length (UTF-8 bytes), payload length
 _TAG = 16
-OVERHEAD_BYTES = _HEADER.size + _TAG + _PREFIX.size
+OVERHEAD_BYTES = HEADER.size + _TAG + _PREFIX.size
 FLAG_STRIPPED = 1  # file payload: metadata was stripped before encryption (ric encrypt --strip-metadata)
 MAX_NAME_BYTES = 255
 
 
 # ---------------------------------------------------------------------------------------- digits
-def _to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
+def to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
     """``count`` ``bits``-bit digits (MSB first) holding ``data``; the bits after it are random."""
     stream = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
     rest = count * bits - len(stream)
@@ -75,8 +75,8 @@ def _to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
     return (stream.reshape(count, bits) * weights).sum(1).astype(np.uint8)
 
 
-def _from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
-    """Inverse of :func:`_to_digits`: the whole bytes the digits hold (unpacked ``piece`` digits at a time, so
+def from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
+    """Inverse of :func:`to_digits`: the whole bytes the digits hold (unpacked ``piece`` digits at a time, so
     the bit array never holds more than ``piece × bits`` bytes)."""
     shifts = np.arange(bits - 1, -1, -1, dtype=np.uint8)
     piece -= piece % 8  # whole bytes per piece
@@ -122,13 +122,13 @@ def _seal_stream(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int,
     zeros) sealed with ChaCha20-Poly1305; the associated data binds the header, ``bits`` and the shape."""
     if bits not in BITS:
         raise InputError(f"bits must be one of {BITS}, got {bits}")
-    header = _HEADER.pack(MAGIC, version, bytes.fromhex(key.key_id), nonce)
-    room = capacity_bytes(shape, bits) - _HEADER.size - _TAG
+    header = HEADER.pack(MAGIC, version, bytes.fromhex(key.key_id), nonce)
+    room = capacity_bytes(shape, bits) - HEADER.size - _TAG
     if len(body) > room:
         raise AssertionError("sealed body longer than its room")
     sealed = _aead(key, nonce).encrypt(b"\x00" * 12, body + bytes(room - len(body)), _aad(header, bits, shape))
     n = shape[0] * shape[1] * shape[2]
-    digits = np.concatenate([[bits], _to_digits(header + sealed, bits, n - 1)]).astype(np.uint8)
+    digits = np.concatenate([[bits], to_digits(header + sealed, bits, n - 1)]).astype(np.uint8)
     return digits.reshape(shape)
 
 
@@ -147,7 +147,7 @@ def seal(key: SecretKey, nonce: bytes, bits: int, shape: tuple[int, int, int], p
 
 def file_room(shape: tuple[int, int, int], bits: int) -> int:
     """Bytes of (file codec output + UTF-8 name) that a format-2 carrier of ``shape`` holds."""
-    return capacity_bytes(shape, bits) - _HEADER.size - _TAG - _FILE_PREFIX.size
+    return capacity_bytes(shape, bits) - HEADER.size - _TAG - _FILE_PREFIX.size
 
 
 def file_body(name: str, codec_id: int, data: bytes, flags: int = 0) -> bytes:
@@ -192,9 +192,9 @@ def read_header(pixels: np.ndarray) -> Header:
     bits = int(flat[0] & 7)
     if bits not in BITS or len(flat) * bits < 8 * (OVERHEAD_BYTES + 8):
         raise CiphertextError("not an exact-scheme ciphertext (no RIC header in the pixels)")
-    need = -(-8 * _HEADER.size // bits)
-    head = _from_digits(flat[1:1 + need] & ((1 << bits) - 1), bits)[:_HEADER.size]
-    magic, version, key_id, nonce = _HEADER.unpack(head)
+    need = -(-8 * HEADER.size // bits)
+    head = from_digits(flat[1:1 + need] & ((1 << bits) - 1), bits)[:HEADER.size]
+    magic, version, key_id, nonce = HEADER.unpack(head)
     if magic != MAGIC:
         raise CiphertextError("not an exact-scheme ciphertext (no RIC header in the pixels)")
     if version not in VERSIONS:
@@ -214,8 +214,8 @@ def open_sealed(key: SecretKey, pixels: np.ndarray) -> np.ndarray | SealedFile:
         raise AuthenticationError(f"wrong key (the image was encrypted under key id {hd.key_id}, "
                                   f"this key is {key.key_id})")
     digits = pixels.reshape(-1)[1:] & ((1 << hd.bits) - 1)
-    stream = _from_digits(digits, hd.bits)[:capacity_bytes(shape, hd.bits)]
-    header, sealed = stream[:_HEADER.size], stream[_HEADER.size:]
+    stream = from_digits(digits, hd.bits)[:capacity_bytes(shape, hd.bits)]
+    header, sealed = stream[:HEADER.size], stream[HEADER.size:]
     try:
         body = _aead(key, hd.nonce).decrypt(b"\x00" * 12, sealed, _aad(header, hd.bits, shape))
     except InvalidTag:

@@ -87,7 +87,7 @@ def payload_digits(pixels: np.ndarray) -> tuple[np.ndarray, int]:
     header (magic, version, key id, nonce)."""
     flat = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1)
     bits = int(flat[0] & 7)
-    start = 1 + -(-8 * ex._HEADER.size // bits)
+    start = 1 + -(-8 * ex.HEADER.size // bits)
     return flat[start:] & ((1 << bits) - 1), bits
 
 
@@ -128,9 +128,9 @@ def _label_only_digits(key_id: str, nonce: bytes, bits: int, shape: tuple[int, i
     """Low digits made without any plaintext: ``b``, the public header, then random bytes in place of the
     sealed payload (``os.urandom``)."""
     n = shape[0] * shape[1] * shape[2]
-    header = ex._HEADER.pack(ex.MAGIC, ex.VERSION, bytes.fromhex(key_id), nonce)
+    header = ex.HEADER.pack(ex.MAGIC, ex.VERSION, bytes.fromhex(key_id), nonce)
     body = os.urandom(ex.capacity_bytes(shape, bits) - len(header))
-    return np.concatenate([[bits], ex._to_digits(header + body, bits, n - 1)]).astype(np.uint8).reshape(shape)
+    return np.concatenate([[bits], ex.to_digits(header + body, bits, n - 1)]).astype(np.uint8).reshape(shape)
 
 
 def simulate_ciphertexts(scheme: ex.ExactScheme, targets: Sequence[int], shape: tuple[int, int, int],

@@ -32,7 +32,7 @@ from ric.service.core import (  # noqa: F401  (Limits, DEFAULT_CLASSIFIERS: the 
     RateLimiter,
     ServiceError,
     TenantSlots,
-    _error,
+    error_response,
 )
 from ric.service.guard import InFlight, uvicorn_config
 from ric.service.routes import router
@@ -97,27 +97,27 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request, e: ServiceError):
-        return _error(e.status, e.code, e.message, e.headers)
+        return error_response(e.status, e.code, e.message, e.headers)
 
     @app.exception_handler(StoreError)
     async def _store_error(request, e: StoreError):
-        return _error(e.status, e.code, str(e))
+        return error_response(e.status, e.code, str(e))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, e: StarletteHTTPException):
         code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "error")
-        return _error(e.status_code, code, str(e.detail), getattr(e, "headers", None))
+        return error_response(e.status_code, code, str(e.detail), getattr(e, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request, e: RequestValidationError):
         errs = e.errors()
         first = errs[0] if errs else {}
         where = ".".join(str(x) for x in first.get("loc", ()))
-        return _error(422, "bad_request", f"{where}: {first.get('msg', 'invalid request')}")
+        return error_response(422, "bad_request", f"{where}: {first.get('msg', 'invalid request')}")
 
     @app.exception_handler(Exception)
     async def _internal(request, e: Exception):
-        return _error(500, "internal", f"internal error ({type(e).__name__})")
+        return error_response(500, "internal", f"internal error ({type(e).__name__})")
 
 
 def serve(store_dir, host: str = "127.0.0.1", port: int = 8000, classifiers=DEFAULT_CLASSIFIERS,

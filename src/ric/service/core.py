@@ -33,7 +33,7 @@ PNG_BODY = {"requestBody": {"required": True, "description": "a RIC ciphertext P
 
 
 
-def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
@@ -85,7 +85,7 @@ class Classifiers:
                            f"(loaded: {loaded}); metadata may only select a loaded classifier")
 
 
-def _png_size(data: bytes) -> tuple[int, int] | None:
+def png_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG's IHDR, if the data starts like a PNG."""
     if len(data) >= 24 and data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR":
         return struct.unpack(">II", data[16:24])

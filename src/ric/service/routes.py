@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from ric.container import max_subpixels, read_ciphertext_bytes
 from ric.errors import CiphertextError, InputError, NotACiphertextError, quote
 from ric.service.batcher import Busy
-from ric.service.core import PAGE_CSP, PNG_BODY, STATIC, Bearer, ServiceError, Tenant, _png_size, authenticate
+from ric.service.core import PAGE_CSP, PNG_BODY, STATIC, Bearer, ServiceError, Tenant, authenticate, png_size
 from ric.service.store import check_name
 
 router = APIRouter()
@@ -64,7 +64,7 @@ def check_upload(limits, data: bytes, name: str) -> int:
     than its bytes can hold as a ciphertext (413, see :class:`~ric.service.limits.Limits`); chunks other than the
     image data over ``max_meta_bytes`` (413); a chunk type a ciphertext does not have, or image data padded
     beyond what deflate needs (422)."""
-    size = _png_size(data)
+    size = png_size(data)
     if size is None:
         raise ServiceError(415, "not_png", "the body is not a PNG image: send a RIC ciphertext PNG")
     w, h = size
