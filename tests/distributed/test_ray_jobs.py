@@ -125,3 +125,32 @@ def test_without_ray_the_error_says_how_to_install(tmp_path, monkeypatch, capsys
     assert main(["classify", str(tmp_path / "a.png"), "-c", "svhn-cnn7", "--ray"]) == 2
     assert "pip install 'ric[distributed]'" in capsys.readouterr().err
     assert main(["classify", str(tmp_path / "a.png"), "-c", "svhn-cnn7", "--workers", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_photos_on_ray_keep_their_names_and_two_shards_never_share_an_output(ray_cluster, tmp_path, data_root,
+                                                                             capsys):
+    """Photo ciphertexts (opaque keyed names) and their decryptions (the sealed names) on Ray: the rows report the
+    outputs actually written, the files come back byte for byte, and two ciphertexts in different shards that seal
+    files of one name are refused before anything is written (a local job would write ``name (2).ext``)."""
+    from PIL import Image
+
+    imgs = np.load(data_root / "cifar10/cifar10_test.npz")["images"]
+    for k, folder in enumerate(("a", "b")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(imgs[k]).resize((250, 250), Image.BICUBIC).save(tmp_path / folder / "IMG.png")
+    assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
+    key = ["-k", str(tmp_path / "k"), "-q", "--json", "--workers", "2"]
+    capsys.readouterr()
+    for folder in ("a", "b"):
+        assert main(["encrypt", str(tmp_path / folder), "-o", str(tmp_path / f"ct-{folder}"), "-c",
+                     "cifar10-resnet18", *key]) == 0
+        row = json.loads(capsys.readouterr().out)["items"][0]
+        assert os.path.isfile(row["output"]) and row["output"] != str(tmp_path / f"ct-{folder}" / "IMG.png")
+    assert main(["decrypt", str(tmp_path / "ct-a"), "-o", str(tmp_path / "rec"), *key]) == 0
+    row = json.loads(capsys.readouterr().out)["items"][0]
+    assert row["output"] == str(tmp_path / "rec" / "IMG.png")
+    assert (tmp_path / "rec" / "IMG.png").read_bytes() == (tmp_path / "a" / "IMG.png").read_bytes()
+    assert main(["decrypt", str(tmp_path / "ct-a"), str(tmp_path / "ct-b"), "-o", str(tmp_path / "rec2"),
+                 *key]) == 2
+    assert "would both be written" in capsys.readouterr().err and not (tmp_path / "rec2").exists()

@@ -145,18 +145,18 @@ class ShardWorker:
                          if j["classifier"] else trusted_classifier({ident}))
         return classify_paths(paths, clf, j["convert"], j["batch_size"])
 
-    def _decrypt_scan(self, paths: list[Path], outs: list[Path]):
+    def _decrypt_scan(self, paths: list[Path], outs: list[Path], planned: bool = False):
         j = self.job
         decrypters = self._once("decrypters", lambda: Decrypters(SchemeOptions(
             model=j["model"], classifier=j["classifier"], classifier_config=j["classifier_config"],
             device=j["device"], batch_size=j["batch_size"])))
-        return scan_decrypt(paths, outs, self.key(), decrypters, j["verify"], j["force"], j["any_name"])
+        return scan_decrypt(paths, outs, self.key(), decrypters, j["verify"], j["force"], j["any_name"], planned)
 
     def do_decrypt_scan(self, paths: list[Path], outs: list[Path]) -> list[dict]:
         return self._decrypt_scan(paths, outs).rows
 
     def do_decrypt(self, paths: list[Path], outs: list[Path]) -> list[dict]:
-        scan = self._decrypt_scan(paths, outs)
+        scan = self._decrypt_scan(paths, outs, planned=True)  # the outputs the scan of the whole job named
         decrypt_pending(paths, scan, self.key(), self.job["verify"], self.job["batch_size"])
         return scan.rows
 
@@ -263,20 +263,35 @@ def _two_pass(verb: str, job: dict, paths: list[Path], outs: list[Path], address
         try:
             shards = _slices(len(ap), max(pool.workers, math.ceil(len(ap) / SCAN_SHARD)))
             rows = [r for part in pool.map(f"{verb}_scan", [(ap[s], ao[s]) for s in shards]) for r in part]
+            _refuse_shared_outputs(paths, rows)
             pending = [i for i, r in enumerate(rows) if r["status"] == "pending"]
             if progress:
                 progress(len(rows) - len(pending))
             size = chunk_size or _chunk_size(len(pending), pool.workers, job["batch_size"])
             groups = [pending[k:k + size] for k in range(0, len(pending), size)]
-            parts = pool.map(verb, [([ap[i] for i in g], [ao[i] for i in g]) for g in groups], progress)
+            named = [Path(r["output"]) for r in rows]  # the outputs the scan chose (a photo's keyed id or sealed name)
+            parts = pool.map(verb, [([ap[i] for i in g], [named[i] for i in g]) for g in groups], progress)
             for g, part in zip(groups, parts, strict=True):
                 for i, r in zip(g, part, strict=True):
                     rows[i] = r
         finally:
             pool.close()
     for r, p, o in zip(rows, paths, outs, strict=True):  # the paths as the caller gave them, as locally
-        r["input"], r["output"] = str(p), str(o)
+        r["input"], r["output"] = str(p), str(o.parent / Path(r["output"]).name)
     return rows
+
+
+def _refuse_shared_outputs(paths: list[Path], rows: list[dict]) -> None:
+    """Each shard names its outputs on its own (a photo's keyed id, a sealed file's name), so two inputs in different
+    shards may pick one output; refuse that before anything is written (the local job refuses it too, or, for two
+    sealed files of one name, writes the second as ``name (2).ext``)."""
+    seen: dict[str, Path] = {}
+    for p, r in zip(paths, rows, strict=True):
+        o = r["output"]
+        if o in seen:
+            raise InputError(f"{p} and {seen[o]} would both be written to {o}: two inputs of one name; on Ray, "
+                             "rename one, or run them in separate jobs (or without --ray)")
+        seen[o] = p
 
 
 def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, *, scheme: str | None = None,

@@ -71,10 +71,12 @@ class DecryptScan:
 
 
 def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, decrypters: Decrypters | None = None,
-                 verify: bool = True, force: bool = False, any_name: bool = False) -> DecryptScan:
+                 verify: bool = True, force: bool = False, any_name: bool = False, planned: bool = False
+                 ) -> DecryptScan:
     """Pass 1: authenticate every file (raises before anything is written), find the finished outputs (an existing
     output that no decryption under ``key`` made is refused unless ``force``), and load and check the scheme
-    objects that the pending files need."""
+    objects that the pending files need. ``planned``: ``outs`` are already the final outputs (a sealed file's name
+    included: a Ray chunk after the scan of the whole job), else a sealed file is written under its sealed name."""
     decrypters = decrypters or Decrypters()
     metas: list[Ciphertext] = []  # pixels dropped: a zero view of the right shape
     digests: list[bytes] = []
@@ -93,7 +95,7 @@ def scan_decrypt(paths: list[Path], outs: list[Path], key: SecretKey, decrypters
             _check_name_binding(p, ct, key)
         digests.append(message_digest(ct))
         metas.append(replace(ct, pixels=np.broadcast_to(np.zeros((), np.uint8), ct.pixels.shape)))
-    outs = _file_outputs(paths, outs, files, force)
+    outs = _planned_outputs(outs, files, paths, force) if planned else _file_outputs(paths, outs, files, force)
     rows = []
     for i, (p, o, ct) in enumerate(zip(paths, outs, metas, strict=True)):  # after every tag
         done = os.path.lexists(o) and (_same_file(o, files[i][1]) if i in files else
@@ -157,6 +159,15 @@ def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[st
     outputs(paths, outs[0].parent if outs else Path("."), outs)  # two ciphertexts of one name, not sealed files
     refuse_overwriting_inputs(paths, outs)
     return outs
+
+
+def _planned_outputs(outs: list[Path], files: dict[int, tuple[str, str]], paths: list[Path], force: bool
+                     ) -> list[Path]:
+    for i, (_, digest) in files.items():
+        if os.path.lexists(outs[i]) and not _same_file(outs[i], digest) and not force:
+            raise InputError(f"{outs[i]} exists and is not the photo that {paths[i]} holds; decryption replaces no "
+                             "file it did not make: move it away, choose another output folder (-o), or pass --force")
+    return list(outs)
 
 
 def _plain_name(name: str, source: Path) -> str:
