@@ -259,3 +259,26 @@ def test_photos_of_one_size_class_share_their_attack_and_keep_their_own_labels(p
     finally:
         encrypt_job.PHOTO_BATCH_PIXELS = old
     assert [r["target"] for r in one] == [r["target"] for r in rows]
+
+
+def test_transcode_is_chosen_by_the_user_and_checked(photos, tmp_path, capsys):
+    """JPEG XL's JPEG recompression is opt-in (``--transcode zlib,jpegxl-jpeg``): where libjxl is available it gives a
+    smaller carrier, and the file still comes back byte for byte; an unknown codec is one line, exit 2."""
+    from ric.schemes import filecodec
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(photos / "in" / "b_tall.png").save(src / "IMG.jpg", quality=92)
+    k = ["-k", str(photos / "k"), "-c", "cifar10-resnet18", "-q", "--keep-names"]
+    capsys.readouterr()
+    assert main(["encrypt", str(src), "-o", str(tmp_path / "x"), *k, "--transcode", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown codec bogus" in err and not (tmp_path / "x").exists()
+    assert main(["encrypt", str(src), "-o", str(tmp_path / "raw"), *k]) == 0
+    if not filecodec.BY_NAME["jpegxl-jpeg"].available():
+        pytest.skip("libjxl is not available in this imagecodecs")
+    assert main(["encrypt", str(src), "-o", str(tmp_path / "jxl"), *k, "--transcode", "zlib,jpegxl-jpeg"]) == 0
+    raw, jxl = read_ciphertext(tmp_path / "raw" / "IMG.png"), read_ciphertext(tmp_path / "jxl" / "IMG.png")
+    assert jxl.pixels.size < raw.pixels.size
+    assert main(["decrypt", str(tmp_path / "jxl"), "-o", str(tmp_path / "rec"), "-k", str(photos / "k"), "-q"]) == 0
+    assert (tmp_path / "rec" / "IMG.jpg").read_bytes() == (src / "IMG.jpg").read_bytes()

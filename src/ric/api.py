@@ -66,8 +66,9 @@ def list_models() -> list[dict]:
 
 def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, *, scheme: str | Scheme | None = None,
                   model: str | None = None, classifier: str | None = None, classifier_config=None,
-                  bits: int | None = None, resize: bool = False, refine: bool = True, ric=None,
-                  convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
+                  bits: int | None = None, transcode: tuple[str, ...] | None = None, resize: bool = False,
+                  refine: bool = True, ric=None, convert: str = "strict", device: str = "cpu", max_retries: int = 3,
+                  batch_size: int = 64,
                   strip_metadata: bool = False, keep_names: bool = False, force: bool = False,
                   progress: Callable | None = None) -> list[dict]:
     """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input). An existing output
@@ -80,6 +81,10 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, *, scheme: 
     by an opaque keyed id (:func:`ric.container.keyed_name_id`), since its name travels sealed; ``keep_names`` names it
     ``<stem>.png`` instead. Dataset-size images keep their own grid, a lossless pixel payload and ``<stem>.png``.
 
+    ``transcode`` (exact scheme, photos): the byte-reversible file codecs tried on each photo
+    (:data:`ric.schemes.filecodec.DEFAULT_TRANSCODE` by default; ``("zlib", "jpegxl-jpeg")`` adds JPEG XL's JPEG
+    recompression: smaller ciphertexts, slower encryption and decryption).
+
     ``scheme``: a scheme name or a loaded :class:`~ric.schemes.Scheme`. By name: ``exact`` by default (classifier
     ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when named or a RIC ``model`` is named
     (``classifier`` then replaces the model's own); ``ric`` (a loaded :class:`~ric.schemes.paper.RIC`) runs the
@@ -88,7 +93,8 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, *, scheme: 
     the same per-file steps on a Ray cluster."""
     paths, outs = plan_outputs(inputs, out_dir)
     sch = scheme if isinstance(scheme, Scheme) else load_scheme(
-        scheme, model=model, classifier=classifier, classifier_config=classifier_config, bits=bits, resize=resize,
+        scheme, model=model, classifier=classifier, classifier_config=classifier_config, bits=bits,
+        transcode=transcode, resize=resize,
         refine=refine, device=device, max_retries=max_retries, batch_size=batch_size, ric=ric)
     sch.check_encryptable()
     rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata, keep_names, force)

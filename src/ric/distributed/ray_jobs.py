@@ -296,7 +296,8 @@ def _refuse_shared_outputs(paths: list[Path], rows: list[dict]) -> None:
 
 def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, *, scheme: str | None = None,
                       model: str | None = None, classifier: str | None = None, classifier_config=None,
-                      bits: int | None = None, resize: bool = False, refine: bool = True, convert: str = "strict",
+                      bits: int | None = None, transcode: tuple[str, ...] | None = None, resize: bool = False,
+                      refine: bool = True, convert: str = "strict",
                       device: str = "cpu", max_retries: int = 3, batch_size: int = 64, strip_metadata: bool = False,
                       keep_names: bool = False, force: bool = False, progress: Callable | None = None,
                       address: str | None = None, workers: int | None = None,
@@ -306,11 +307,11 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
     worker) or a :class:`~ric.keys.SecretKey`. Same rows, statuses, restart and overwrite rules (``force``) as the
     local job."""
     paths, outs = plan_outputs(inputs, out_dir)
+    scheme_opts = {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
+                   "classifier_config": _abs(classifier_config), "bits": bits, "transcode": transcode, "resize": resize,
+                   "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}
     job = {"key": _key_spec(key), "convert": convert, "batch_size": batch_size, "strip": strip_metadata,
-           "force": force,
-           "keep_names": keep_names, "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
-                      "classifier_config": _abs(classifier_config), "bits": bits, "resize": resize,
-                      "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}}
+           "force": force, "keep_names": keep_names, "scheme": scheme_opts}
     return _two_pass("encrypt", job, paths, outs, address, workers, device, progress, chunk_size)
 
 

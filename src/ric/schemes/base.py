@@ -55,6 +55,7 @@ class SchemeOptions:
     classifier: str | None = None
     classifier_config: object = None
     bits: int | None = None  # the exact scheme's digit split
+    transcode: tuple[str, ...] | None = None  # the exact scheme's file codecs for photos (None: its default)
     resize: bool = False  # the paper scheme encrypts a resized copy
     refine: bool = True  # the paper scheme's encoder-side refinement
     device: str = "cpu"

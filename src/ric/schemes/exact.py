@@ -271,7 +271,7 @@ class ExactScheme(Scheme):
 
     fields = SchemeFields(required=frozenset({"scheme", "bits", "classifier", "nonce", "target", "key-id", "tag"}),
                           optional=frozenset({"plain-mac", "name-id"}))
-    owns = {"bits": "--bits"}
+    owns = {"bits": "--bits", "transcode": "--transcode"}
     declines = {"model": "the exact scheme takes -c/--classifier",
                 "resize": "the exact scheme encrypts images at their own size when the classifier declares its "
                           "preprocessing"}
@@ -299,7 +299,9 @@ class ExactScheme(Scheme):
         from ric.zoo.bundles import DEFAULT_CLASSIFIER
 
         clf = load_classifier(opts.classifier or DEFAULT_CLASSIFIER, opts.device, opts.classifier_config)
-        return cls(clf, bits=opts.bits, max_retries=opts.max_retries, batch_size=opts.batch_size, device=opts.device)
+        transcode = filecodec.DEFAULT_TRANSCODE if opts.transcode is None else tuple(opts.transcode)
+        return cls(clf, bits=opts.bits, max_retries=opts.max_retries, batch_size=opts.batch_size, device=opts.device,
+                   transcode=transcode)
 
     @classmethod
     def for_decryption(cls, decrypter_key: str, opts: SchemeOptions) -> ExactScheme:

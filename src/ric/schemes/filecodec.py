@@ -89,7 +89,22 @@ CODECS: dict[int, FileCodec] = {c.id: c for c in (
               _jxl_jpeg_available),
 )}
 BY_NAME = {c.name: c for c in CODECS.values()}
-DEFAULT_TRANSCODE = ("zlib", "jpegxl-jpeg")  # tried on every photo; each is kept only where it is smaller
+# tried on every photo, each kept only where it is smaller. JPEG XL's JPEG recompression (about 20-27 % smaller
+# JPEGs) is opt-in: it costs several times a classification per photo to encode and check, and more than one to
+# decode (benchmarks/photos.py measures both), against the speed targets of a photo library.
+DEFAULT_TRANSCODE = ("zlib",)
+
+
+def parse_transcode(text: str) -> tuple[str, ...]:
+    """``ric encrypt --transcode``: comma-separated codec names (``zlib,jpegxl-jpeg``), or ``none``."""
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in BY_NAME or n == "raw"]
+    if unknown or not names:
+        known = ", ".join(n for n in BY_NAME if n != "raw")
+        raise InputError(f"--transcode: unknown codec {', '.join(unknown) or repr(text)} (known: {known}, or none)")
+    return names
 
 
 def pack(data: bytes, fmt: str, candidates: tuple[str, ...] = DEFAULT_TRANSCODE) -> tuple[int, bytes]:

@@ -360,7 +360,8 @@ class PaperScheme(Scheme):
                           optional=frozenset({"model-fp", "plain-mac", "scheme", "name-id"}))
     implicit = True  # files written before ric:scheme existed are paper-scheme files
     owns = {"model": "-m/--model", "resize": "--resize", "ric": "ric="}
-    declines = {"bits": "the paper scheme has no digit split"}
+    declines = {"bits": "the paper scheme has no digit split",
+                "transcode": "the paper scheme seals pixels at the model's input size, not files"}
     implied_by = ("model", "ric")
 
     def __init__(self, ric, resize: bool = False):
