@@ -36,10 +36,11 @@ def register_scheme(name: str):
     (``cls.fields``) with the container; a duplicate name is refused."""
 
     def wrap(cls):
-        if cls.fields is None:
+        _register_name(name)(cls)  # a taken name raises here, before anything changes
+        if getattr(cls, "fields", None) is None:
+            del SCHEMES[name]
             raise TypeError(f"scheme {name!r} declares no ciphertext fields (cls.fields)")
-        _register_name(name)(cls)
-        register_fields(name, cls.fields, implicit=cls.implicit)
+        register_fields(name, cls.fields, implicit=getattr(cls, "implicit", False))
         return cls
 
     return wrap
