@@ -64,11 +64,13 @@ from ric.keys import SecretKey
 from ric.photos import read_photo, read_photo_bytes
 from ric.schemes.base import Scheme
 from ric.schemes.exact import sealed_file_of
+from ric.stacks import DEFAULT_ROBUST_SET, check_robust_set
 from ric.zoo import bundles
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 DEFAULT_MODEL = bundles.DEFAULT_MODEL  # the paper scheme's default model
 DEFAULT_CLASSIFIER = bundles.DEFAULT_CLASSIFIER  # the exact scheme's default classifier
+ROBUST_DEFAULT = DEFAULT_ROBUST_SET  # the exact scheme's default robustness set (ric.stacks.robust)
 RESIZE_HINT = ("; the paper scheme recovers only what it encrypts: pass --resize to encrypt a resized copy, or use "
                "--scheme exact (any size, bit-exact, when the classifier declares its preprocessing)")
 HELD_BYTES = 512 << 20  # classify: pixels kept in memory between the check pass and the forward passes
@@ -150,11 +152,13 @@ def _tick(progress: Callable | None, n: int = 1):
 
 def load_scheme(scheme: str | None = None, model: str | None = None, classifier: str | None = None,
                 classifier_config=None, bits: int | None = None, resize: bool = False, device: str = "cpu",
-                max_retries: int = 3, batch_size: int = 64, refine: bool = True):
+                max_retries: int = 3, batch_size: int = 64, refine: bool = True,
+                robust_set: str | None = ROBUST_DEFAULT):
     """The scheme an encryption job runs: ``exact`` (the default) with ``classifier`` (default
-    :data:`DEFAULT_CLASSIFIER`) and ``bits``, or ``paper`` with the RIC ``model`` (default :data:`DEFAULT_MODEL`);
-    naming a ``model`` implies ``paper``. ``refine=False``: the paper scheme skips its encoder-side refinement
-    (faster encryption, lower recovery quality; decryption is the same either way)."""
+    :data:`DEFAULT_CLASSIFIER`), ``bits`` and ``robust_set`` (:class:`~ric.schemes.exact.ExactScheme`), or
+    ``paper`` with the RIC ``model`` (default :data:`DEFAULT_MODEL`); naming a ``model`` implies ``paper``.
+    ``refine=False``: the paper scheme skips its encoder-side refinement (faster encryption, lower recovery quality;
+    decryption is the same either way)."""
     from ric.schemes.base import DEFAULT_SCHEME, SCHEMES
 
     name = scheme or ("paper" if model else DEFAULT_SCHEME)
@@ -165,6 +169,8 @@ def load_scheme(scheme: str | None = None, model: str | None = None, classifier:
     if name == "paper":
         if bits is not None:
             raise InputError("--bits belongs to the exact scheme; the paper scheme has no digit split")
+        if robust_set not in (None, ROBUST_DEFAULT):
+            raise InputError("--robust-set belongs to the exact scheme; the paper scheme has no robustness set")
         from ric.schemes.paper import PaperScheme
 
         return PaperScheme.load(model or DEFAULT_MODEL, resize=resize, device=device, max_retries=max_retries,
@@ -175,8 +181,11 @@ def load_scheme(scheme: str | None = None, model: str | None = None, classifier:
                          "when the classifier declares its preprocessing")
     from ric.schemes.exact import ExactScheme
 
+    if robust_set is not None:
+        check_robust_set(robust_set)  # an unknown name stops the job before the classifier is loaded
     clf = load_classifier(classifier or DEFAULT_CLASSIFIER, device, classifier_config)
-    return ExactScheme(clf, bits=bits, max_retries=max_retries, batch_size=batch_size, device=device)
+    return ExactScheme(clf, bits=bits, max_retries=max_retries, batch_size=batch_size, device=device,
+                       robust_set=robust_set)
 
 
 def _read_plain(p: Path, sch, convert: str) -> np.ndarray:
@@ -209,7 +218,7 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
                   progress: Callable | None = None, ric=None, classifier: str | None = None,
                   classifier_config=None, scheme: str | None = None, bits: int | None = None,
                   resize: bool = False, refine: bool = True, strip_metadata: bool = False,
-                  keep_names: bool = False, force: bool = False) -> list[dict]:
+                  keep_names: bool = False, force: bool = False, robust_set: str | None = ROBUST_DEFAULT) -> list[dict]:
     """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input). An existing output
     is skipped if it is this input's finished ciphertext, redone if it is another ciphertext under ``key``, and
     refused (:class:`InputError`, nothing written) if it is anything else, unless ``force``.
@@ -224,13 +233,17 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, model: str 
     ``scheme="paper"`` or a RIC ``model`` is named (``classifier`` then replaces the model's own). ``ric`` (a
     loaded :class:`~ric.schemes.paper.RIC`) runs the paper scheme with that model. Images that fail (label not reached,
     too large for the exact scheme's capacity) are reported per row and nothing is written for them.
+
+    ``robust_set`` (exact scheme; default :data:`ric.stacks.DEFAULT_ROBUST_SET`, ``None`` for none): the serving
+    variations every ciphertext must keep its label under; each is checked on the installed real stacks
+    (a row lists those it could not check in ``unchecked_stacks``), and one that never holds fails its row.
     :func:`ric.distributed.ray_jobs.encrypt_files_ray` runs the same per-file steps on a Ray cluster."""
     from ric.schemes.paper import PaperScheme
 
     paths, outs = plan_outputs(inputs, out_dir)
     sch = (PaperScheme(ric, resize=resize) if ric is not None else
            load_scheme(scheme, model, classifier, classifier_config, bits, resize, device, max_retries, batch_size,
-                       refine))
+                       refine, robust_set))
     check_encryption_scheme(sch)
     rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata, keep_names, force)
     _tick(progress, len(paths) - len(todo))
@@ -334,6 +347,8 @@ def encrypt_pending(rows: list[dict], todo: list[int], key: SecretKey, sch, batc
 def _record(row: dict, res) -> bool:
     """Copy an encryption result into its row; False (row ``failed``) when there is no ciphertext."""
     row.update(target=res.target, attempts=res.attempts)
+    if getattr(res, "unchecked", ()):
+        row["unchecked_stacks"] = list(res.unchecked)
     if res.ciphertext is None:
         row.update(status="failed", error=res.error, code=1)
         return False

@@ -85,16 +85,34 @@ def cmd_encrypt(args) -> int:
                   max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
                   resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata,
-                  keep_names=args.keep_names, force=args.force, **kw)
+                  keep_names=args.keep_names, force=args.force, **_robust(args), **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
+    unchecked = sorted({s for r in rows for s in r.get("unchecked_stacks", ())})
+    if unchecked:
+        print(f"note: ciphertexts were not checked on serving stack(s) {', '.join(unchecked)} (library not installed: "
+              "pip install 'ric[stacks]')", file=sys.stderr)
     summary = {k: sum(r["status"] == k for r in rows) for k in ("encrypted", "skipped", "failed")}
     lines = [f"FAILED {r['input']}: {r['error']}" for r in failed]
     lines.append(f"encrypted {summary['encrypted']}, skipped {summary['skipped']} (already done), "
                  f"failed {summary['failed']} -> {args.output}")
     _emit(args, rows, summary, lines)
     return max((r.get("code", 1) for r in failed), default=0)  # 2: a bad photo, 1: a label not reached
+
+
+def _robust(args) -> dict:
+    """``robust_set`` for the encrypt job when ``--robust-set`` was given (``none``: no set); an unknown name is
+    refused before anything is loaded."""
+    if args.robust_set is None:
+        return {}
+    if args.scheme == "paper" or args.model:
+        raise InputError("--robust-set belongs to the exact scheme; the paper scheme has no robustness set")
+    if args.robust_set == "none":
+        return {"robust_set": None}
+    from ric.stacks import check_robust_set
+
+    return {"robust_set": check_robust_set(args.robust_set)}
 
 
 def cmd_classify(args) -> int:
@@ -271,6 +289,12 @@ def _owner_verbs(sub, byo, common) -> None:
                    help=f"paper scheme: RIC model (shipped name or bundle folder; default {bundles.DEFAULT_MODEL})")
     s.add_argument("--bits", type=int, choices=(3, 4, 5, 6, 7),
                    help="exact scheme: low bits per sub-pixel that carry the image (default: the classifier's, else 6)")
+    s.add_argument("--robust-set", metavar="NAME|none",
+                   help="exact scheme: the serving variations every ciphertext keeps its label under (default "
+                        "serving-v1: Pillow, OpenCV and torch resizers at three resize/crop geometries; each "
+                        "ciphertext is then checked on every installed serving stack of ric classify --stack and "
+                        "retried if it fails; see the security page); none: ric's own torch preprocessing only "
+                        "(faster)")
     s.add_argument("--no-refine", action="store_true",
                    help="paper scheme: skip the encoder-side refinement of the ciphertexts (faster, lower recovery "
                         "quality; decryption is the same)")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ric import errors
 from ric.api import (
+    ROBUST_DEFAULT,
     check_encryption_scheme,
     classifier_idents,
     classify_paths,
@@ -291,8 +292,8 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
                       progress: Callable | None = None, classifier: str | None = None, classifier_config=None,
                       scheme: str | None = None, bits: int | None = None, resize: bool = False,
                       refine: bool = True, strip_metadata: bool = False, keep_names: bool = False,
-                      force: bool = False, *, address: str | None = None, workers: int | None = None,
-                      chunk_size: int | None = None) -> list[dict]:
+                      force: bool = False, robust_set: str | None = ROBUST_DEFAULT, *, address: str | None = None,
+                      workers: int | None = None, chunk_size: int | None = None) -> list[dict]:
     """:func:`ric.api.encrypt_files` on a Ray cluster (``address``; ``workers`` actors, default one per CPU of
     the cluster, or per GPU with ``device="cuda"``). ``key``: a key file on the shared folder (read by every
     worker) or a :class:`~ric.keys.SecretKey`. Same rows, statuses, restart and overwrite rules (``force``) as the
@@ -302,7 +303,8 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
            "force": force,
            "keep_names": keep_names, "scheme": {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
                       "classifier_config": _abs(classifier_config), "bits": bits, "resize": resize,
-                      "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}}
+                      "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size,
+                      "robust_set": robust_set}}
     return _two_pass("encrypt", job, paths, outs, address, workers, device, progress, chunk_size)
 
 

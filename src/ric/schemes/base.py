@@ -28,6 +28,7 @@ class EncryptResult:
     attempts: int
     error: str = ""
     steps: int = -1  # attack steps of the successful attempt (exact scheme), -1 if not recorded
+    unchecked: tuple = ()  # exact scheme: serving stacks the verifier could not run (library not installed)
 
 
 class Scheme:
