@@ -98,9 +98,12 @@ def per_photo(work: Path, srcs: np.ndarray, scale: float = 1.0) -> list[dict]:
 
 
 def child(argv: list[str]) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of ``ric ARGV`` in a fresh process."""
-    code = ("import resource, sys, time; from ric.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]); "
-            "print(json.dumps([rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))")
+    """Seconds and peak RSS (MiB) of ``ric ARGV`` in a fresh process. The peak is the child's own ``VmHWM``: Linux
+    carries ``ru_maxrss`` over ``fork`` + ``exec``, so ``getrusage`` in the child would report this process's peak
+    whenever it is larger."""
+    code = ("import re, sys, time; from ric.cli import main; t = time.perf_counter(); rc = main(sys.argv[1:]); "
+            "hwm = int(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1)); "
+            "print(json.dumps([rc, time.perf_counter() - t, hwm]))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code, *argv], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"ric {' '.join(argv)} failed: {out.stderr[-2000:]}")

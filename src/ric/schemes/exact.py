@@ -380,6 +380,7 @@ class ExactScheme(Scheme):
         c = ((q.cpu().permute(0, 2, 3, 1).numpy().astype(np.uint8) << self.bits) | m).astype(np.uint8)
         lab = self._predict(c)
         hits = [j for j, i in enumerate(pending) if int(lab[j]) == res[i].target and int(steps[j]) >= 0]
+        missed.update({i: [] for i in pending})  # a miss of ric's own label names no stack
         held, unchecked = self._verified(c, hits, [res[pending[j]].target for j in hits], pending, missed)
         still = []
         for j, i in enumerate(pending):
@@ -401,7 +402,7 @@ class ExactScheme(Scheme):
             return set(hits), ()
         v = verify(self.classifier, to_tensor(c[hits]).to(self.device), torch.tensor(targets))
         for k, j in enumerate(hits):
-            missed[pending[j]] = [] if bool(v.ok[k]) else v.failing(k)
+            missed[pending[j]] = v.failing(k)
         return {j for k, j in enumerate(hits) if bool(v.ok[k])}, tuple(v.skipped)
 
     # ------------------------------------------------------------------------------------ photos
