@@ -29,6 +29,7 @@ from ric.jobs.encrypt import encrypt_pending, scan_encrypt
 from ric.jobs.plan import plan_outputs, tick
 from ric.keys import SecretKey
 from ric.schemes import SCHEMES, Scheme, SchemeOptions, load_scheme
+from ric.stacks import DEFAULT_ROBUST_SET
 from ric.zoo import bundles
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
@@ -66,9 +67,9 @@ def list_models() -> list[dict]:
 
 def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, *, scheme: str | Scheme | None = None,
                   model: str | None = None, classifier: str | None = None, classifier_config=None,
-                  bits: int | None = None, transcode: tuple[str, ...] | None = None, resize: bool = False,
-                  refine: bool = True, ric=None, convert: str = "strict", device: str = "cpu", max_retries: int = 3,
-                  batch_size: int = 64,
+                  bits: int | None = None, transcode: tuple[str, ...] | None = None,
+                  robust_set: str | None = DEFAULT_ROBUST_SET, resize: bool = False, refine: bool = True, ric=None,
+                  convert: str = "strict", device: str = "cpu", max_retries: int = 3, batch_size: int = 64,
                   strip_metadata: bool = False, keep_names: bool = False, force: bool = False,
                   progress: Callable | None = None) -> list[dict]:
     """Encrypt image files into ciphertext PNGs in ``out_dir`` (one ``<stem>.png`` per input). An existing output
@@ -85,6 +86,10 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, *, scheme: 
     (:data:`ric.schemes.filecodec.DEFAULT_TRANSCODE` by default; ``("zlib", "jpegxl-jpeg")`` adds JPEG XL's JPEG
     recompression: smaller ciphertexts, slower encryption and decryption).
 
+    ``robust_set`` (exact scheme; default :data:`ric.stacks.DEFAULT_ROBUST_SET`, ``None`` for none): the serving
+    variations every ciphertext must keep its label under; each is checked on the installed real stacks
+    (a row lists those it could not check in ``unchecked_stacks``), and one that never holds fails its row.
+
     ``scheme``: a scheme name or a loaded :class:`~ric.schemes.Scheme`. By name: ``exact`` by default (classifier
     ``classifier``, default :data:`DEFAULT_CLASSIFIER`); ``paper`` when named or a RIC ``model`` is named
     (``classifier`` then replaces the model's own); ``ric`` (a loaded :class:`~ric.schemes.paper.RIC`) runs the
@@ -94,7 +99,7 @@ def encrypt_files(inputs: list, out_dir: str | Path, key: SecretKey, *, scheme: 
     paths, outs = plan_outputs(inputs, out_dir)
     sch = scheme if isinstance(scheme, Scheme) else load_scheme(
         scheme, model=model, classifier=classifier, classifier_config=classifier_config, bits=bits,
-        transcode=transcode, resize=resize,
+        transcode=transcode, robust_set=robust_set, resize=resize,
         refine=refine, device=device, max_retries=max_retries, batch_size=batch_size, ric=ric)
     sch.check_encryptable()
     rows, todo = scan_encrypt(paths, outs, key, sch, convert, strip_metadata, keep_names, force)

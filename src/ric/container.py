@@ -8,7 +8,9 @@ before this field existed lack it and are still read), ``ric:plain-mac`` (option
 plaintext, see :func:`plain_mac`; lets an interrupted ``encrypt`` skip only outputs made from the same input),
 ``ric:name-id`` (optional: :func:`keyed_name_id` of the file name the ciphertext was written under, so that a
 server that swaps two files' names is caught at decryption without learning the names),
-``ric:scheme`` (optional, ``paper`` when absent) and ``ric:tag``: HMAC-SHA256, keyed by the key's MAC sub-key,
+``ric:scheme`` (optional, ``paper`` when absent), ``ric:robust-set`` (exact scheme, optional: the name of the
+robustness set the attack held its margin over, :data:`ric.stacks.ROBUST_SETS`; absent when none; informational:
+it never selects code) and ``ric:tag``: HMAC-SHA256, keyed by the key's MAC sub-key,
 over the format, every other metadata field, the image shape and the raw pixels. Any classifier reads the file
 as a normal image.
 
@@ -101,6 +103,7 @@ class SchemeFields:
 # ``module:factory`` specs of the operator's own classifiers; fingerprint: 16 lowercase hex digits).
 MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}"
 CLASSIFIER_IDENT = r"[!-~](?:[ -~]{0,198}[!-~])?@[0-9a-f]{16}"
+ROBUST_SET_NAME = r"[a-z0-9][a-z0-9.-]{0,63}"  # a robustness set's name (only ever shown, never looked up as code)
 TARGET = r"0|[1-9][0-9]{0,8}"  # canonical non-negative decimal: no sign, leading zero, space or underscore
 
 FIELD_SETS: dict[str, SchemeFields] = {}  # scheme name -> its fields (register_fields)
@@ -142,6 +145,7 @@ FIELDS: dict[str, Field] = {
     "model-fp": Field("model_fp", _hex(16)),
     "plain-mac": Field("plain_mac", _hex(64)),
     "name-id": Field("name_id", _hex(32)),
+    "robust-set": Field("robust_set", _regex(ROBUST_SET_NAME)),
     "tag": Field("tag", _hex(64), bytes.fromhex, bytes.hex, b""),
 }
 
@@ -174,6 +178,7 @@ class Ciphertext:
     name_id: str = ""  # keyed_name_id(key, the file name it was written under) ("" in older files)
     scheme: str = ""  # "" = absent: the implicit scheme (:func:`implicit_scheme`)
     bits: int = 0  # exact scheme: low bits per sub-pixel that carry the sealed image
+    robust_set: str = ""  # exact scheme: the robustness set the attack held its margin over ("" = none / older)
 
     @property
     def scheme_name(self) -> str:

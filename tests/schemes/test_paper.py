@@ -215,7 +215,7 @@ def test_refinement_is_the_default_and_never_recovers_worse(samples, key):
 
 
 def test_refinement_switch_reaches_the_scheme():
-    from ric.api import load_scheme
+    from ric.schemes import load_scheme
 
     assert load_scheme("paper").ric.refinement is not None
     assert load_scheme("paper", refine=False).ric.refinement is None

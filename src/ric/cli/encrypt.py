@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ric.cli.common import add_classifier, add_force, add_output, add_ray, emit, expand, on_ray, progress
@@ -23,6 +24,12 @@ def add_arguments(s) -> None:
                    help=f"paper scheme: RIC model (shipped name or bundle folder; default {bundles.DEFAULT_MODEL})")
     s.add_argument("--bits", type=int, choices=(3, 4, 5, 6, 7),
                    help="exact scheme: low bits per sub-pixel that carry the image (default: the classifier's, else 6)")
+    s.add_argument("--robust-set", metavar="NAME|none",
+                   help="exact scheme: the serving variations every ciphertext keeps its label under (default "
+                        "serving-v1: Pillow, OpenCV and torch resizers at three resize/crop geometries; each "
+                        "ciphertext is then checked on every installed serving stack of ric classify --stack and "
+                        "retried if it fails; see the security page); none: ric's own torch preprocessing only "
+                        "(faster)")
     s.add_argument("--transcode", metavar="CODECS",
                    help="exact scheme, photos: byte-reversible codecs tried on each file, comma-separated, or none "
                         "(default: zlib, for uncompressed TIFF/BMP/PPM; zlib,jpegxl-jpeg adds JPEG XL's lossless "
@@ -65,13 +72,29 @@ def run(args) -> int:
                   classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
                   transcode=None if args.transcode is None else parse_transcode(args.transcode),
                   resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata,
-                  keep_names=args.keep_names, force=args.force, **kw)
+                  keep_names=args.keep_names, force=args.force, **_robust(args), **kw)
     finally:
         close()
     failed = [r for r in rows if r["status"] == "failed"]
+    unchecked = sorted({s for r in rows for s in r.get("unchecked_stacks", ())})
+    if unchecked:
+        print(f"note: ciphertexts were not checked on serving stack(s) {', '.join(unchecked)} (library not installed: "
+              "pip install 'ric[stacks]')", file=sys.stderr)
     summary = {k: sum(r["status"] == k for r in rows) for k in ("encrypted", "skipped", "failed")}
     lines = [f"FAILED {r['input']}: {r['error']}" for r in failed]
     lines.append(f"encrypted {summary['encrypted']}, skipped {summary['skipped']} (already done), "
                  f"failed {summary['failed']} -> {args.output}")
     emit(args, rows, summary, lines)
     return max((r.get("code", 1) for r in failed), default=0)  # 2: a bad photo, 1: a label not reached
+
+
+def _robust(args) -> dict:
+    """``robust_set`` for the encrypt job when ``--robust-set`` was given (``none``: no set); an unknown name is
+    refused before anything is loaded."""
+    if args.robust_set is None:
+        return {}
+    if args.robust_set == "none":
+        return {"robust_set": None}
+    from ric.stacks import check_robust_set
+
+    return {"robust_set": check_robust_set(args.robust_set)}

@@ -46,6 +46,10 @@ def add_arguments(s) -> None:
     s.add_argument("--classifier", action="append",
                    help="classifier to load (repeatable; a ciphertext may only select a loaded one); "
                         f"default {bundles.DEFAULT_CLASSIFIER}")
+    s.add_argument("--stack", metavar="NAME",
+                   help="classify the way a serving stack does, as ric classify --stack (torch, onnxruntime, "
+                        "onnxruntime-int8, fp16, opencv-linear, pil-bicubic, crop-1.15, ...); default: ric's own "
+                        "torch path")
     s.add_argument("--no-batching", action="store_true", help="one forward pass per request (no micro-batching)")
     s.add_argument("--max-batch", type=int, default=64, help="images per forward pass (default 64)")
     s.add_argument("--batch-wait-ms", type=float, default=2.0,
@@ -89,7 +93,7 @@ def run(args) -> int:
     lim = Limits(rate=args.rate, burst=args.burst, max_batch=1 if args.no_batching else args.max_batch,
                  batch_wait_s=args.batch_wait_ms / 1000, **{f: getattr(args, f) for _, f, _, _ in LIMIT_FLAGS})
     serve(args.store, args.host, args.port, args.classifier or DEFAULT_CLASSIFIERS, lim, args.log_level,
-          args.threads)
+          args.threads, args.stack)
     return 0
 
 

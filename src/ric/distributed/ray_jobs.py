@@ -42,6 +42,7 @@ from ric.jobs.encrypt import encrypt_pending, scan_encrypt
 from ric.jobs.plan import plan_outputs
 from ric.keys import SecretKey
 from ric.schemes import SchemeOptions, load_scheme
+from ric.stacks import DEFAULT_ROBUST_SET
 
 SCAN_SHARD = 256  # files per scan task at most (the scan reads and checks; it writes nothing)
 
@@ -297,7 +298,7 @@ def _refuse_shared_outputs(paths: list[Path], rows: list[dict]) -> None:
 def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | Path, *, scheme: str | None = None,
                       model: str | None = None, classifier: str | None = None, classifier_config=None,
                       bits: int | None = None, transcode: tuple[str, ...] | None = None, resize: bool = False,
-                      refine: bool = True, convert: str = "strict",
+                      refine: bool = True, robust_set: str | None = DEFAULT_ROBUST_SET, convert: str = "strict",
                       device: str = "cpu", max_retries: int = 3, batch_size: int = 64, strip_metadata: bool = False,
                       keep_names: bool = False, force: bool = False, progress: Callable | None = None,
                       address: str | None = None, workers: int | None = None,
@@ -309,7 +310,8 @@ def encrypt_files_ray(inputs: list, out_dir: str | Path, key: SecretKey | str | 
     paths, outs = plan_outputs(inputs, out_dir)
     scheme_opts = {"scheme": scheme, "model": _abs(model), "classifier": _abs(classifier),
                    "classifier_config": _abs(classifier_config), "bits": bits, "transcode": transcode, "resize": resize,
-                   "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size}
+                   "refine": refine, "device": device, "max_retries": max_retries, "batch_size": batch_size,
+                   "robust_set": robust_set}
     job = {"key": _key_spec(key), "convert": convert, "batch_size": batch_size, "strip": strip_metadata,
            "force": force, "keep_names": keep_names, "scheme": scheme_opts}
     return _two_pass("encrypt", job, paths, outs, address, workers, device, progress, chunk_size)

@@ -152,6 +152,8 @@ def _photo_chunks(rows: list[dict], idx: list[int], sch: Scheme, convert: str, s
 def _record(row: dict, res) -> bool:
     """Copy an encryption result into its row; False (row ``failed``) when there is no ciphertext."""
     row.update(target=res.target, attempts=res.attempts)
+    if res.unchecked:
+        row["unchecked_stacks"] = list(res.unchecked)
     if res.ciphertext is None:
         row.update(status="failed", error=res.error, code=res.code)
         return False

@@ -25,6 +25,7 @@ from ric.container import SchemeFields, check_field, register_fields
 from ric.errors import InputError
 from ric.imageio import channel_view, luma, read_native  # noqa: F401  (the channel policy, re-exported)
 from ric.registry import registrar
+from ric.stacks.robust import DEFAULT_ROBUST_SET
 
 SCHEMES: dict[str, type] = {}
 _register_name = registrar(SCHEMES, "name")
@@ -57,6 +58,7 @@ class SchemeOptions:
     classifier_config: object = None
     bits: int | None = None  # the exact scheme's digit split
     transcode: tuple[str, ...] | None = None  # the exact scheme's file codecs for photos (None: its default)
+    robust_set: str | None = DEFAULT_ROBUST_SET  # the exact scheme's robustness set (None: ric's own path only)
     resize: bool = False  # the paper scheme encrypts a resized copy
     refine: bool = True  # the paper scheme's encoder-side refinement
     device: str = "cpu"
@@ -87,6 +89,7 @@ class EncryptResult:
     error: str = ""
     steps: int = -1  # attack steps of the successful attempt (exact scheme), -1 if not recorded
     code: int = 1  # the CLI's exit code for a failure (1: the label was not reached; 2: bad input)
+    unchecked: tuple = ()  # exact scheme: serving stacks the verifier could not run (library not installed)
 
 
 class Scheme:

@@ -45,6 +45,7 @@ from ric.schemes.base import (
     register_scheme,
     retry_loop,
 )
+from ric.stacks import DEFAULT_ROBUST_SET, check_robust_set, ensemble, verify
 
 MAGIC = b"RX"
 VERSION = 1  # pixel payload: the plaintext's own grid carries it (dataset images, the API's arrays)
@@ -59,6 +60,7 @@ _TAG = 16
 OVERHEAD_BYTES = HEADER.size + _TAG + _PREFIX.size
 FLAG_STRIPPED = 1  # file payload: metadata was stripped before encryption (ric encrypt --strip-metadata)
 MAX_NAME_BYTES = 255
+ROBUST_STEPS = 200  # attack steps with a robustness set (the median image stops far earlier: benchmarks/stacks.py)
 
 
 # ---------------------------------------------------------------------------------------- digits
@@ -267,28 +269,41 @@ class ExactScheme(Scheme):
 
     ``bits``: low bits per sub-pixel that carry the sealed image (the rest is the adversarial digit);
     ``attack``: :class:`DigitAttack` settings; ``max_retries``: fresh-nonce retries for a missed label;
-    ``transcode``: the byte-reversible file codecs (:mod:`ric.schemes.filecodec`) tried on photos."""
+    ``transcode``: the byte-reversible file codecs (:mod:`ric.schemes.filecodec`) tried on photos.
+
+    ``robust_set``: the robustness set (:data:`ric.stacks.ROBUST_SETS`, default
+    :data:`ric.stacks.DEFAULT_ROBUST_SET`; ``None``: ric's own torch path only) whose members the attack holds its
+    margin over; every ciphertext is then checked by :func:`ric.stacks.verify` on the real serving stacks that are
+    installed, and one that does not hold on each of them is retried with a fresh nonce like a missed label. The
+    stacks it could not check (OpenCV or ONNX Runtime not installed) are listed in the result's ``unchecked``."""
 
     fields = SchemeFields(required=frozenset({"scheme", "bits", "classifier", "nonce", "target", "key-id", "tag"}),
-                          optional=frozenset({"plain-mac", "name-id"}))
-    owns = {"bits": "--bits", "transcode": "--transcode"}
+                          optional=frozenset({"plain-mac", "name-id", "robust-set"}))
+    owns = {"bits": "--bits", "transcode": "--transcode", "robust_set": "--robust-set"}
     declines = {"model": "the exact scheme takes -c/--classifier",
                 "resize": "the exact scheme encrypts images at their own size when the classifier declares its "
                           "preprocessing"}
 
     def __init__(self, classifier=None, bits: int | None = None, attack: dict | None = None, max_retries: int = 3,
                  batch_size: int = 64, device: str | torch.device = "cpu",
-                 transcode: tuple[str, ...] = filecodec.DEFAULT_TRANSCODE):
+                 transcode: tuple[str, ...] = filecodec.DEFAULT_TRANSCODE,
+                 robust_set: str | None = DEFAULT_ROBUST_SET):
         self.device = torch.device(device)
         self.classifier = None  # ExactScheme() decrypts: decryption needs the key only
         self.bits = 0
+        self.robust_set = None if robust_set is None else check_robust_set(robust_set)
+        settings = {k: v for k, v in (attack or {}).items() if k != "name"}
+        if self.robust_set is not None:
+            settings = {"steps": ROBUST_STEPS, **settings}
+        self.attack = DigitAttack(**settings)
         if classifier is not None:
             bits = default_bits(classifier) if bits is None else bits
             if bits not in BITS:
                 raise InputError(f"bits must be one of {BITS}, got {bits}")
             self.classifier = classifier.to(self.device).eval().requires_grad_(False)
             self.bits = int(bits)
-        self.attack = DigitAttack(**{k: v for k, v in (attack or {}).items() if k != "name"})
+            if self.robust_set is not None and self.attack.ensemble is None:
+                self.attack.ensemble = ensemble(self.classifier, self.robust_set)  # made once: its merges are cached
         self.max_retries = int(max_retries)
         self.batch_size = int(batch_size)
         self.transcode = tuple(transcode)
@@ -298,10 +313,12 @@ class ExactScheme(Scheme):
         from ric.classifiers import load_classifier
         from ric.zoo.bundles import DEFAULT_CLASSIFIER
 
+        if opts.robust_set is not None:
+            check_robust_set(opts.robust_set)  # an unknown name stops the job before the classifier is loaded
         clf = load_classifier(opts.classifier or DEFAULT_CLASSIFIER, opts.device, opts.classifier_config)
         transcode = filecodec.DEFAULT_TRANSCODE if opts.transcode is None else tuple(opts.transcode)
         return cls(clf, bits=opts.bits, max_retries=opts.max_retries, batch_size=opts.batch_size, device=opts.device,
-                   transcode=transcode)
+                   transcode=transcode, robust_set=opts.robust_set)
 
     @classmethod
     def for_decryption(cls, decrypter_key: str, opts: SchemeOptions) -> ExactScheme:
@@ -348,6 +365,9 @@ class ExactScheme(Scheme):
         if ct.bits != self.bits or ct.classifier != self.classifier.ident:
             raise CiphertextError(f"ciphertext was made for classifier {quote(ct.classifier)} at {ct.bits} bits, "
                                   f"not {self.classifier.ident} at {self.bits}")
+        if ct.robust_set != (self.robust_set or ""):
+            raise CiphertextError(f"ciphertext was made with robustness set {quote(ct.robust_set or 'none')}, "
+                                  f"not {self.robust_set or 'none'}")
 
     def _predict(self, c: np.ndarray) -> torch.Tensor:
         x = to_tensor(c).to(self.device)
@@ -390,15 +410,17 @@ class ExactScheme(Scheme):
     def _run_attempts(self, items, makers, t, shape, key, res) -> None:
         """The retry loop over ``items`` (all of one carrier ``shape``); ``makers[i](nonce)`` seals item i's low
         digits under a fresh nonce. Fills ``res`` (ciphertext, attempts, steps, or the error of a miss)."""
-        attempts, failed = retry_loop(items, lambda pending: self._attempt(pending, makers, t, shape, key, res),
-                                      self.max_retries)
+        missed: dict[int, list[str]] = {}  # item -> the stacks its last attempt did not hold on
+        attempts, failed = retry_loop(items, lambda pending: self._attempt(pending, makers, t, shape, key, res,
+                                                                           missed), self.max_retries)
         for i, n in attempts.items():
             res[i].attempts = n
         for i in failed:
-            res[i].error = (f"classifier does not label the ciphertext as {res[i].target} after "
+            where = f" on serving stack(s) {', '.join(missed[i])}" if missed.get(i) else ""
+            res[i].error = (f"classifier does not label the ciphertext as {res[i].target}{where} after "
                             f"{res[i].attempts} attempts")
 
-    def _attempt(self, pending, makers, t, shape, key, res) -> list[int]:
+    def _attempt(self, pending, makers, t, shape, key, res, missed) -> list[int]:
         nonces = [new_nonce() for _ in pending]
         m = np.stack([makers[i](n) for n, i in zip(nonces, pending, strict=True)])
         starts = [keyed_digits(key, n, shape, self.bits) for n in nonces]
@@ -407,16 +429,31 @@ class ExactScheme(Scheme):
                                to([s[1] for s in starts]), t[pending].to(self.device), self.bits)
         c = ((q.cpu().permute(0, 2, 3, 1).numpy().astype(np.uint8) << self.bits) | m).astype(np.uint8)
         lab = self._predict(c)
+        hits = [j for j, i in enumerate(pending) if int(lab[j]) == res[i].target and int(steps[j]) >= 0]
+        missed.update({i: [] for i in pending})  # a miss of ric's own label names no stack
+        held, unchecked = self._verified(c, hits, [res[pending[j]].target for j in hits], pending, missed)
         still = []
         for j, i in enumerate(pending):
-            if int(lab[j]) == res[i].target and int(steps[j]) >= 0:
+            if j in held:
                 res[i].ciphertext = Ciphertext(c[j], "", nonces[j], res[i].target, key.key_id,
                                                classifier=self.classifier.ident, scheme=self.name,
-                                               bits=self.bits).sign(key)
-                res[i].steps = int(steps[j])
+                                               bits=self.bits, robust_set=self.robust_set or "").sign(key)
+                res[i].steps, res[i].unchecked = int(steps[j]), unchecked
             else:
                 still.append(i)
         return still
+
+    def _verified(self, c: np.ndarray, hits: list[int], targets: list[int], pending, missed
+                  ) -> tuple[set[int], tuple[str, ...]]:
+        """The ciphertexts among ``hits`` (indices into ``c``) that hold on every installed serving stack
+        (:func:`ric.stacks.verify`; all of them without a robustness set), and the stacks it could not run.
+        A rejected one's failing stacks go to ``missed``."""
+        if self.robust_set is None or not hits:
+            return set(hits), ()
+        v = verify(self.classifier, to_tensor(c[hits]).to(self.device), torch.tensor(targets))
+        for k, j in enumerate(hits):
+            missed[pending[j]] = v.failing(k)
+        return {j for k, j in enumerate(hits) if bool(v.ok[k])}, tuple(v.skipped)
 
     # ------------------------------------------------------------------------------------ photos
     def takes_file(self, h: int, w: int) -> bool:

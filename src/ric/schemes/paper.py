@@ -361,7 +361,8 @@ class PaperScheme(Scheme):
     implicit = True  # files written before ric:scheme existed are paper-scheme files
     owns = {"model": "-m/--model", "resize": "--resize", "ric": "ric="}
     declines = {"bits": "the paper scheme has no digit split",
-                "transcode": "the paper scheme seals pixels at the model's input size, not files"}
+                "transcode": "the paper scheme seals pixels at the model's input size, not files",
+                "robust_set": "the paper scheme has no robustness set"}
     implied_by = ("model", "ric")
 
     def __init__(self, ric, resize: bool = False):

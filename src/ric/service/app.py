@@ -39,10 +39,14 @@ from ric.service.routes import router
 from ric.service.store import Store, StoreError
 
 
-def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None = None, **overrides) -> FastAPI:
+def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None = None, stack: str | None = None,
+               **overrides) -> FastAPI:
     """The service for store folder ``store_dir`` with ``classifiers`` (specs for
     :func:`ric.classifiers.load_classifier`, or loaded classifiers), loaded once. ``limits`` (or keyword
-    overrides of :class:`Limits` fields, e.g. ``max_batch=1``) bound what a request and a tenant may use."""
+    overrides of :class:`Limits` fields, e.g. ``max_batch=1``) bound what a request and a tenant may use.
+    ``stack``: classify the way that serving stack does (:data:`ric.stacks.STACKS`, e.g. ``onnxruntime``); an
+    unknown name or a missing library stops the start with one clear error (:class:`~ric.errors.InputError`)."""
+    serving = serving_stack(stack)
     limits = limits or Limits()
     for k, v in overrides.items():
         if not hasattr(limits, k):
@@ -50,7 +54,8 @@ def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None
         setattr(limits, k, v)
     models = Classifiers(classifiers)
     store = Store(store_dir, serving=True)
-    batcher = Batcher(limits.max_batch, limits.batch_wait_s, limits.queue_max_pixels, limits.batch_max_pixels)
+    batcher = Batcher(limits.max_batch, limits.batch_wait_s, limits.queue_max_pixels, limits.batch_max_pixels,
+                      serving)
     rate = RateLimiter(limits.rate, limits.burst)
     if any(store.recovered.values()):
         print(f"ric serve: store recovery: {store.recovered}", file=sys.stderr, flush=True)
@@ -70,6 +75,7 @@ def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None
                               "It never sees a key: it learns labels, not images.")
     st = app.state
     st.store, st.batcher, st.limits, st.models, st.rate = store, batcher, limits, models, rate
+    st.stack = serving.name if serving is not None else "torch"
     st.tenant_slots, st.conn_stats = TenantSlots(limits.max_in_flight_per_tenant), {}
     app.add_middleware(InFlight, limit=limits.max_in_flight, stats=st.conn_stats)
 
@@ -77,6 +83,17 @@ def create_app(store_dir, classifiers=DEFAULT_CLASSIFIERS, limits: Limits | None
     app.include_router(router)
     _add_docs(app)
     return app
+
+
+def serving_stack(name: str | None):
+    """The :class:`ric.stacks.Stack` named ``name`` with its libraries checked (``None``: ric's own path)."""
+    if name is None:
+        return None
+    from ric.stacks import get_stack
+
+    st = get_stack(name)
+    st.check()
+    return st
 
 
 def _add_docs(app: FastAPI) -> None:
@@ -121,15 +138,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def serve(store_dir, host: str = "127.0.0.1", port: int = 8000, classifiers=DEFAULT_CLASSIFIERS,
-          limits: Limits | None = None, log_level: str = "info", torch_threads: int = 1) -> None:
+          limits: Limits | None = None, log_level: str = "info", torch_threads: int = 1, stack: str | None = None
+          ) -> None:
     """Run the service with uvicorn until interrupted (one process; ``torch_threads`` threads for the model)."""
     import torch
     import uvicorn
 
     torch.set_num_threads(max(1, torch_threads))
     limits = limits or Limits()
-    app = create_app(store_dir, classifiers, limits)
+    app = create_app(store_dir, classifiers, limits, stack)
     batching = f"on (up to {limits.max_batch})" if limits.max_batch > 1 else "off"
     print(f"ric serve: http://{host}:{port}/ store {store_dir}, classifiers "
-          f"{', '.join(sorted(app.state.models.by_ident))}; micro-batching {batching}", file=sys.stderr, flush=True)
+          f"{', '.join(sorted(app.state.models.by_ident))} (stack {app.state.stack}); micro-batching {batching}",
+          file=sys.stderr, flush=True)
     uvicorn.Server(uvicorn_config(app, host, port, limits, log_level)).run()

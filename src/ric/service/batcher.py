@@ -6,7 +6,8 @@ admission and the end of its forward pass, whatever their count or size, and a r
 refused at once (:class:`Busy`, HTTP 503) rather than queued. Then it puts (classifier, image) on the queue and
 waits on a future. One worker thread takes the first waiting request, then whatever else arrives within
 ``max_wait`` seconds, up to ``max_batch`` images and ``batch_pixels`` sub-pixels (a single larger image goes
-alone), groups the batch by classifier and image shape, and runs one forward pass per group. ``max_batch=1``
+alone), groups the batch by classifier and image shape, and runs one forward pass per group (through a serving
+stack of :mod:`ric.stacks` when the server names one, ``ric serve --stack``). ``max_batch=1``
 switches batching off (every request gets its own forward pass, through the same queue: the benchmark's
 baseline).
 """
@@ -46,11 +47,12 @@ class Ticket:
 
 class Batcher:
     def __init__(self, max_batch: int = 64, max_wait: float = 0.002, max_pixels: int = 1 << 26,
-                 batch_pixels: int = 1 << 24):
+                 batch_pixels: int = 1 << 24, stack=None):
         if max_batch < 1 or max_pixels < 1 or batch_pixels < 1:
             raise ValueError("max_batch, max_pixels and batch_pixels must be at least 1")
         self.max_batch, self.max_wait = max_batch, max_wait
         self.max_pixels, self.batch_pixels = max_pixels, batch_pixels
+        self.stack = stack  # a ric.stacks.Stack: classify the way it does (None: the classifier's own predict)
         self.pending_pixels = 0
         self._q: deque = deque()
         self._cv = threading.Condition()
@@ -131,12 +133,11 @@ class Batcher:
             self.stats["batches"] += len(groups)
             self.stats["largest_batch"] = max(self.stats["largest_batch"], max(map(len, groups.values()), default=0))
 
-    @staticmethod
-    def _forward(items: list) -> None:
+    def _forward(self, items: list) -> None:
         clf = items[0][0]
         try:
             x = to_tensor(np.stack([px for _, px, _, _ in items]))
-            labels = clf.predict(x).tolist()
+            labels = (clf.predict(x) if self.stack is None else self.stack.predict(clf, x)).tolist()
         except Exception as e:  # delivered to every waiting request; the worker keeps running
             for _, _, fut, _ in items:
                 fut.set_exception(e)

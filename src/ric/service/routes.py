@@ -235,7 +235,7 @@ async def healthz(request: Request, creds: Bearer):
         return {"status": "ok"}
     await run_in_threadpool(authenticate, request, creds)
     b = st.batcher
-    return {"status": "ok", "classifiers": sorted(st.models.by_ident), "queue": b.queued(),
+    return {"status": "ok", "classifiers": sorted(st.models.by_ident), "stack": st.stack, "queue": b.queued(),
             "pending_pixels": b.pending_pixels, "batching": st.limits.max_batch > 1, "max_batch": st.limits.max_batch,
             "batches": dict(b.stats), "connections": dict(st.conn_stats)}
 

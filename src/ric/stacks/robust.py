@@ -41,6 +41,9 @@ ROBUST_SETS: dict[str, tuple[Member, ...]] = {
     "serving-v1": tuple(Member(r, s, o) for s, o in _GEOMETRIES for r in _RESIZERS),
     "resizers-v1": tuple(Member(r) for r in _RESIZERS),
 }
+#: the exact scheme's default (``ExactScheme(robust_set=...)``, ``ric encrypt --robust-set``); chosen by
+#: measurement (``benchmarks/stacks.py``, the stack table of the docs)
+DEFAULT_ROBUST_SET = "serving-v1"
 
 
 class Ensemble:
@@ -99,10 +102,14 @@ class Ensemble:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         ms, cache = self.distinct(*x.shape[-2:]), {}
-        z = self._net(torch.cat([self._input(m, x, cache) for m in ms]))
+        per = max(1, CHUNK // len(x))  # members per forward pass: CPU convolutions slow down on larger batches
+        z = torch.cat([self._net(torch.cat([self._input(m, x, cache) for m in ms[s:s + per]]))
+                       for s in range(0, len(ms), per)])
         return z.view(len(ms), len(x), -1)
 
 
+#: images per forward pass of the ensemble (measured on CPU: 832 at once cost 1.4-2x per image what 64-128 do)
+CHUNK = 128
 #: members whose network inputs differ by at most this much in every pixel, for every image, count once
 SAME = 1 / 255
 
@@ -140,13 +147,18 @@ def _close(p: tuple | None, q: tuple | None) -> bool:
     return norm(p[0] - q[0]) * norm(p[1]) + norm(q[0]) * norm(p[1] - q[1]) <= SAME
 
 
-def ensemble(clf, name: str = "serving-v1") -> Ensemble:
-    """The differentiable robustness set ``name`` (:data:`ROBUST_SETS`) for classifier ``clf``."""
+def check_robust_set(name: str) -> str:
+    """``name`` if it is a set of :data:`ROBUST_SETS`, else :class:`UnknownNameError` (exit 2) listing them."""
     if name not in ROBUST_SETS:
         from ric.errors import UnknownNameError
 
-        raise UnknownNameError(f"unknown robustness set {name!r}; known: {', '.join(ROBUST_SETS)}")
-    return Ensemble(clf, ROBUST_SETS[name], name)
+        raise UnknownNameError(f"unknown robustness set {name!r}; known: {', '.join(ROBUST_SETS)}, or none")
+    return name
+
+
+def ensemble(clf, name: str = DEFAULT_ROBUST_SET) -> Ensemble:
+    """The differentiable robustness set ``name`` (:data:`ROBUST_SETS`) for classifier ``clf``."""
+    return Ensemble(clf, ROBUST_SETS[check_robust_set(name)], name)
 
 
 @dataclass
@@ -158,6 +170,11 @@ class Verdict:
     margin: torch.Tensor
     margins: dict
     skipped: list
+    min_margin: float = 0.0
+
+    def failing(self, j: int) -> list[str]:
+        """The checked stacks on which image ``j`` does not hold."""
+        return [n for n, m in self.margins.items() if not float(m[j]) > self.min_margin]
 
 
 def lead(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -175,4 +192,4 @@ def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: 
     target = target.to(torch.long).cpu()
     margins = {n: lead(STACKS[n].logits(clf, x).cpu(), target) for n in names if n not in skipped}
     worst = torch.stack(list(margins.values())).min(0).values if margins else torch.full((len(x),), float("inf"))
-    return Verdict(worst > min_margin, worst, margins, skipped)
+    return Verdict(worst > min_margin, worst, margins, skipped, min_margin)

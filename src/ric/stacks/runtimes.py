@@ -6,11 +6,16 @@ classifier and kept while it lives."""
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # classifier -> {variant: model or session}
+# ONNX sessions by what they are made from (the classifier's ident covers its weights), so that a job that loads the
+# same classifier again (each ric.api call does) does not export and quantize it again; the last few are kept
+_SESSIONS: OrderedDict = OrderedDict()
+KEEP_SESSIONS = 8
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,17 @@ def _session(clf, variant: str):
         opts.intra_op_num_threads = torch.get_num_threads()
         opts.log_severity_level = 3
         return ort.InferenceSession(onnx_model(clf, variant), opts, providers=["CPUExecutionProvider"])
-    return _cached(clf, "onnxruntime-" + variant, make)
+
+    def shared():
+        key = (clf.ident, type(clf.net).__module__, type(clf.net).__qualname__, tuple(clf.input_shape),
+               tuple(clf.mean.flatten().tolist()), tuple(clf.std.flatten().tolist()), variant)
+        if key not in _SESSIONS:
+            _SESSIONS[key] = make()
+            while len(_SESSIONS) > KEEP_SESSIONS:
+                _SESSIONS.popitem(last=False)
+        _SESSIONS.move_to_end(key)
+        return _SESSIONS[key]
+    return _cached(clf, "onnxruntime-" + variant, shared)
 
 
 def run(runtime: str, clf, x: torch.Tensor) -> torch.Tensor:
