@@ -246,7 +246,7 @@ def test_photos_of_one_size_class_share_their_attack_and_keep_their_own_labels(p
         Image.fromarray(a).save(src / f"p{i}.png")
     key = SecretKey.generate()
     plain = {r["input"]: r["label"] for r in classify_files([src], classifier="cifar10-resnet18")}
-    rows = encrypt_files([src], tmp_path / "ct", key, classifier="cifar10-resnet18", batch_size=3)
+    rows = encrypt_files([src], tmp_path / "ct", key, classifier="cifar10-resnet18", batch_size=3, robust_set=None)
     assert [r["status"] for r in rows] == ["encrypted"] * 4
     assert len({tuple(r["carrier_shape"]) for r in rows}) == 1  # one size class, attacked 3 + 1 at a time
     assert all(r["target"] == plain[r["input"]] for r in rows)
@@ -256,7 +256,7 @@ def test_photos_of_one_size_class_share_their_attack_and_keep_their_own_labels(p
     assert all(r["status"] == "decrypted" for r in dec)
     encrypt_job.PHOTO_BATCH_PIXELS, old = 1, encrypt_job.PHOTO_BATCH_PIXELS
     try:
-        one = encrypt_files([src], tmp_path / "ct1", key, classifier="cifar10-resnet18")
+        one = encrypt_files([src], tmp_path / "ct1", key, classifier="cifar10-resnet18", robust_set=None)
     finally:
         encrypt_job.PHOTO_BATCH_PIXELS = old
     assert [r["target"] for r in one] == [r["target"] for r in rows]
@@ -270,7 +270,7 @@ def test_transcode_is_chosen_by_the_user_and_checked(photos, tmp_path, capsys):
     src = tmp_path / "in"
     src.mkdir()
     Image.open(photos / "in" / "b_tall.png").save(src / "IMG.jpg", quality=92)
-    k = ["-k", str(photos / "k"), "-c", "cifar10-resnet18", "-q", "--keep-names"]
+    k = ["-k", str(photos / "k"), "-c", "cifar10-resnet18", "-q", "--keep-names", "--robust-set", "none"]
     capsys.readouterr()
     assert main(["encrypt", str(src), "-o", str(tmp_path / "x"), *k, "--transcode", "bogus"]) == 2
     err = capsys.readouterr().err
