@@ -60,6 +60,7 @@ _TAG = 16
 OVERHEAD_BYTES = HEADER.size + _TAG + _PREFIX.size
 FLAG_STRIPPED = 1  # file payload: metadata was stripped before encryption (ric encrypt --strip-metadata)
 MAX_NAME_BYTES = 255
+ATTACK_SUBPIXELS = 1 << 20  # photo carriers attacked together: at most this many sub-pixels (one if larger)
 ROBUST_STEPS = 200  # attack steps with a robustness set (the median image stops far earlier: benchmarks/stacks.py)
 
 
@@ -494,9 +495,10 @@ class ExactScheme(Scheme):
                 continue
             groups.setdefault(shape, []).append(i)
             makers[i] = lambda nonce, shape=shape, body=body: seal_file(key, nonce, self.bits, shape, body)
-        for shape, idx in groups.items():
-            for s in range(0, len(idx), self.batch_size):
-                self._run_attempts(idx[s:s + self.batch_size], makers, t, shape, key, res)
+        for shape, idx in groups.items():  # the attack's memory grows with carriers x members: bounded per batch
+            step = max(1, min(self.batch_size, ATTACK_SUBPIXELS // (shape[0] * shape[1] * shape[2])))
+            for s in range(0, len(idx), step):
+                self._run_attempts(idx[s:s + step], makers, t, shape, key, res)
         return res
 
     def _labels(self, images: list[np.ndarray]) -> torch.Tensor:
