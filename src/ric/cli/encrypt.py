@@ -79,7 +79,7 @@ def run(args) -> int:
     unchecked = sorted({s for r in rows for s in r.get("unchecked_stacks", ())})
     if unchecked:
         print(f"note: ciphertexts were not checked on serving stack(s) {', '.join(unchecked)} (library not installed: "
-              "pip install 'ric[stacks]')", file=sys.stderr)
+              "pip install 'ric[stacks]'; or the classifier cannot run there, e.g. no ONNX export)", file=sys.stderr)
     summary = {k: sum(r["status"] == k for r in rows) for k in ("encrypted", "skipped", "failed")}
     lines = [f"FAILED {r['input']}: {r['error']}" for r in failed]
     lines.append(f"encrypted {summary['encrypted']}, skipped {summary['skipped']} (already done), "

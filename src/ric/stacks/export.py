@@ -76,9 +76,13 @@ def to_onnx(clf) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and exporter notices about constant shapes
-        torch.onnx.export(_Network(clf).eval(), (torch.rand(2, c, h, w),), buf, dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        try:
+            torch.onnx.export(_Network(clf).eval(), (torch.rand(2, c, h, w),), buf, dynamo=False,
+                              opset_version=OPSET, input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        except RuntimeError as e:  # the exporter cannot trace this network (e.g. a TorchScript module)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise InputError(f"classifier {clf.name} cannot be exported to ONNX: {first}") from None
     return buf.getvalue()
 
 

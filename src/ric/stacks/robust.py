@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ric.errors import InputError
 from ric.stacks import resize as rs
 from ric.stacks.base import DECLARED, STACKS, declared, declared_resize, plan
 
@@ -184,12 +185,27 @@ def lead(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return zt - other.max(1).values
 
 
+_CANNOT_RUN: set[tuple[str, str]] = set()  # (classifier ident, stack) pairs that raised: not tried again
+
+
 def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: float = 0.0) -> Verdict:
     """Check images ``x`` (N×C×h×w, 8-bit values /255, one size) against the real stacks ``stacks`` (names;
-    default every stack in :data:`ric.stacks.STACKS` whose libraries are installed)."""
+    default every stack in :data:`ric.stacks.STACKS` whose libraries are installed). A stack whose library is
+    missing, or that cannot run this classifier (no ONNX export of its network), is listed in ``skipped``."""
     names = list(stacks or STACKS)
     skipped = [n for n in names if any(importlib.util.find_spec(m) is None for m in STACKS[n].modules)]
     target = target.to(torch.long).cpu()
-    margins = {n: lead(STACKS[n].logits(clf, x).cpu(), target) for n in names if n not in skipped}
+    margins = {}
+    for n in names:
+        if n in skipped:
+            continue
+        if (clf.ident, n) in _CANNOT_RUN:
+            skipped.append(n)
+            continue
+        try:
+            margins[n] = lead(STACKS[n].logits(clf, x).cpu(), target)
+        except InputError:  # this classifier cannot run on that stack (e.g. its network has no ONNX export)
+            _CANNOT_RUN.add((clf.ident, n))
+            skipped.append(n)
     worst = torch.stack(list(margins.values())).min(0).values if margins else torch.full((len(x),), float("inf"))
     return Verdict(worst > min_margin, worst, margins, skipped, min_margin)
