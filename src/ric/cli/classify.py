@@ -3,7 +3,7 @@ cloud service (``--url``)."""
 
 from __future__ import annotations
 
-from ric.cli.common import add_classifier, add_output, add_ray, add_remote, cloud, emit, expand, on_ray, progress
+from ric.cli.common import add_classifier, add_output, add_ray, add_remote, cloud, emit, run_batch
 from ric.errors import InputError, quote
 
 HELP = "label images with a plaintext classifier (the cloud; no key)"
@@ -27,18 +27,10 @@ def run(args) -> int:
         return _remote(args)
     if args.token_file:
         raise InputError("--token-file goes with --url")
-    fn, kw = on_ray(args, "classify")
-    if args.stack:
-        if kw:
-            raise InputError("--stack classifies here; drop --ray/--workers")
-        kw["stack"] = args.stack
-    inputs = expand(args.inputs)
-    tick, close = progress(args, len(inputs), "classify")
-    try:
-        rows = fn(inputs, classifier=args.classifier, convert=args.convert, progress=tick,
-                  classifier_config=args.classifier_config, **kw)
-    finally:
-        close()
+    if args.stack and (args.ray is not None or args.workers is not None):
+        raise InputError("--stack classifies here; drop --ray/--workers")
+    rows = run_batch(args, "classify", classifier=args.classifier, convert=args.convert,
+                     classifier_config=args.classifier_config, **({"stack": args.stack} if args.stack else {}))
     emit(args, rows, {"images": len(rows)}, [f"{r['input']}\t{r['label']}\t{r['class']}" for r in rows])
     return 0
 

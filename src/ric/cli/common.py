@@ -95,6 +95,25 @@ def on_ray(args, verb: str):
     return getattr(ray_jobs, f"{verb}_files_ray"), kw
 
 
+def run_batch(args, verb: str, *positional, **options) -> list[dict]:
+    """Run the batch job of ``verb`` (encrypt, classify, decrypt) on ``args.inputs``, here or on Ray, with a progress
+    bar; encrypt and decrypt load ``args.key`` first. ``positional`` follow the inputs (the output folder)."""
+    key = None
+    if verb != "classify":
+        from ric.api import load_key
+
+        key = load_key(args.key)
+    fn, kw = on_ray(args, verb)
+    if key is not None:
+        kw.setdefault("key", key)  # on Ray: the key file, which every worker reads from the shared folder
+    inputs = expand(args.inputs)
+    tick, close = progress(args, len(inputs), verb)
+    try:
+        return fn(inputs, *positional, progress=tick, **options, **kw)
+    finally:
+        close()
+
+
 def cloud(args):
     """The client of ``--url`` with the token of ``--token-file``."""
     from ric.client import Cloud, read_token

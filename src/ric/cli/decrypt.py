@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ric.cli.common import add_classifier, add_force, add_output, add_ray, emit, expand, on_ray, progress
+from ric.cli.common import add_classifier, add_force, add_output, add_ray, emit, run_batch
 
 HELP = "ciphertext PNGs -> recovered images (needs the key)"
 
@@ -29,22 +29,12 @@ def add_arguments(s) -> None:
 
 
 def run(args) -> int:
-    from ric.api import load_key
-
-    key = load_key(args.key)
-    fn, kw = on_ray(args, "decrypt")
-    kw.setdefault("key", key)
     if args.no_verify:
         print("warning: --no-verify: tags are not checked; a wrong key gives noise, not an error "
               "(for experiments only)", file=sys.stderr)
-    inputs = expand(args.inputs)
-    tick, close = progress(args, len(inputs), "decrypt")
-    try:
-        rows = fn(inputs, args.output, model=args.model, verify=not args.no_verify, device=args.device,
-                  batch_size=args.batch_size, progress=tick, classifier=args.classifier,
-                  classifier_config=args.classifier_config, force=args.force, any_name=args.any_name, **kw)
-    finally:
-        close()
+    rows = run_batch(args, "decrypt", args.output, model=args.model, verify=not args.no_verify, device=args.device,
+                     batch_size=args.batch_size, classifier=args.classifier,
+                     classifier_config=args.classifier_config, force=args.force, any_name=args.any_name)
     summary = {k: sum(r["status"] == k for r in rows) for k in ("decrypted", "skipped")}
     emit(args, rows, summary, [f"decrypted {summary['decrypted']}, skipped {summary['skipped']} (already done) "
                                f"-> {args.output}"])

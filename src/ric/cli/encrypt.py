@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ric.cli.common import add_classifier, add_force, add_output, add_ray, emit, expand, on_ray, progress
+from ric.cli.common import add_classifier, add_force, add_output, add_ray, emit, run_batch
 from ric.schemes import DEFAULT_SCHEME, SCHEMES
 from ric.schemes.filecodec import parse_transcode
 from ric.zoo import bundles
@@ -59,22 +59,12 @@ def add_arguments(s) -> None:
 
 
 def run(args) -> int:
-    from ric.api import load_key
-
-    key = load_key(args.key)
-    fn, kw = on_ray(args, "encrypt")
-    kw.setdefault("key", key)
-    inputs = expand(args.inputs)
-    tick, close = progress(args, len(inputs), "encrypt")
-    try:
-        rows = fn(inputs, args.output, model=args.model, convert=args.convert, device=args.device,
-                  max_retries=args.retries, batch_size=args.batch_size, progress=tick, classifier=args.classifier,
-                  classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
-                  transcode=None if args.transcode is None else parse_transcode(args.transcode),
-                  resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata,
-                  keep_names=args.keep_names, force=args.force, **_robust(args), **kw)
-    finally:
-        close()
+    rows = run_batch(args, "encrypt", args.output, model=args.model, convert=args.convert, device=args.device,
+                     max_retries=args.retries, batch_size=args.batch_size, classifier=args.classifier,
+                     classifier_config=args.classifier_config, scheme=args.scheme, bits=args.bits,
+                     transcode=None if args.transcode is None else parse_transcode(args.transcode),
+                     resize=args.resize, refine=not args.no_refine, strip_metadata=args.strip_metadata,
+                     keep_names=args.keep_names, force=args.force, **_robust(args))
     failed = [r for r in rows if r["status"] == "failed"]
     unchecked = sorted({s for r in rows for s in r.get("unchecked_stacks", ())})
     if unchecked:

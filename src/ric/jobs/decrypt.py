@@ -152,9 +152,7 @@ def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[st
             n += 1
             o = folder / f"{base.stem} ({n}){base.suffix}"
         taken.add(o)
-        if os.path.lexists(o) and not _same_file(o, digest) and not force:
-            raise InputError(f"{o} exists and is not the photo that {paths[i]} holds; decryption replaces no file "
-                           "it did not make: move it away, choose another output folder (-o), or pass --force")
+        _refuse_other_file(o, digest, paths[i], force)
         outs[i] = o
     outputs(paths, outs[0].parent if outs else Path("."), outs)  # two ciphertexts of one name, not sealed files
     refuse_overwriting_inputs(paths, outs)
@@ -163,11 +161,17 @@ def _file_outputs(paths: list[Path], outs: list[Path], files: dict[int, tuple[st
 
 def _planned_outputs(outs: list[Path], files: dict[int, tuple[str, str]], paths: list[Path], force: bool
                      ) -> list[Path]:
+    """``outs`` as given (already final), after the same refusal as :func:`_file_outputs`."""
     for i, (_, digest) in files.items():
-        if os.path.lexists(outs[i]) and not _same_file(outs[i], digest) and not force:
-            raise InputError(f"{outs[i]} exists and is not the photo that {paths[i]} holds; decryption replaces no "
-                             "file it did not make: move it away, choose another output folder (-o), or pass --force")
+        _refuse_other_file(outs[i], digest, paths[i], force)
     return list(outs)
+
+
+def _refuse_other_file(o: Path, digest: str, source: Path, force: bool) -> None:
+    """Refuse (before any write) an existing ``o`` that is not the file ``source`` seals, unless ``force``."""
+    if os.path.lexists(o) and not _same_file(o, digest) and not force:
+        raise InputError(f"{o} exists and is not the photo that {source} holds; decryption replaces no file "
+                         "it did not make: move it away, choose another output folder (-o), or pass --force")
 
 
 def _plain_name(name: str, source: Path) -> str:

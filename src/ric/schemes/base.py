@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ric.container import SchemeFields, check_field, register_fields
-from ric.errors import InputError
+from ric.errors import InputError, UnknownNameError, quote
 from ric.imageio import channel_view, luma, read_native  # noqa: F401  (the channel policy, re-exported)
 from ric.registry import registrar
 from ric.stacks.robust import DEFAULT_ROBUST_SET
@@ -197,8 +197,6 @@ class Scheme:
 
 def scheme_class(name: str) -> type:
     """The registered scheme class of ``name`` (a ciphertext's :attr:`~ric.container.Ciphertext.scheme_name`)."""
-    from ric.errors import UnknownNameError, quote
-
     if name not in SCHEMES:
         raise UnknownNameError(f"unknown scheme {quote(name)}; known: {', '.join(sorted(SCHEMES))}")
     return SCHEMES[name]
