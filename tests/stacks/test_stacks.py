@@ -73,6 +73,25 @@ def test_members_that_coincide_count_once(cifar):
     assert z.shape == (len(ens.distinct(64, 96)), 2, 10)
 
 
+def test_stacked_members_match_each_member_alone(cifar, photos):
+    """The attack's one-product path (:class:`ric.stacks.robust._Plan`) gives every member's input as the member
+    alone does: equal but for rare float32 ties (one level), and the same logits to 1e-2."""
+    ens = ensemble(cifar)
+    for a in photos[:2]:
+        x = _x(a)
+        h, w = x.shape[-2:]
+        ms, p = ens.distinct(h, w), ens._plan(h, w)
+        assert p is not None and len(p.crops) == len(ms) > 1
+        for m, fast in zip(ms, p(x), strict=True):
+            slow = ens._input(m, x)
+            d = (fast - slow).abs()
+            assert d.max().item() < 1.01 / 255 and (d > 1e-4).float().mean().item() < 0.01, (m, d.max().item())
+    x = torch.rand(1, 3, 48, 40, requires_grad=True)
+    z = ens(x)
+    z.sum().backward()
+    assert z.shape[0] == len(ens.distinct(48, 40)) and x.grad is not None and bool(x.grad.abs().sum() > 0)
+
+
 def test_robust_ciphertexts_keep_their_label_on_every_stack(cifar, photos):
     sch = ExactScheme(cifar, attack={"ensemble": "serving-v1"})
     res = sch.encrypt(photos[:1], SecretKey.generate())  # without the set: opencv-linear near chance

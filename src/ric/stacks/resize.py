@@ -138,7 +138,7 @@ def weights(method: str, n_in: int, n_out: int, area_down: bool | None = None, f
     return torch.from_numpy(w)
 
 
-def _round8(v: torch.Tensor) -> torch.Tensor:
+def round8(v: torch.Tensor) -> torch.Tensor:
     """Round half up and clip to 0..255 (values on the 0..255 scale), with a straight-through gradient."""
     return v + (torch.floor(v + 0.5).clamp(0, 255) - v).detach()
 
@@ -161,16 +161,16 @@ def resize(x: torch.Tensor, size: tuple[int, int], method: str, quantize: bool =
     ww = weights(method, w, W, down, quantize and pil).to(x.device)
     wh = weights(method, h, H, down, quantize and pil).to(x.device)
     if quantize:
-        x = _round8(x.double() * 255)
+        x = round8(x.double() * 255)
     else:
         ww, wh = ww.to(dtype), wh.to(dtype)
     if w != W:  # horizontal pass first, as Pillow does
         x = x @ ww.T
         if quantize and pil:
-            x = _round8(x)
+            x = round8(x)
     if h != H:
         x = wh @ x
-    return (_round8(x) / 255).to(dtype) if quantize else x
+    return (round8(x) / 255).to(dtype) if quantize else x
 
 
 # ------------------------------------------------------------------------------------ the real libraries

@@ -61,6 +61,7 @@ class Ensemble:
         self.members = tuple(members)
         self.name = name
         self._distinct: dict[tuple[int, int], list[Member]] = {}
+        self._plans: dict[tuple[int, int], _Plan | None] = {}
 
     def __len__(self) -> int:
         return len(self.members)
@@ -101,12 +102,95 @@ class Ensemble:
             self._distinct[(h, w)] = [m for m, _ in kept]
         return self._distinct[(h, w)]
 
+    def _plan(self, h: int, w: int) -> _Plan | None:
+        """The stacked resize of :meth:`__call__` for h×w images (cached; ``None`` if a member has no matrices)."""
+        if (h, w) not in self._plans:
+            self._plans[(h, w)] = _Plan.make(declared(self.clf), self.distinct(h, w), h, w)
+        return self._plans[(h, w)]
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        ms, cache = self.distinct(*x.shape[-2:]), {}
+        ms, p = self.distinct(*x.shape[-2:]), self._plan(*x.shape[-2:])
+        if p is None:
+            cache: dict = {}
+            inputs = [self._input(m, x, cache) for m in ms]
+        else:
+            inputs = p(x)
         per = max(1, CHUNK // len(x))  # members per forward pass: CPU convolutions slow down on larger batches
-        z = torch.cat([self._net(torch.cat([self._input(m, x, cache) for m in ms[s:s + per]]))
-                       for s in range(0, len(ms), per)])
+        z = torch.cat([self._net(torch.cat(inputs[s:s + per])) for s in range(0, len(ms), per)])
         return z.view(len(ms), len(x), -1)
+
+
+@dataclass
+class _Plan:
+    """Every member's network input for h×w images in float32 matrix products: one product with the members'
+    horizontal matrices stacked (the only pass over the full-size image, shared by all members), then each
+    resize's vertical pass, its 8-bit rounding (straight-through: Pillow after each pass, OpenCV once) and each
+    member's crop. An attack's surrogate of the libraries (float32 sums, so a tie may fall one level apart from
+    :func:`ric.stacks.resize.resize`); :func:`verify` runs the libraries themselves."""
+
+    cols: torch.Tensor  # (Σ W_r) × w: the resizes' horizontal matrices, stacked
+    rows: list  # per resize: its H_r × h vertical matrix
+    widths: list  # per resize: W_r
+    quant: list  # per resize: "pil", "cv" or ""
+    crops: list  # per member: (resize index, top, left)
+    size: tuple
+
+    @classmethod
+    def make(cls, pre, members, h: int, w: int) -> _Plan | None:
+        keys: dict[tuple, int] = {}
+        cols, rows, widths, quant, crops = [], [], [], [], []
+        for m in members:
+            (rh, rw), (top, left) = plan(pre, h, w, m.scale, m.offset)
+            kind, q = _kind(pre, m.resizer)
+            if kind is None:
+                return None
+            if (kind, q, rh, rw) not in keys:
+                keys[(kind, q, rh, rw)] = len(rows)
+                down = (h >= rh and w >= rw) if kind == "opencv-area" else None
+                cols.append(_weights(kind, w, rw, down, q == "pil"))
+                rows.append(_weights(kind, h, rh, down, q == "pil"))
+                widths.append(rw)
+                quant.append(q)
+            crops.append((keys[(kind, q, rh, rw)], top, left))
+        return cls(torch.cat(cols), rows, widths, quant, crops, tuple(pre.size))
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if any(self.quant):
+            x = rs.round8(x * 255) / 255  # the libraries take 8-bit images (x is already one: exact but for float)
+        y = x @ self.cols.to(x.device).T
+        outs, at = [], 0
+        for wh, width, q in zip(self.rows, self.widths, self.quant, strict=True):
+            part = y[..., at:at + width]
+            at += width
+            if q == "pil":
+                part = rs.round8(part * 255) / 255
+            part = wh.to(x.device) @ part
+            outs.append(rs.round8(part * 255) / 255 if q else part)
+        H, W = self.size
+        return [outs[r][..., top:top + H, left:left + W] for r, top, left in self.crops]
+
+
+def _kind(pre, resizer: str) -> tuple[str | None, str]:
+    """(weights name, rounding) of a member's resizer: the library's own weights and rounding for ``pil-*`` and
+    ``opencv-*``, float weights for torch's resizes and the declared one (``None``: nearest, no matrix)."""
+    if resizer == DECLARED:
+        if pre.interpolation == "nearest":
+            return None, ""
+        resizer = (f"torch-{pre.interpolation}-aa" if pre.antialias else
+                   {"bilinear": "torch-bilinear", "bicubic": "opencv-cubic-float"}[pre.interpolation])
+    if resizer.startswith("torch-"):
+        name = {"torch-bilinear-aa": "pil-bilinear", "torch-bilinear": "opencv-linear",
+                "torch-bicubic-aa": "pil-bicubic"}.get(resizer)
+        return name, ""
+    if resizer.endswith("-float"):
+        return resizer[:-len("-float")], ""
+    return resizer, ("pil" if resizer.startswith("pil-") else "cv")
+
+
+def _weights(kind: str, n: int, size: int, down, fixed: bool) -> torch.Tensor:
+    if n == size:
+        return torch.eye(n)
+    return rs.weights(kind, n, size, down, fixed).float()
 
 
 #: images per forward pass of the ensemble (measured on CPU: 832 at once cost 1.4-2x per image what 64-128 do)
