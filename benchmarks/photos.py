@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -185,8 +186,9 @@ def zlib_levels(work: Path) -> list[dict]:
 def render(out: dict) -> str:
     lines = ["# Phone photos through the exact scheme", "",
              f"`{out['command']}` on {out['machine']}; classifier `{CLASSIFIER}`; photos made from CIFAR-10 test "
-             "images (upscaled, sensor-like noise, JPEG q92 with EXIF+GPS, or PNG). Seconds are wall clock on a "
-             "2-core machine shared with other work; the ratios compare steps on the same photo in the same run. "
+             "images (upscaled, sensor-like noise, JPEG q92 with EXIF+GPS, or PNG). Seconds are wall clock (1-minute "
+             f"load average {out['load'][0]:.2f} at the start, {out['load'][1]:.2f} at the end); the ratios compare "
+             "steps on the same photo in the same run. "
              "Encrypt is the default, robustness set `serving-v1` with every ciphertext verified on the installed "
              "serving stacks; beside it `robust_set=None`.", "",
              "| photo | format | file bytes | ciphertext bytes | ratio | carrier | sha256 equal | label kept | classify s "
@@ -251,11 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ric-photos-") as tmp:
         work = Path(tmp)
         out = {"command": "python benchmarks/photos.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "machine": machine(), "photos": per_photo(work, srcs, args.scale)}
+               "machine": machine(), "load": [os.getloadavg()[0]], "photos": per_photo(work, srcs, args.scale)}
         big = next((work / "p0").glob("IMG_*"))
         out["memory"] = memory(work, big)
         out["zlib_levels"] = zlib_levels(work)
         out["folder"] = folder(work, srcs, args.folder, args.old)
+        out["load"].append(os.getloadavg()[0])
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, "photos.json").write_text(json.dumps(out, indent=1) + "\n")
     Path(args.out, "photos.md").write_text(render(out))

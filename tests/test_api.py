@@ -42,4 +42,10 @@ def test_classify_reads_images_again_past_the_memory_budget(tmp_path, monkeypatc
     monkeypatch.setattr(classify_job, "HELD_BYTES", 0)  # nothing held: every batch is read again
     reread = classify_files([tmp_path / "ct"], batch_size=4)
     assert [r["label"] for r in reread] == [r["label"] for r in held]
+    sizes = []
+    real = classify_job.to_tensor
+    monkeypatch.setattr(classify_job, "to_tensor", lambda a: sizes.append(len(a)) or real(a))
+    monkeypatch.setattr(classify_job, "BATCH_SUBPIXELS", 2 * 32 * 32 * 3)  # two 32x32 ciphertexts per pass
+    capped = classify_files([tmp_path / "ct"], batch_size=4)
+    assert [r["label"] for r in capped] == [r["label"] for r in held] and sizes == [2, 2, 2]
     assert np.mean([r["label"] == t for r, t in zip(held, [r["target"] for r in rows], strict=True)]) == 1.0

@@ -16,6 +16,7 @@ from ric.imageio import read_image, to_tensor
 from ric.jobs.plan import tick
 
 HELD_BYTES = 512 << 20  # pixels kept in memory between the check pass and the forward passes
+BATCH_SUBPIXELS = 1 << 24  # sub-pixels per forward pass (float32: 64 MiB before preprocessing), one image if larger
 
 
 def classifier_idents(paths: list[Path]) -> set[str]:
@@ -57,7 +58,8 @@ def classifier_for(ct_paths: list[Path], classifier: str | None, classifier_conf
 def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: int = 256,
                    progress: Callable | None = None, stack=None) -> list[dict]:
     """Label the image files ``paths`` with the loaded classifier ``clf`` (all read and checked first; the first
-    :data:`HELD_BYTES` of pixels stay in memory, later images are read again when their batch comes); ``stack``:
+    :data:`HELD_BYTES` of pixels stay in memory, later images are read again when their batch comes; a batch holds
+    at most ``batch_size`` images and :data:`BATCH_SUBPIXELS` sub-pixels, or one image); ``stack``:
     a :class:`ric.stacks.Stack` to classify with instead of ``clf``'s own preprocessing and runtime."""
 
     def read(p, shape=None):
@@ -77,8 +79,9 @@ def classify_paths(paths: list[Path], clf, convert: str = "strict", batch_size: 
         arrays.append(a if held <= HELD_BYTES else None)
     labels: list[int] = [0] * len(paths)
     for shape, idx in groups.items():
-        for s in range(0, len(idx), batch_size):
-            part = idx[s:s + batch_size]
+        step = max(1, min(batch_size, BATCH_SUBPIXELS // int(np.prod(shape))))  # photos: a few per pass
+        for s in range(0, len(idx), step):
+            part = idx[s:s + step]
             x = to_tensor(np.stack([arrays[i] if arrays[i] is not None else read(paths[i], shape) for i in part]))
             for i, lab in zip(part, (clf.predict(x) if stack is None else stack.predict(clf, x)).tolist(), strict=True):
                 labels[i] = lab
