@@ -171,19 +171,17 @@ class _Plan:
 
 
 def _kind(pre, resizer: str) -> tuple[str | None, str]:
-    """(weights name, rounding) of a member's resizer: the library's own weights and rounding for ``pil-*`` and
-    ``opencv-*``, float weights for torch's resizes and the declared one (``None``: nearest, no matrix)."""
+    """(weights name, rounding) of a member's resizer: the library's own weights and rounding (``"pil"``,
+    ``"cv"``) for ``pil-*`` and ``opencv-*``, float weights and no rounding for torch's resizes and the declared
+    one (``None``: nearest, no matrix)."""
     if resizer == DECLARED:
         if pre.interpolation == "nearest":
             return None, ""
-        resizer = (f"torch-{pre.interpolation}-aa" if pre.antialias else
-                   {"bilinear": "torch-bilinear", "bicubic": "opencv-cubic-float"}[pre.interpolation])
+        if pre.antialias:
+            return f"pil-{pre.interpolation}", ""
+        return {"bilinear": "opencv-linear", "bicubic": "opencv-cubic"}[pre.interpolation], ""
     if resizer.startswith("torch-"):
-        name = {"torch-bilinear-aa": "pil-bilinear", "torch-bilinear": "opencv-linear",
-                "torch-bicubic-aa": "pil-bicubic"}.get(resizer)
-        return name, ""
-    if resizer.endswith("-float"):
-        return resizer[:-len("-float")], ""
+        return {"torch-bilinear-aa": "pil-bilinear", "torch-bilinear": "opencv-linear"}[resizer], ""
     return resizer, ("pil" if resizer.startswith("pil-") else "cv")
 
 
@@ -203,13 +201,8 @@ def _axis(pre, resizer: str, n: int, size: int, down: bool | None) -> np.ndarray
     """One axis's resize matrix (float64) as ``resizer`` computes it, ``None`` where there is none (nearest)."""
     if n == size:
         return np.eye(n)
-    if resizer == DECLARED:
-        if pre.interpolation == "nearest":
-            return None
-        resizer = (f"pil-{pre.interpolation}" if pre.antialias else
-                   {"bilinear": "opencv-linear", "bicubic": "opencv-cubic"}[pre.interpolation])
-    resizer = {"torch-bilinear-aa": "pil-bilinear", "torch-bilinear": "opencv-linear"}.get(resizer, resizer)
-    return rs.weights(resizer, n, size, down).numpy()
+    kind, _ = _kind(pre, resizer)
+    return None if kind is None else rs.weights(kind, n, size, down).numpy()
 
 
 def _matrices(pre, m: Member, h: int, w: int) -> tuple | None:
