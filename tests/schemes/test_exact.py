@@ -232,3 +232,12 @@ def test_a_codec_that_refuses_an_image_is_skipped(monkeypatch):
     a = _img(16, 16, 3)
     cid, data = lossless.compress(a)
     assert cid != first.id and np.array_equal(lossless.decompress(cid, data, a.shape), a)
+
+
+def test_the_smooth_start_is_keyed_and_in_range():
+    key, n1, n2 = SecretKey.generate(), new_nonce(), new_nonce()
+    a = ex.keyed_image(key, n1, (4, 5, 3))
+    assert a.dtype == np.float32 and a.shape == (4, 5, 3) and 0.25 <= a.min() and a.max() <= 0.75
+    assert np.array_equal(a, ex.keyed_image(key, n1, (4, 5, 3)))
+    assert not np.array_equal(a, ex.keyed_image(key, n2, (4, 5, 3)))
+    assert not np.array_equal(a, ex.keyed_image(SecretKey.generate(), n1, (4, 5, 3)))

@@ -147,3 +147,45 @@ def test_stack_errors_are_one_line(samples, capsys, monkeypatch):
     assert main(["classify", f, "--stack", "opencv-area"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs cv2" in err[0] and "ric[stacks]" in err[0]
+
+
+def test_smooth_carriers_look_alike_to_every_resizer(cifar):
+    """The attack on a smooth carrier: its high digits follow an image at the network's grid, so antialiased and
+    sampling resizers see far closer network inputs than on a carrier of independent digits, and it holds."""
+    from ric.stacks import smooth_grid
+
+    h, w = 96, 128
+    grid = smooth_grid(cifar, h, w)
+    assert grid == (32, 42)  # the declared resize of a 96x128 image: shorter side to 32
+    assert smooth_grid(cifar, 32, 32) is None and smooth_grid(cifar, 24, 20) is None  # nothing is downsampled
+    g = torch.Generator().manual_seed(0)
+    m = torch.randint(0, 64, (2, 3, h, w), generator=g)
+    v0 = torch.rand(2, 3, *grid, generator=g) * 0.5 + 0.25
+    t = torch.tensor([3, 5])
+    q, steps = DigitAttack(steps=30, ensemble="serving-v1").smooth(cifar, m, v0, t, 6)
+    assert (steps >= 0).all() and q.dtype == torch.uint8 and int(q.max()) <= 3
+    smooth = (q.float() * 64 + m) / 255
+    rough = (torch.randint(0, 4, q.shape, generator=g).float() * 64 + m) / 255
+
+    def spread(x):  # the largest mean difference between two stacks' network inputs
+        ins = [STACKS[n].inputs(cifar, x) for n in ("torch", "pil-box", "opencv-linear", "opencv-cubic")]
+        return max(float((a - b).abs().mean()) for a in ins for b in ins)
+
+    assert spread(smooth) < spread(rough) / 2
+    assert bool(verify(cifar, smooth, t).ok.all())
+    small = ensemble(cifar, "serving-v1").smooth()
+    assert {mb.resizer for mb in small.members} == {"declared", "opencv-linear"} and len(small) == 6
+    assert small.smooth() is small
+
+
+def test_verify_batches_the_fp32_stacks_without_changing_them(cifar):
+    from ric.stacks.robust import lead
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (3, 3, 48, 64), generator=g).float() / 255
+    t = torch.tensor([0, 1, 2])
+    v = verify(cifar, x, t)
+    assert list(v.margins) == [n for n in STACKS if n not in v.skipped]  # in the order of the stacks
+    for n in ("torch", "pil-bicubic", "opencv-area", "crop-1.15-shift2", "fp16", "bf16"):
+        alone = lead(STACKS[n].logits(cifar, x), t)
+        assert torch.allclose(v.margins[n], alone, atol=1e-3), n

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from ric.nae.base import Attack, margin, register_attack
+from ric.stacks import resize as rs
 
 
 @register_attack("digit-margin")
@@ -72,19 +73,52 @@ class DigitAttack(Attack):
         reach the margin leave the batch, so the cost follows the median image, not the slowest."""
         big = float(1 << (8 - bits))
         p = ((q0.float() + 0.5 + offset) / big).clamp(1e-4, 1 - 1e-4)
-        w = torch.log(p / (1 - p))
+
+        def digits(wl: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+            soft = big * torch.sigmoid(wl) - 0.5
+            return soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
+
+        return self._run(model, self._members(model), m, torch.log(p / (1 - p)), digits, target, bits)
+
+    def smooth(self, model, m: torch.Tensor, v0: torch.Tensor, target: torch.Tensor,
+               bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attack on a smooth image: ``(q, steps)`` as :meth:`__call__`, for carriers larger than the grid the
+        network sees. The variable is ``v`` (N×C×gh×gw, ``v0`` in (0, 1)), an image at that grid, upsampled
+        bilinearly to the carrier's size as ``u``; the high digits are ``q = round((u − m) / 2^b)``, so the
+        carrier ``c = 2^b·q + m`` is ``u`` plus a rounding error below half a digit, and every reasonable
+        resampler of the serving stacks sees ``u``'s own image (the error averages out under antialiasing and
+        stays below 2^(b−1) levels where a resizer samples). The attack then holds its margin over the members
+        of :meth:`ric.stacks.Ensemble.smooth` only, the resizers that still differ on such images."""
+        big, h, w = float(1 << (8 - bits)), *m.shape[-2:]
+        up_h = rs.weights("pil-bilinear", v0.shape[-2], h).float().to(m.device)
+        up_w = rs.weights("pil-bilinear", v0.shape[-1], w).float().to(m.device).T
+        lo = float(1 << (bits - 1))  # u stays where every low digit m can round to it without clipping
+        hi = 255.0 - lo - big
+
+        def digits(wl: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+            u = up_h @ (lo + (hi - lo) * torch.sigmoid(wl)) @ up_w
+            soft = (u - m[live].float()) / (1 << bits)
+            return soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
+
+        members = self._members(model)
+        members = members.smooth() if hasattr(members, "smooth") else members
+        p = v0.float().clamp(1e-4, 1 - 1e-4)
+        return self._run(model, members, m, torch.log(p / (1 - p)), digits, target, bits)
+
+    def _run(self, model, members, m: torch.Tensor, w: torch.Tensor, digits, target: torch.Tensor,
+             bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adam on the relaxed variable ``w``; ``digits(w[live], live)`` gives the high digits with a
+        straight-through rounding."""
         mom, var = torch.zeros_like(w), torch.zeros_like(w)
         steps = torch.full((len(w),), -1, dtype=torch.long)
-        q = q0.clone()
+        q = torch.zeros(m.shape, dtype=torch.uint8, device=m.device)
         live = torch.arange(len(w), device=w.device)
-        members = self._members(model)
         for step in range(self.steps + 1):
             wl = w[live].requires_grad_(True)
-            soft = big * torch.sigmoid(wl) - 0.5
-            hard = soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
+            hard = digits(wl, live)
             loss, worst = self._loss(model, members, (hard * (1 << bits) + m[live].float()) / 255, target[live])
             hit = worst <= -self.kappa
-            q[live[hit]] = hard.detach()[hit].round().to(q.dtype)
+            q[live] = hard.detach().round().to(q.dtype)  # the last try of an image that never hits stays
             steps[live[hit].cpu()] = step
             if bool(hit.all()) or step == self.steps:
                 break

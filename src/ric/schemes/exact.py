@@ -45,7 +45,7 @@ from ric.schemes.base import (
     register_scheme,
     retry_loop,
 )
-from ric.stacks import DEFAULT_ROBUST_SET, check_robust_set, ensemble, verify
+from ric.stacks import DEFAULT_ROBUST_SET, check_robust_set, ensemble, smooth_grid, verify
 
 MAGIC = b"RX"
 VERSION = 1  # pixel payload: the plaintext's own grid carries it (dataset images, the API's arrays)
@@ -243,6 +243,16 @@ def keyed_digits(key: SecretKey, nonce: bytes, shape: tuple[int, int, int], bits
     return q0, offset
 
 
+def keyed_image(key: SecretKey, nonce: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """The start of the attack on a smooth carrier (:meth:`ric.nae.DigitAttack.smooth`): an h×w×c image of
+    values in [¼, ¾] (float32), from the keystream of :func:`keyed_digits` (a carrier uses one start or the other).
+    Like that start, it is never regenerated: decryption needs the low digits only."""
+    if len(nonce) != NONCE_BYTES:
+        raise InputError(f"nonce must be {NONCE_BYTES} bytes")
+    raw = np.frombuffer(keystream(key, nonce, shape[0] * shape[1] * shape[2], b"ric/exact/q"), dtype=np.uint8)
+    return (0.25 + (raw.astype(np.float32) + 0.5) / 512).reshape(shape)
+
+
 # ---------------------------------------------------------------------------------------- scheme
 @dataclass
 class Photo:
@@ -424,12 +434,10 @@ class ExactScheme(Scheme):
     def _attempt(self, pending, makers, t, shape, key, res, missed) -> list[int]:
         nonces = [new_nonce() for _ in pending]
         m = np.stack([makers[i](n) for n, i in zip(nonces, pending, strict=True)])
-        starts = [keyed_digits(key, n, shape, self.bits) for n in nonces]
-        to = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).to(self.device)  # noqa: E731
-        q, steps = self.attack(self.classifier, to(list(m)), to([s[0] for s in starts]),
-                               to([s[1] for s in starts]), t[pending].to(self.device), self.bits)
+        q, steps = self._digits(m, nonces, t[pending].to(self.device), shape, key)
         c = ((q.cpu().permute(0, 2, 3, 1).numpy().astype(np.uint8) << self.bits) | m).astype(np.uint8)
-        lab = self._predict(c)
+        # ric's own label; with a robustness set, the verifier's first stack (torch) is that check
+        lab = self._predict(c) if self.robust_set is None else t[pending]
         hits = [j for j, i in enumerate(pending) if int(lab[j]) == res[i].target and int(steps[j]) >= 0]
         missed.update({i: [] for i in pending})  # a miss of ric's own label names no stack
         held, unchecked = self._verified(c, hits, [res[pending[j]].target for j in hits], pending, missed)
@@ -443,6 +451,20 @@ class ExactScheme(Scheme):
             else:
                 still.append(i)
         return still
+
+    def _digits(self, m: np.ndarray, nonces: list[bytes], target: torch.Tensor, shape, key: SecretKey):
+        """The attack's high digits and steps for low digits ``m`` (N×h×w×c): on a smooth image at the network's
+        grid for a carrier the declared preprocessing downsamples (:func:`ric.stacks.smooth_grid`), else on each
+        sub-pixel from keyed random digits."""
+        to = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).to(self.device)  # noqa: E731
+        low = torch.from_numpy(m).permute(0, 3, 1, 2).to(self.device)
+        grid = smooth_grid(self.classifier, shape[0], shape[1])
+        if grid is not None:
+            v0 = [keyed_image(key, n, (*grid, shape[2])) for n in nonces]
+            return self.attack.smooth(self.classifier, low, to(v0), target, self.bits)
+        starts = [keyed_digits(key, n, shape, self.bits) for n in nonces]
+        return self.attack(self.classifier, low, to([s[0] for s in starts]), to([s[1] for s in starts]), target,
+                           self.bits)
 
     def _verified(self, c: np.ndarray, hits: list[int], targets: list[int], pending, missed
                   ) -> tuple[set[int], tuple[str, ...]]:

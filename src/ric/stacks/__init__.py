@@ -17,7 +17,7 @@ OpenCV and ONNX Runtime are optional (``pip install 'ric[stacks]'``); a stack th
 
 from ric.stacks.base import STACKS, Stack, get_stack, plan, register_stack
 from ric.stacks.resize import RESIZERS
-from ric.stacks.robust import DEFAULT_ROBUST_SET, ROBUST_SETS, Ensemble, check_robust_set, ensemble, verify
+from ric.stacks.robust import DEFAULT_ROBUST_SET, ROBUST_SETS, Ensemble, check_robust_set, ensemble, smooth_grid, verify
 
 __all__ = ["DEFAULT_ROBUST_SET", "ROBUST_SETS", "RESIZERS", "STACKS", "Ensemble", "Stack", "check_robust_set",
-           "ensemble", "get_stack", "plan", "register_stack", "verify"]
+           "ensemble", "get_stack", "plan", "register_stack", "smooth_grid", "verify"]

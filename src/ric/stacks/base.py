@@ -79,9 +79,9 @@ class Stack:
         if missing:
             raise InputError(f"stack {self.name} needs {', '.join(missing)}: pip install 'ric[stacks]'")
 
-    def inputs(self, clf, x: torch.Tensor) -> torch.Tensor:
+    def inputs(self, clf, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         """The network's input (N×C×H×W float in [0,1]) for images ``x`` (N×C×h×w, 8-bit values /255) as this
-        stack makes it."""
+        stack makes it. ``cache``: a dict shared by calls on the same ``x`` (its 8-bit array is made once)."""
         pre = declared(clf)
         if self.resizer == DECLARED and self.scale == 1.0 and self.offset == (0, 0):
             return pre(x) if clf.preprocess is not None else x
@@ -92,15 +92,18 @@ class Stack:
         elif self.resizer.startswith("torch-"):
             y = rs.resize(x, (rh, rw), self.resizer)
         else:  # the real library, on the 8-bit image
-            a = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            cache = {} if cache is None else cache
+            if "uint8" not in cache:
+                cache["uint8"] = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            a = cache["uint8"]
             out = np.stack([rs.library_resize(img, (rh, rw), self.resizer) for img in a])
             y = torch.from_numpy(out).permute(0, 3, 1, 2).float().div(255).to(x.device)
         return y[..., top:top + H, left:left + W]
 
-    def logits(self, clf, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, clf, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         self.check()
         with torch.no_grad():
-            return runtimes.run(self.runtime, clf, self.inputs(clf, x))
+            return runtimes.run(self.runtime, clf, self.inputs(clf, x, cache))
 
     def predict(self, clf, x: torch.Tensor) -> torch.Tensor:
         """Labels of images ``x`` (N×C×h×w, 8-bit values /255) classified the way this stack does."""
@@ -121,8 +124,8 @@ def _add(*stacks: Stack) -> None:
 
 _add(Stack("torch", help="ric's own: the declared preprocessing (torchvision, float) and the network in torch fp32"),
      Stack("torch-batch1", runtime="torch-batch1", help="torch fp32, one image per forward pass, one thread"),
-     Stack("fp16", runtime="fp16", help="torch float16 autocast (mixed precision)"),
-     Stack("bf16", runtime="bf16", help="torch bfloat16 autocast"),
+     Stack("fp16", runtime="fp16", help="torch float16 autocast (mixed precision, channels-last)"),
+     Stack("bf16", runtime="bf16", help="torch bfloat16 autocast (channels-last)"),
      Stack("onnxruntime", runtime="onnxruntime", help="the ONNX export in ONNX Runtime (CPU, fp32)"),
      Stack("onnxruntime-fp16", runtime="onnxruntime-fp16", help="the ONNX export converted to float16"),
      Stack("onnxruntime-int8", runtime="onnxruntime-int8", help="the ONNX export, dynamic int8 quantization"),

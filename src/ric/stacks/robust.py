@@ -21,6 +21,7 @@ import torch
 
 from ric.errors import InputError
 from ric.stacks import resize as rs
+from ric.stacks import runtimes
 from ric.stacks.base import DECLARED, STACKS, declared, declared_resize, plan
 
 
@@ -42,6 +43,12 @@ ROBUST_SETS: dict[str, tuple[Member, ...]] = {
     "serving-v1": tuple(Member(r, s, o) for s, o in _GEOMETRIES for r in _RESIZERS),
     "resizers-v1": tuple(Member(r) for r in _RESIZERS),
 }
+#: the resizers that still differ on a smooth carrier (an image at the network's grid, upsampled): the declared one
+#: stands for every antialiased resize (they all average the rounding error away and see the same image up to
+#: their kernel), OpenCV linear for those that sample a few pixels without antialiasing (bilinear in torch and
+#: TensorFlow, OpenCV cubic), which the declared resizer alone does not cover. The verifier still runs every stack;
+#: the photo rows of ``benchmarks/stacks.py`` measure what holds
+SMOOTH_RESIZERS = (DECLARED, "opencv-linear")
 #: the exact scheme's default (``ExactScheme(robust_set=...)``, ``ric encrypt --robust-set``); chosen by
 #: measurement (``benchmarks/stacks.py``, the stack table of the docs)
 DEFAULT_ROBUST_SET = "serving-v1"
@@ -62,6 +69,7 @@ class Ensemble:
         self.name = name
         self._distinct: dict[tuple[int, int], list[Member]] = {}
         self._plans: dict[tuple[int, int], _Plan | None] = {}
+        self._smooth: Ensemble | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -90,6 +98,14 @@ class Ensemble:
         y = cache[key] if cache is not None else y
         H, W = pre.size
         return y[..., top:top + H, left:left + W]
+
+    def smooth(self) -> Ensemble:
+        """The members an attack on a smooth carrier (:meth:`ric.nae.DigitAttack.smooth`) holds its margin over:
+        those whose resizer is in :data:`SMOOTH_RESIZERS`, at every geometry of the set (all of them if none is)."""
+        if self._smooth is None:
+            kept = tuple(m for m in self.members if m.resizer in SMOOTH_RESIZERS) or self.members
+            self._smooth = self if kept == self.members else Ensemble(self.clf, kept, self.name)
+        return self._smooth
 
     def distinct(self, h: int, w: int) -> list[Member]:
         """The members that count for an h×w image (see the class notes; cached per size)."""
@@ -234,6 +250,17 @@ def check_robust_set(name: str) -> str:
     return name
 
 
+def smooth_grid(clf, h: int, w: int) -> tuple[int, int] | None:
+    """The grid of a smooth carrier (:meth:`ric.nae.DigitAttack.smooth`) for an h×w carrier and classifier
+    ``clf``: the size its declared preprocessing resizes it to, capped at the carrier's own; ``None`` where that is
+    the carrier's size (nothing is downsampled: a dataset-size image, or a carrier the network upsamples)."""
+    if clf.preprocess is None:
+        return None
+    (rh, rw), _ = plan(declared(clf), h, w)
+    grid = (min(h, rh), min(w, rw))
+    return None if grid == (h, w) else grid
+
+
 def ensemble(clf, name: str = DEFAULT_ROBUST_SET) -> Ensemble:
     """The differentiable robustness set ``name`` (:data:`ROBUST_SETS`) for classifier ``clf``."""
     return Ensemble(clf, ROBUST_SETS[check_robust_set(name)], name)
@@ -272,17 +299,26 @@ def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: 
     names = list(stacks or STACKS)
     skipped = [n for n in names if any(importlib.util.find_spec(m) is None for m in STACKS[n].modules)]
     target = target.to(torch.long).cpu()
-    margins = {}
+    margins, cache, fp32 = {}, {}, {}
     for n in names:
         if n in skipped:
             continue
         if (clf.ident, n) in _CANNOT_RUN:
             skipped.append(n)
             continue
+        s = STACKS[n]
+        if s.runtime == "torch":  # the fp32 torch stacks differ in their inputs only: one forward pass for all
+            fp32[n] = s.inputs(clf, x, cache)
+            continue
         try:
-            margins[n] = lead(STACKS[n].logits(clf, x).cpu(), target)
+            margins[n] = lead(s.logits(clf, x, cache).cpu(), target)
         except InputError:  # this classifier cannot run on that stack (e.g. its network has no ONNX export)
             _CANNOT_RUN.add((clf.ident, n))
             skipped.append(n)
+    if fp32:
+        inputs = torch.cat(list(fp32.values()))
+        z = torch.cat([runtimes.run("torch", clf, inputs[s:s + CHUNK]).cpu() for s in range(0, len(inputs), CHUNK)])
+        margins.update({n: lead(zk, target) for n, zk in zip(fp32, z.split(len(x)), strict=True)})
+    margins = {n: margins[n] for n in names if n in margins}  # in the order of the stacks
     worst = torch.stack(list(margins.values())).min(0).values if margins else torch.full((len(x),), float("inf"))
     return Verdict(worst > min_margin, worst, margins, skipped, min_margin)

@@ -1,10 +1,12 @@
 """Runtimes a cloud runs the network in: torch (fp32, batch of one, fp16 and bf16 autocast) and ONNX Runtime
 (fp32, the whole graph in fp16, dynamic int8). Each takes the network's input (N×C×H×W float in [0,1], after
-the stack's resize and crop) and returns fp32 logits; converted models and sessions are made once per
-classifier and kept while it lives."""
+the stack's resize and crop) and returns fp32 logits; autocast runs a channels-last copy of the network (the layout
+mixed-precision serving uses; on CPU, fp16 runs several times faster in it than in the default layout). Converted
+models and sessions are made once per classifier and kept while it lives."""
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -76,9 +78,11 @@ def run(runtime: str, clf, x: torch.Tensor) -> torch.Tensor:
                 return torch.cat([_net(clf, x[i:i + 1]) for i in range(len(x))])
             finally:
                 torch.set_num_threads(threads)
-        if runtime in ("fp16", "bf16"):  # torch autocast (mixed precision, as AMP serving runs)
+        if runtime in ("fp16", "bf16"):  # torch autocast (mixed precision, as AMP serving runs), channels-last
+            net = _cached(clf, "channels-last", lambda: copy.deepcopy(clf.net).to(memory_format=torch.channels_last))
+            y = ((x - clf.mean) / clf.std).contiguous(memory_format=torch.channels_last)
             with torch.autocast(x.device.type, dtype=torch.float16 if runtime == "fp16" else torch.bfloat16):
-                return _net(clf, x).float()
+                return net(y).float()
     if runtime.startswith("onnxruntime"):
         variant = runtime.removeprefix("onnxruntime").lstrip("-") or "fp32"
         sess = _session(clf, variant)
