@@ -46,7 +46,8 @@ SETS = {
     "tinyimagenet": ("tinyimagenet", "tinyimagenet-resnet18", 20, None),
     "faces": ("faces", "faces-dlibface", 16, None),
     "faces-resnet18": ("faces", "faces-resnet18", 12, None),
-    "cifar10-photos": ("cifar10", "cifar10-resnet18", 32, ((250, 250), (451, 300), (512, 512), (480, 640))),
+    "cifar10-photos": ("cifar10", "cifar10-resnet18", 96,
+                       ((250, 250), (451, 300), (512, 512), (480, 640), (960, 1280), (1080, 1920))),
     "faces-photos": ("faces", "faces-dlibface", 12, ((250, 200), (320, 240), (300, 300))),
     "svhn-paper": ("svhn", "svhn-ric-v3", 40, None),
 }

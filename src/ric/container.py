@@ -52,9 +52,12 @@ from ric.imageio import png_bytes, write_png
 from ric.keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
-# zlib level of ciphertext PNGs: their pixels are noise, which no level compresses; stored blocks (level 0) are the
-# fastest at the same size (benchmarks/photos.py measures the levels on real carriers)
-ZLIB_LEVEL = 0
+# zlib settings of ciphertext PNGs. The low digits are noise, which nothing compresses, but a photo's carrier has
+# smooth high digits (ric.nae.DigitAttack.smooth): Huffman coding alone (zlib strategy Z_HUFFMAN_ONLY, no string
+# matching) takes their share off at about the time of stored blocks, which is where LZ77 levels spend theirs
+# without doing better (benchmarks/photos.py measures them on a real carrier)
+ZLIB_LEVEL = 1
+ZLIB_STRATEGY = 2  # Z_HUFFMAN_ONLY
 MAX_FILE_BYTES = 1 << 28  # a ciphertext PNG larger than this is refused before it is read
 # The fewest incompressible bits a ciphertext carries per sub-pixel: the exact scheme's low digits are AEAD output
 # (b >= 3 bits), the paper scheme's sub-pixels are ~8 bits of noise. So no lossless file of n bytes holds a
@@ -230,10 +233,10 @@ class Ciphertext:
         return chunks
 
     def to_png(self) -> bytes:
-        return png_bytes(self.pixels, self.text_chunks(), ZLIB_LEVEL)
+        return png_bytes(self.pixels, self.text_chunks(), ZLIB_LEVEL, ZLIB_STRATEGY)
 
     def save(self, path: str | Path) -> Path:
-        return write_png(path, self.pixels, self.text_chunks(), ZLIB_LEVEL)
+        return write_png(path, self.pixels, self.text_chunks(), ZLIB_LEVEL, ZLIB_STRATEGY)
 
 
 # ------------------------------------------------------------------------------------------ keyed hashes

@@ -187,21 +187,23 @@ def read_native(path: str | Path, channels: int, convert: str = "strict", size: 
     return to_array(img, 1 if have in (1, 2) else 3, "auto", name=str(path))
 
 
-def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 6) -> bytes:
-    """Encode uint8 H×W×C (C = 1 or 3) as PNG, with optional tEXt chunks, at zlib ``compress_level``."""
+def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 6,
+              strategy: int = -1) -> bytes:
+    """Encode uint8 H×W×C (C = 1 or 3) as PNG, with optional tEXt chunks, at zlib ``compress_level`` and zlib
+    ``strategy`` (−1: zlib's default; 2: Huffman coding only)."""
     a = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
     img = Image.fromarray(np.ascontiguousarray(a), mode="L" if a.ndim == 2 else "RGB")
     info = PngImagePlugin.PngInfo()
     for k, v in (text or {}).items():
         info.add_text(k, v)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
+    img.save(buf, format="PNG", pnginfo=info, compress_level=compress_level, compress_type=strategy)
     return buf.getvalue()
 
 
 def write_png(path: str | Path, pixels: np.ndarray, text: dict[str, str] | None = None,
-              compress_level: int = 6) -> Path:
-    atomic_write_bytes(path, png_bytes(pixels, text, compress_level))
+              compress_level: int = 6, strategy: int = -1) -> Path:
+    atomic_write_bytes(path, png_bytes(pixels, text, compress_level, strategy))
     return Path(path)
 
 

@@ -62,7 +62,9 @@ class DigitAttack(Attack):
         if members is None:
             loss = margin(model(x), target, self.kappa)
             return loss, loss.detach()
-        z = members(x) if callable(members) else torch.stack([f(x) for f in members])
+        return self._combine(members(x) if callable(members) else torch.stack([f(x) for f in members]), target)
+
+    def _combine(self, z: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         per = torch.stack([margin(zk, target, self.kappa) for zk in z])
         worst = per.detach().max(0).values
         return (per.mean(0) if self.reduce == "mean" else per.max(0).values), worst
@@ -73,12 +75,15 @@ class DigitAttack(Attack):
         reach the margin leave the batch, so the cost follows the median image, not the slowest."""
         big = float(1 << (8 - bits))
         p = ((q0.float() + 0.5 + offset) / big).clamp(1e-4, 1 - 1e-4)
+        members = self._members(model)
 
-        def digits(wl: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        def evaluate(wl: torch.Tensor, live: torch.Tensor):
             soft = big * torch.sigmoid(wl) - 0.5
-            return soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
+            hard = soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
+            x = (hard * (1 << bits) + m[live].float()) / 255
+            return (*self._loss(model, members, x, target[live]), hard)
 
-        return self._run(model, self._members(model), m, torch.log(p / (1 - p)), digits, target, bits)
+        return self._run(m, torch.log(p / (1 - p)), evaluate)
 
     def smooth(self, model, m: torch.Tensor, v0: torch.Tensor, target: torch.Tensor,
                bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,35 +93,45 @@ class DigitAttack(Attack):
         carrier ``c = 2^b·q + m`` is ``u`` plus a rounding error below half a digit, and every reasonable
         resampler of the serving stacks sees ``u``'s own image (the error averages out under antialiasing and
         stays below 2^(b−1) levels where a resizer samples). The attack then holds its margin over the members
-        of :meth:`ric.stacks.Ensemble.smooth` only, the resizers that still differ on such images."""
+        of :meth:`ric.stacks.Ensemble.smooth` only, the resizers that still differ on such images. Where the
+        members' resizes are linear (:meth:`ric.stacks.Ensemble.split`), the gradient flows through ``v`` and
+        the resize matrices alone, never through the full-size carrier."""
         big, h, w = float(1 << (8 - bits)), *m.shape[-2:]
         up_h = rs.weights("pil-bilinear", v0.shape[-2], h).float().to(m.device)
-        up_w = rs.weights("pil-bilinear", v0.shape[-1], w).float().to(m.device).T
+        up_w = rs.weights("pil-bilinear", v0.shape[-1], w).float().to(m.device)
         lo = float(1 << (bits - 1))  # u stays where every low digit m can round to it without clipping
         hi = 255.0 - lo - big
-
-        def digits(wl: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-            u = up_h @ (lo + (hi - lo) * torch.sigmoid(wl)) @ up_w
-            soft = (u - m[live].float()) / (1 << bits)
-            return soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
-
         members = self._members(model)
         members = members.smooth() if hasattr(members, "smooth") else members
-        p = v0.float().clamp(1e-4, 1 - 1e-4)
-        return self._run(model, members, m, torch.log(p / (1 - p)), digits, target, bits)
 
-    def _run(self, model, members, m: torch.Tensor, w: torch.Tensor, digits, target: torch.Tensor,
-             bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adam on the relaxed variable ``w``; ``digits(w[live], live)`` gives the high digits with a
-        straight-through rounding."""
+        def evaluate(wl: torch.Tensor, live: torch.Tensor):
+            v = lo + (hi - lo) * torch.sigmoid(wl)
+            low = m[live].float()
+            with torch.no_grad():
+                u = up_h @ v @ up_w.T
+                hard = ((u - low) / (1 << bits)).round().clamp(0, big - 1)
+                fixed = (hard * (1 << bits) + low - u) / 255  # the rounding error: c = u + error
+            z = members.split(fixed, v / 255, up_h, up_w) if hasattr(members, "split") else None
+            if z is not None:
+                return (*self._combine(z, target[live]), hard)
+            u = up_h @ v @ up_w.T
+            soft = (u - low) / (1 << bits)
+            hard = soft + (hard - soft).detach()
+            return (*self._loss(model, members, (hard * (1 << bits) + low) / 255, target[live]), hard)
+
+        p = v0.float().clamp(1e-4, 1 - 1e-4)
+        return self._run(m, torch.log(p / (1 - p)), evaluate)
+
+    def _run(self, m: torch.Tensor, w: torch.Tensor, evaluate) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adam on the relaxed variable ``w``; ``evaluate(w[live], live)`` gives the loss and the worst margin of
+        the live images and their high digits (straight-through rounded)."""
         mom, var = torch.zeros_like(w), torch.zeros_like(w)
         steps = torch.full((len(w),), -1, dtype=torch.long)
         q = torch.zeros(m.shape, dtype=torch.uint8, device=m.device)
         live = torch.arange(len(w), device=w.device)
         for step in range(self.steps + 1):
             wl = w[live].requires_grad_(True)
-            hard = digits(wl, live)
-            loss, worst = self._loss(model, members, (hard * (1 << bits) + m[live].float()) / 255, target[live])
+            loss, worst, hard = evaluate(wl, live)
             hit = worst <= -self.kappa
             q[live] = hard.detach().round().to(q.dtype)  # the last try of an image that never hits stays
             steps[live[hit].cpu()] = step

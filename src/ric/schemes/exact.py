@@ -434,7 +434,7 @@ class ExactScheme(Scheme):
     def _attempt(self, pending, makers, t, shape, key, res, missed) -> list[int]:
         nonces = [new_nonce() for _ in pending]
         m = np.stack([makers[i](n) for n, i in zip(nonces, pending, strict=True)])
-        q, steps = self._digits(m, nonces, t[pending].to(self.device), shape, key)
+        q, steps = self.adversarial_digits(m, nonces, t[pending].to(self.device), shape, key)
         c = ((q.cpu().permute(0, 2, 3, 1).numpy().astype(np.uint8) << self.bits) | m).astype(np.uint8)
         # ric's own label; with a robustness set, the verifier's first stack (torch) is that check
         lab = self._predict(c) if self.robust_set is None else t[pending]
@@ -452,10 +452,11 @@ class ExactScheme(Scheme):
                 still.append(i)
         return still
 
-    def _digits(self, m: np.ndarray, nonces: list[bytes], target: torch.Tensor, shape, key: SecretKey):
-        """The attack's high digits and steps for low digits ``m`` (N×h×w×c): on a smooth image at the network's
-        grid for a carrier the declared preprocessing downsamples (:func:`ric.stacks.smooth_grid`), else on each
-        sub-pixel from keyed random digits."""
+    def adversarial_digits(self, m: np.ndarray, nonces: list[bytes], target: torch.Tensor, shape, key: SecretKey):
+        """The attack's high digits (N×c×h×w) and steps for low digits ``m`` (uint8 N×h×w×c) of carriers of
+        ``shape``, started from ``key`` and each nonce: on a smooth image at the network's grid for a carrier the
+        declared preprocessing downsamples (:func:`ric.stacks.smooth_grid`), else on each sub-pixel from keyed
+        random digits."""
         to = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).to(self.device)  # noqa: E731
         low = torch.from_numpy(m).permute(0, 3, 1, 2).to(self.device)
         grid = smooth_grid(self.classifier, shape[0], shape[1])
@@ -465,6 +466,16 @@ class ExactScheme(Scheme):
         starts = [keyed_digits(key, n, shape, self.bits) for n in nonces]
         return self.attack(self.classifier, low, to([s[0] for s in starts]), to([s[1] for s in starts]), target,
                            self.bits)
+
+    def holds(self, c: np.ndarray, target: torch.Tensor, steps: torch.Tensor) -> np.ndarray:
+        """Whether each carrier ``c`` (uint8 N×h×w×c) passes this scheme's checks for ``target``: the attack reached
+        its margin (``steps`` ≥ 0) and ric's own label is the target, or with a robustness set every installed
+        serving stack keeps it (what encryption asks before it writes a ciphertext)."""
+        if self.robust_set is None:
+            ok = self._predict(c) == target.cpu()
+        else:
+            ok = verify(self.classifier, to_tensor(c).to(self.device), target.cpu()).ok
+        return (ok & (steps.cpu() >= 0)).numpy()
 
     def _verified(self, c: np.ndarray, hits: list[int], targets: list[int], pending, missed
                   ) -> tuple[set[int], tuple[str, ...]]:

@@ -137,8 +137,10 @@ def simulate_ciphertexts(scheme: ex.ExactScheme, targets: Sequence[int], shape: 
                          key_id: str, sim_key: SecretKey | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Ciphertext pixels (uint8 N×H×W×C) made from the labels ``targets`` alone: random digits in place of
     the sealed payload under the public header of ``key_id``, and the scheme's own attack on the high digits
-    (started from digits keyed by ``sim_key``, a key of the simulator's) until the classifier gives each
-    target with the scheme's margin; misses are retried with a fresh nonce like the scheme does. Returns
+    (:meth:`~ric.schemes.exact.ExactScheme.adversarial_digits`, started from ``sim_key``, a key of the
+    simulator's) until it passes the scheme's own checks (:meth:`~ric.schemes.exact.ExactScheme.holds`: the
+    label, and every serving stack with a robustness set); misses are retried with a fresh nonce like the scheme
+    does. Returns
     (pixels, attempts per image); an image that never hits keeps its last try (attempts = −1)."""
     sim_key = sim_key or SecretKey.generate()
     t = torch.as_tensor(list(targets), dtype=torch.long)
@@ -153,15 +155,9 @@ def simulate_ciphertexts(scheme: ex.ExactScheme, targets: Sequence[int], shape: 
             part = pending[s:s + scheme.batch_size]
             nonces = [new_nonce() for _ in part]
             m = np.stack([_label_only_digits(key_id, n, scheme.bits, shape) for n in nonces])
-            starts = [ex.keyed_digits(sim_key, n, shape, scheme.bits) for n in nonces]
-
-            def to(a):
-                return torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).to(scheme.device)
-
-            q, steps = scheme.attack(scheme.classifier, to(list(m)), to([a for a, _ in starts]),
-                                     to([o for _, o in starts]), t[part].to(scheme.device), scheme.bits)
+            q, steps = scheme.adversarial_digits(m, nonces, t[part].to(scheme.device), shape, sim_key)
             c = ((q.cpu().permute(0, 2, 3, 1).numpy().astype(np.uint8) << scheme.bits) | m).astype(np.uint8)
-            hit = (scheme._predict(c) == t[part]).numpy() & (steps.numpy() >= 0)
+            hit = scheme.holds(c, t[part], steps)
             for j, i in enumerate(part):
                 out[i] = c[j]
                 attempts[i] += 1

@@ -14,7 +14,7 @@ for it in every step.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -131,9 +131,22 @@ class Ensemble:
             inputs = [self._input(m, x, cache) for m in ms]
         else:
             inputs = p(x)
-        per = max(1, CHUNK // len(x))  # members per forward pass: CPU convolutions slow down on larger batches
-        z = torch.cat([self._net(torch.cat(inputs[s:s + per])) for s in range(0, len(ms), per)])
-        return z.view(len(ms), len(x), -1)
+        return self._logits(inputs, len(x))
+
+    def split(self, fixed: torch.Tensor, small: torch.Tensor, up_h: torch.Tensor,
+              up_w: torch.Tensor) -> torch.Tensor | None:
+        """The logits of :meth:`__call__` at the 8-bit images ``fixed + up_h · small · up_wᵀ``, with gradients
+        through ``small`` only (:meth:`_Plan.split`): the full-size part is resized without autograd, so an
+        attack on a small image pays no backward pass over the carrier. ``None`` where the members' resizes are
+        not linear up to their last rounding (Pillow rounds between its passes; nearest has no matrix)."""
+        p = self._plan(*fixed.shape[-2:])
+        inputs = None if p is None else p.split(fixed, small, up_h, up_w)
+        return None if inputs is None else self._logits(inputs, len(fixed))
+
+    def _logits(self, inputs: list[torch.Tensor], n: int) -> torch.Tensor:
+        per = max(1, CHUNK // n)  # members per forward pass: CPU convolutions slow down on larger batches
+        z = torch.cat([self._net(torch.cat(inputs[s:s + per])) for s in range(0, len(inputs), per)])
+        return z.view(len(inputs), n, -1)
 
 
 @dataclass
@@ -150,6 +163,7 @@ class _Plan:
     quant: list  # per resize: "pil", "cv" or ""
     crops: list  # per member: (resize index, top, left)
     size: tuple
+    composed: dict = field(default_factory=dict)  # split(): the matrices composed with an upsampling
 
     @classmethod
     def make(cls, pre, members, h: int, w: int) -> _Plan | None:
@@ -182,6 +196,34 @@ class _Plan:
                 part = rs.round8(part * 255) / 255
             part = wh.to(x.device) @ part
             outs.append(rs.round8(part * 255) / 255 if q else part)
+        return self._crop(outs)
+
+    def split(self, fixed: torch.Tensor, small: torch.Tensor, up_h: torch.Tensor,
+              up_w: torch.Tensor) -> list[torch.Tensor] | None:
+        """The members' inputs for 8-bit images ``x = fixed + up_h · small · up_wᵀ`` (values /255): by linearity,
+        each resize ``R x Cᵀ`` is ``R fixed Cᵀ`` (the stacked product, without autograd) plus
+        ``(R up_h) small (C up_w)ᵀ`` (small matrices, with it), then its rounding and crop. ``None`` if a resize
+        rounds between its passes (Pillow's)."""
+        if "pil" in self.quant:
+            return None
+        key = (tuple(up_h.shape), tuple(up_w.shape))
+        if key not in self.composed:
+            self.composed.clear()  # one carrier size at a time
+            self.composed[key] = (self.cols.to(up_w.device) @ up_w, [wh.to(up_h.device) @ up_h for wh in self.rows])
+        cols, rows = self.composed[key]
+        with torch.no_grad():
+            y = fixed @ self.cols.to(fixed.device).T
+        ys = small @ cols.T
+        outs, at = [], 0
+        for wh, whc, width, q in zip(self.rows, rows, self.widths, self.quant, strict=True):
+            with torch.no_grad():
+                part = wh.to(fixed.device) @ y[..., at:at + width]
+            part = part + whc @ ys[..., at:at + width]
+            at += width
+            outs.append(rs.round8(part * 255) / 255 if q else part)
+        return self._crop(outs)
+
+    def _crop(self, outs: list[torch.Tensor]) -> list[torch.Tensor]:
         H, W = self.size
         return [outs[r][..., top:top + H, left:left + W] for r, top, left in self.crops]
 
