@@ -188,3 +188,26 @@ def test_plain_mac_binds_nonce_shape_and_pixels(key):
     b[0, 0, 0] ^= 1
     assert len({m, plain_mac(key, bytes(15) + b"\x01", a), plain_mac(key, n, b),
                 plain_mac(key, n, a.reshape(4, 12, 1)), plain_mac(key.flip_bit(0), n, a)}) == 5
+
+
+def test_unfiltered_rows_are_the_pixels_and_filtered_ones_still_read(tmp_path, key):
+    """ric writes ciphertexts unfiltered, and reads them from the checked rows without a second decode; the same
+    ciphertext re-encoded by Pillow (filtered rows) reads to the same pixels and still verifies."""
+    from PIL import PngImagePlugin
+
+    from ric.container import parse_png
+
+    ct = _ct(key, (9, 11, 3))
+    px = ct.pixels
+    path = ct.save(tmp_path / "c.png")
+    data = path.read_bytes()
+    assert parse_png(data, "c", keep=True).pixels is not None and parse_png(data, "c").pixels is None
+    info = PngImagePlugin.PngInfo()
+    for k, v in ct.text_chunks().items():
+        info.add_text(k, v)
+    Image.fromarray(px).save(tmp_path / "p.png", pnginfo=info, compress_level=9)
+    assert parse_png((tmp_path / "p.png").read_bytes(), "p", keep=True).pixels is None
+    for p in (path, tmp_path / "p.png"):
+        back = read_ciphertext(p)
+        assert np.array_equal(back.pixels, px)
+        back.verify(key)

@@ -94,3 +94,30 @@ def test_only_the_named_formats_are_decoded(tmp_path, fmt):
             with pytest.raises(InputError, match="not an image file of a kind ric reads"):
                 open_image(p, formats=formats)
     assert set(CIPHERTEXT_FORMATS) < set(PHOTO_FORMATS) and "JPEG" not in CIPHERTEXT_FORMATS
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_unfiltered_png_decodes_everywhere_with_its_text(channels):
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from ric.imageio import unfiltered_png
+
+    a = np.random.default_rng(channels).integers(0, 256, (7, 5, channels), dtype=np.uint8)
+    data = unfiltered_png(a, {"ric:format": "RIC-1", "ric:name": "IMG_été.jpg", "other": "ünïcödé ✓"})
+    img = Image.open(io.BytesIO(data))
+    back = np.asarray(img)
+    assert np.array_equal(back.reshape(a.shape), a) and img.mode == ("L" if channels == 1 else "RGB")
+    assert img.text == {"ric:format": "RIC-1", "ric:name": "IMG_été.jpg", "other": "ünïcödé ✓"}
+    pos, idat = 8, b""
+    while pos < len(data):  # every row of the image data has filter type 0
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        idat += data[pos + 8:pos + 8 + n] if kind == b"IDAT" else b""
+        pos += 12 + n
+    rows = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(7, 1 + 5 * channels)
+    assert not rows[:, 0].any()
+    with pytest.raises(ValueError):
+        unfiltered_png(a.astype(np.uint16))

@@ -48,14 +48,15 @@ from cryptography.hazmat.primitives import hmac as chmac
 
 from ric import imageio
 from ric.errors import AuthenticationError, CiphertextError, InputError, NotACiphertextError, quote
-from ric.imageio import png_bytes, write_png
+from ric.files import atomic_write_bytes
+from ric.imageio import unfiltered_png
 from ric.keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
-# zlib settings of ciphertext PNGs. The low digits are noise, which nothing compresses, but a photo's carrier has
-# smooth high digits (ric.nae.DigitAttack.smooth): Huffman coding alone (zlib strategy Z_HUFFMAN_ONLY, no string
-# matching) takes their share off at about the time of stored blocks, which is where LZ77 levels spend theirs
-# without doing better (benchmarks/photos.py measures them on a real carrier)
+# zlib settings of ciphertext PNGs (ric.imageio.unfiltered_png: no row filters). The low digits are noise, which
+# nothing compresses, but a photo's carrier has smooth high digits (ric.nae.DigitAttack.smooth): Huffman coding
+# alone (zlib strategy Z_HUFFMAN_ONLY, no string matching) takes their share off in a fraction of the time LZ77
+# levels spend without doing better (benchmarks/photos.py measures the writers on a real carrier)
 ZLIB_LEVEL = 1
 ZLIB_STRATEGY = 2  # Z_HUFFMAN_ONLY
 MAX_FILE_BYTES = 1 << 28  # a ciphertext PNG larger than this is refused before it is read
@@ -233,10 +234,11 @@ class Ciphertext:
         return chunks
 
     def to_png(self) -> bytes:
-        return png_bytes(self.pixels, self.text_chunks(), ZLIB_LEVEL, ZLIB_STRATEGY)
+        return unfiltered_png(self.pixels, self.text_chunks(), ZLIB_LEVEL, ZLIB_STRATEGY)
 
     def save(self, path: str | Path) -> Path:
-        return write_png(path, self.pixels, self.text_chunks(), ZLIB_LEVEL, ZLIB_STRATEGY)
+        atomic_write_bytes(path, self.to_png())
+        return Path(path)
 
 
 # ------------------------------------------------------------------------------------------ keyed hashes
@@ -308,13 +310,15 @@ class PngLayout:
     height: int
     channels: int
     texts: list  # (keyword, value or None, chunk type)
+    pixels: np.ndarray | None = None  # with keep=True and every row unfiltered (ric's writer): the image itself
 
 
-def parse_png(data: bytes, name: str, max_pixels: int | None = None) -> PngLayout:
+def parse_png(data: bytes, name: str, max_pixels: int | None = None, keep: bool = False) -> PngLayout:
     """Walk a ciphertext PNG's chunks and check its structure without decoding pixels; raise
     :class:`CiphertextError` for anything a RIC writer would not produce. The image size in the header is
     checked against ``max_pixels`` (default and upper bound :data:`ric.imageio.MAX_PIXELS`) before any image
-    data is decompressed."""
+    data is decompressed. ``keep``: when no row of the image data is filtered (as ric writes ciphertexts), the
+    inflated rows are the pixels, returned in ``pixels`` so that nothing is decoded twice."""
     limit = imageio.MAX_PIXELS if max_pixels is None else min(max_pixels, imageio.MAX_PIXELS)
     if not data.startswith(PNG_SIGNATURE):
         raise CiphertextError(f"{name}: not a PNG file (not an image, or another image format): "
@@ -360,7 +364,7 @@ def parse_png(data: bytes, name: str, max_pixels: int | None = None) -> PngLayou
     if not (0 < w and 0 < h and w * h <= limit):
         raise CiphertextError(f"{name}: image size {h}x{w} is out of range (at most {limit} pixels)")
     c = 1 if colour == 0 else 3
-    _check_stream(b"".join(chunks[i][1] for i in idat), name, h, w, c)
+    rows = _check_stream(b"".join(chunks[i][1] for i in idat), name, h, w, c, keep=keep)
     texts = []
     for typ, body in chunks:
         if typ in _TEXT_CHUNKS:
@@ -368,21 +372,31 @@ def parse_png(data: bytes, name: str, max_pixels: int | None = None) -> PngLayou
             if not sep:
                 raise CiphertextError(f"{name}: malformed {typ.decode('ascii')} chunk")
             texts.append((key.decode("latin-1"), value.decode("latin-1") if typ == b"tEXt" else None, typ))
-    return PngLayout(w, h, c, texts)
+    pixels = None if rows is None else np.ascontiguousarray(
+        np.frombuffer(rows, np.uint8).reshape(h, 1 + w * c)[:, 1:].reshape(h, w, c))
+    return PngLayout(w, h, c, texts, pixels)
 
 
-def _check_stream(stream: bytes, name: str, h: int, w: int, c: int, piece: int = 1 << 20) -> None:
+def _check_stream(stream: bytes, name: str, h: int, w: int, c: int, piece: int = 1 << 20,
+                  keep: bool = False) -> bytearray | None:
     """The image data must be one zlib stream of exactly ``h`` rows of ``1 + w·c`` bytes, each starting with a
-    filter type 0-4. Inflated ``piece`` bytes at a time and not kept (the pixels are decoded once, later)."""
+    filter type 0-4. Inflated ``piece`` bytes at a time and not kept (the pixels are decoded once, later), but
+    with ``keep``, as long as every row is unfiltered: then the inflated rows are returned."""
     row, expect = 1 + w * c, h * (1 + w * c)
     d, done, buf = zlib.decompressobj(), 0, stream
+    kept: bytearray | None = bytearray() if keep else None
     try:
         while done <= expect and not d.eof:
             out = d.decompress(buf, piece)
             buf = d.unconsumed_tail
             first = (-done) % row  # offset in ``out`` of the next row's filter byte
-            if out[first:max(0, expect - done):row].translate(None, b"\x00\x01\x02\x03\x04"):
+            filters = out[first:max(0, expect - done):row]
+            if filters.translate(None, b"\x00\x01\x02\x03\x04"):
                 raise CiphertextError(f"{name}: corrupt image data (bad row filter)")
+            if kept is not None and filters.translate(None, b"\x00"):
+                kept = None  # a filtered row: Pillow decodes the pixels later
+            elif kept is not None:
+                kept += out
             done += len(out)
             if not out and not buf:  # input used up before the stream's end: truncated
                 break
@@ -390,6 +404,7 @@ def _check_stream(stream: bytes, name: str, h: int, w: int, c: int, piece: int =
         raise CiphertextError(f"{name}: corrupt image data ({e})") from None
     if done != expect or not d.eof or d.unused_data or d.unconsumed_tail:
         raise CiphertextError(f"{name}: corrupt image data (not one zlib stream of exactly {h}x{w}x{c} pixels)")
+    return kept
 
 
 def _ric_fields(layout: PngLayout, name: str) -> dict[str, str]:
@@ -448,11 +463,11 @@ def read_ciphertext_bytes(data: bytes, name: str = "ciphertext", pixels: bool = 
     ``max_pixels`` lowers the image-size limit, checked from the header before anything is decompressed."""
     if len(data) > MAX_FILE_BYTES:
         raise CiphertextError(f"{name}: too large for a ciphertext ({len(data)} bytes)")
-    layout = parse_png(data, name, max_pixels)
+    layout = parse_png(data, name, max_pixels, keep=pixels)
     fields = _ric_fields(layout, name)
     shape = (layout.height, layout.width, layout.channels)
     if pixels:
-        a = _decode(data, name, shape)
+        a = layout.pixels if layout.pixels is not None else _decode(data, name, shape)
     else:
         a = np.broadcast_to(np.zeros((), np.uint8), shape)
     kw = {f.attr: (f.parse(fields[k]) if k in fields else f.default) for k, f in FIELDS.items()}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +201,32 @@ def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None, compress_l
     buf = io.BytesIO()
     img.save(buf, format="PNG", pnginfo=info, compress_level=compress_level, compress_type=strategy)
     return buf.getvalue()
+
+
+def unfiltered_png(pixels: np.ndarray, text: dict[str, str] | None = None, level: int = 1,
+                   strategy: int = zlib.Z_HUFFMAN_ONLY) -> bytes:
+    """Encode uint8 H×W×C (C = 1 or 3) as PNG with every row unfiltered (filter type 0) and one zlib stream at
+    ``level``/``strategy``, with tEXt chunks (iTXt for text that is not Latin-1). For ciphertexts: their noise
+    gains nothing from PNG's row filters, which Pillow always chooses per row and which cost it more than the
+    compression (``benchmarks/photos.py`` measures both writers on a real carrier); any PNG reader decodes it."""
+    h, w, c = pixels.shape
+    if c not in (1, 3) or pixels.dtype != np.uint8:
+        raise ValueError("unfiltered_png writes uint8 grey or RGB images")
+    rows = np.zeros((h, 1 + w * c), dtype=np.uint8)  # a 0 filter byte in front of each row
+    rows[:, 1:] = pixels.reshape(h, w * c)
+    z = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
+    out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0))]
+    for k, v in (text or {}).items():
+        try:
+            out.append(_chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode("latin-1")))
+        except UnicodeEncodeError:
+            out.append(_chunk(b"iTXt", k.encode("latin-1") + b"\0\0\0\0\0" + v.encode("utf-8")))
+    out += [_chunk(b"IDAT", z.compress(rows.tobytes()) + z.flush()), _chunk(b"IEND", b"")]
+    return b"".join(out)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def write_png(path: str | Path, pixels: np.ndarray, text: dict[str, str] | None = None,

@@ -25,6 +25,20 @@ def test_digits_round_trip(data, bits, extra):
     assert ex.from_digits(d, bits)[:len(data)] == data
 
 
+@given(st.binary(min_size=0, max_size=300), st.sampled_from(ex.BITS), st.integers(1, 40))
+@settings(max_examples=80, deadline=None)
+def test_digits_are_the_bit_stream_msb_first(data, bits, piece):
+    """The word-at-a-time packing is the plain bit stream: digit i is bits i·b .. i·b+b−1 of the data, MSB first,
+    whatever the piece size of the unpacking."""
+    count = -(-8 * len(data) // bits)
+    d = ex.to_digits(data, bits, count)
+    stream = "".join(f"{v:08b}" for v in data)
+    whole = len(stream) // bits
+    assert [int(v) for v in d[:whole]] == [int(stream[i * bits:(i + 1) * bits], 2) for i in range(whole)]
+    assert ex.from_digits(d, bits, piece=piece)[:len(data)] == data
+    assert len(ex.from_digits(d, bits, piece=piece)) == count * bits // 8
+
+
 def _img(h, w, c, seed=0, smooth=True):
     rng = np.random.default_rng(seed)
     if smooth:  # photo-like: compressible

@@ -4,10 +4,13 @@ A ciphertext sub-pixel is ``c = 2^b·q + m``; the low digit ``m`` carries the se
 digit ``q`` is moved until the unmodified classifier labels ``c`` as the target with a lead of ``κ`` logits.
 With ``ensemble`` (a robustness set of :mod:`ric.stacks`, by name, or a list of callables ``x -> logits``), the
 lead must hold on every member: the serving stacks a cloud may run instead of ``ric``'s own preprocessing.
+On a carrier the network sees downsampled (a photo's), :meth:`DigitAttack.smooth` moves an image at the network's
+grid instead of each digit, so that every resizer sees about the same image.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, fields
 
 import torch
@@ -103,14 +106,18 @@ class DigitAttack(Attack):
         hi = 255.0 - lo - big
         members = self._members(model)
         members = members.smooth() if hasattr(members, "smooth") else members
+        if members is None and getattr(model, "preprocess", None) is not None:
+            members = _own_path(model)  # the declared preprocessing as the one member: split() applies
+
+        mf = m.float()
 
         def evaluate(wl: torch.Tensor, live: torch.Tensor):
             v = lo + (hi - lo) * torch.sigmoid(wl)
-            low = m[live].float()
+            low = mf if len(live) == len(mf) else mf[live]
             with torch.no_grad():
                 u = up_h @ v @ up_w.T
-                hard = ((u - low) / (1 << bits)).round().clamp(0, big - 1)
-                fixed = (hard * (1 << bits) + low - u) / 255  # the rounding error: c = u + error
+                hard = (u - low).div_(1 << bits).round_().clamp_(0, big - 1)
+                fixed = (hard * (1 << bits)).add_(low).sub_(u).div_(255)  # the rounding error: c = u + error
             z = members.split(fixed, v / 255, up_h, up_w) if hasattr(members, "split") else None
             if z is not None:
                 return (*self._combine(z, target[live]), hard)
@@ -147,3 +154,15 @@ class DigitAttack(Attack):
                 vhat = var[live] / (1 - 0.999 ** (step + 1))
                 w[live] = w[live] - self.lr * mhat / (vhat.sqrt() + 1e-8)
         return q, steps
+
+
+_OWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _own_path(model):
+    """The classifier's own declared preprocessing as a one-member :class:`ric.stacks.Ensemble` (kept per model)."""
+    if model not in _OWN:
+        from ric.stacks.robust import Ensemble, Member
+
+        _OWN[model] = Ensemble(model, (Member(),), "")
+    return _OWN[model]

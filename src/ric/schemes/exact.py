@@ -10,7 +10,9 @@ Every 8-bit sub-pixel of a ciphertext is split into two digits, ``c = 2^b·q + m
   chunks or re-encoding the image losslessly (PNG optimisers, WebP lossless, TIFF) loses nothing.
 * ``q`` (the ``8 − b`` high bits) is the noise-like adversarial example: keyed random digits moved by a
   targeted C&W margin attack (relaxed to reals, straight-through rounding) until the unmodified classifier
-  labels the ciphertext ``t = C(x)`` with a margin of at least ``κ`` logits.
+  labels the ciphertext ``t = C(x)`` with a margin of at least ``κ`` logits. On a carrier the classifier's
+  declared preprocessing downsamples (a photo's), ``q`` is instead the rounding of a keyed random image at the
+  network's grid, upsampled, and the attack moves that image (:meth:`ric.nae.DigitAttack.smooth`).
 
 Decryption reads ``m = c mod 2^b``, opens the payload and decompresses it: no classifier, no noise to
 regenerate, bit-exact. What a ciphertext reveals without the key: the label (by design), the image size,
@@ -20,6 +22,7 @@ through ``t`` and ``m``, so a ciphertext can be simulated from the label alone (
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -65,28 +68,50 @@ ROBUST_STEPS = 200  # attack steps with a robustness set (the median image stops
 
 
 # ---------------------------------------------------------------------------------------- digits
+def _group(bits: int) -> tuple[int, int]:
+    """(digits, bytes) of the smallest run of whole digits that is whole bytes: lcm(bits, 8) bits, ≤ 56."""
+    span = bits * 8 // math.gcd(bits, 8)
+    return span // bits, span // 8
+
+
 def to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
-    """``count`` ``bits``-bit digits (MSB first) holding ``data``; the bits after it are random."""
-    stream = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
-    rest = count * bits - len(stream)
-    if rest < 0:
+    """``count`` ``bits``-bit digits (MSB first) holding ``data``; the bits after it are random. Computed a group of
+    whole bytes at a time in 64-bit words (:func:`_group`), not bit by bit."""
+    if len(data) * 8 > count * bits:
         raise AssertionError("digit stream longer than its room")
-    if rest:
-        fill = np.unpackbits(np.frombuffer(np.random.default_rng().bytes((rest + 7) // 8), dtype=np.uint8))
-        stream = np.concatenate([stream, fill[:rest]])
-    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.uint8)
-    return (stream.reshape(count, bits) * weights).sum(1).astype(np.uint8)
+    per, nbytes = _group(bits)
+    groups = -(-count // per)
+    room = groups * nbytes
+    raw = np.frombuffer(data + np.random.default_rng().bytes(room - len(data)), dtype=np.uint8)
+    span = 8 * nbytes
+    u = np.uint32 if span <= 32 else np.uint64
+    word = np.zeros(groups, dtype=u)
+    for j, col in enumerate(raw.reshape(groups, nbytes).T):
+        word |= col.astype(u) << u(span - 8 * (j + 1))
+    out = np.stack([(word >> u(span - bits * (i + 1))) & u((1 << bits) - 1) for i in range(per)], 1)
+    return out.reshape(-1)[:count].astype(np.uint8)
 
 
 def from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
-    """Inverse of :func:`to_digits`: the whole bytes the digits hold (unpacked ``piece`` digits at a time, so
-    the bit array never holds more than ``piece × bits`` bytes)."""
-    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint8)
-    piece -= piece % 8  # whole bytes per piece
+    """Inverse of :func:`to_digits`: the whole bytes the digits hold, a group of whole bytes at a time in 64-bit
+    words, ``piece`` digits at a time (so the words never take more than ``piece`` bytes)."""
+    per, nbytes = _group(bits)
+    span = 8 * nbytes
+    piece = max(per, piece - piece % per)  # whole groups per piece
+    digits = np.asarray(digits, dtype=np.uint8).reshape(-1)
     out = []
     for s in range(0, len(digits), piece):
-        stream = ((digits[s:s + piece, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
-        out.append(np.packbits(stream[: len(stream) // 8 * 8]).tobytes())
+        part = digits[s:s + piece]
+        full = len(part) // per * per
+        u = np.uint32 if span <= 32 else np.uint64
+        d = part[:full].reshape(-1, per).astype(u)
+        word = np.zeros(len(d), dtype=u)
+        for i in range(per):
+            word |= d[:, i] << u(span - bits * (i + 1))
+        out.append(np.stack([(word >> u(span - 8 * (j + 1))).astype(np.uint8) for j in range(nbytes)], 1).tobytes())
+        if full < len(part):  # the last digits, fewer than a group: their whole bytes, bit by bit
+            bitstream = ((part[full:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint8)) & 1).reshape(-1)
+            out.append(np.packbits(bitstream[: len(bitstream) // 8 * 8]).tobytes())
     return b"".join(out)
 
 
