@@ -10,7 +10,8 @@ the photo's own downscaled pixels in the high digits (what a careless compact ca
 
 * **keyless statistics** (``ric.security.leak_correlations``): the photo's brightness, contrast, dark and bright
   shares estimated from its carrier, analytically and calibrated on the attacker's own photo/carrier pairs (other
-  CIFAR-10 test images under a key of the attacker's), correlated with the truth;
+  CIFAR-10 test images under a key of the attacker's), correlated with the truth; beside them the same estimators
+  on carriers simulated from the label alone, and what the label itself predicts (the label is revealed);
 * **the label's view**: the carrier's high digits resized the classifier's way, correlated pixel by pixel with the
   photo resized the same way (what the smooth image shows of the photo), against a same-label pairing;
 * **simulation check**: a distinguisher (``ric.security.exact.distinguish``) between real carriers and carriers
@@ -113,7 +114,7 @@ def run(n: int, fit: int, size: tuple[int, int], data_root) -> dict:
     from ric.keys import SecretKey
     from ric.schemes.exact import ExactScheme
     from ric.security import leak_correlations
-    from ric.security.exact import distinguish
+    from ric.security.exact import distinguish, label_reference
 
     clf = load_classifier(CLASSIFIER)
     sch = ExactScheme(clf)
@@ -122,7 +123,7 @@ def run(n: int, fit: int, size: tuple[int, int], data_root) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         c, x, t = encrypt(sch, key, imgs[:n], size, Path(tmp), 0)
-        c_fit, x_fit, _ = encrypt(sch, own_key, imgs[n:n + fit], size, Path(tmp), n)
+        c_fit, x_fit, t_fit = encrypt(sch, own_key, imgs[n:n + fit], size, Path(tmp), n)
         t_enc = time.time() - t0
     control = thumbnail_control(c, x, sch.bits)
     sim = simulate(sch, key.key_id, c, t)
@@ -130,6 +131,8 @@ def run(n: int, fit: int, size: tuple[int, int], data_root) -> dict:
     return {"photos": n, "fit_pairs": fit, "photo_size": list(size), "bits": sch.bits,
             "carriers": sorted({"x".join(map(str, a.shape[:2])) for a in c}), "encrypt_s": t_enc,
             "keyless": leak_correlations(c, x, 0.8, c_fit, x_fit),
+            "keyless_simulated": leak_correlations(sim, x, 0.8, c_fit, x_fit),
+            "label_reference": label_reference(t_fit, x_fit, t, x),
             "keyless_control": leak_correlations(control, x, 0.8, thumbnail_control(c_fit, x_fit, sch.bits), x_fit),
             "view": view_correlation(clf, c, x, t, sch.bits),
             "view_control": view_correlation(clf, control, x, t, sch.bits),
@@ -160,7 +163,11 @@ def _md(rep: dict) -> str:
         "carrier, in the high digits.", "",
         "## Keyless statistics (Pearson r, analytic / calibrated)", "",
         "| carriers | brightness | contrast | dark share | bright share | noise level |", "|---|---|---|---|---|---|",
-        row("product", k), row("control", kc), "",
+        row("product", k), row("simulated from the label and size alone", rep["keyless_simulated"]),
+        row("control", kc), "",
+        "The label alone (each photo's statistic predicted by the mean over the attacker's photos of its label): "
+        + ", ".join(f"{n} r = {rep['label_reference'][st]:.3f}" for n, st in
+                    zip(("brightness", "contrast", "dark share", "bright share"), stats, strict=True)) + ".", "",
         "## The network's view of the high digits", "",
         f"Mean pixel correlation with the photo (both resized the classifier's way): product {v['own']:.3f} "
         f"against {v['same_label']:.3f} for another photo of the same label (noise ±{v['noise_band_95']:.3f}); "
