@@ -80,9 +80,10 @@ def view_correlation(clf, carriers: list, photos: list, targets: np.ndarray, bit
         return float((a[i] * b[j]).sum() / np.sqrt((a[i] ** 2).sum() * (b[j] ** 2).sum() + 1e-12))
 
     rng = np.random.default_rng(0)
-    other = np.array([rng.choice(np.flatnonzero((targets == targets[i]) & (np.arange(len(targets)) != i)))
-                      if ((targets == targets[i]).sum() > 1) else i for i in range(len(targets))])
-    own, same = [corr(i, i) for i in range(len(a))], [corr(i, int(other[i])) for i in range(len(a))]
+    paired = [i for i in range(len(targets)) if (targets == targets[i]).sum() > 1]  # photos with a label mate
+    other = {i: int(rng.choice(np.flatnonzero((targets == targets[i]) & (np.arange(len(targets)) != i))))
+             for i in paired}
+    own, same = [corr(i, i) for i in paired], [corr(i, other[i]) for i in paired]
     return {"own": float(np.mean(own)), "same_label": float(np.mean(same)),
             "noise_band_95": float(1.96 * np.std(np.array(own) - np.array(same)) / np.sqrt(len(own)))}
 

@@ -120,7 +120,7 @@ def test_duplicate_unknown_and_misplaced_fields(tmp_path, key):
 
 
 @pytest.mark.parametrize("what", ["16-bit", "rgba", "palette", "interlaced", "trailing", "crc", "extra-zlib",
-                                  "split-idat-gap", "huge"])
+                                  "split-idat-gap", "huge", "apng"])
 def test_png_structure_is_checked(tmp_path, key, what):
     import struct
     import zlib
@@ -148,6 +148,8 @@ def test_png_structure_is_checked(tmp_path, key, what):
             i = next(k for k, c in enumerate(ch) if c[0] == b"IDAT")
             body = ch[i][1]
             return _png.join([*ch[:i], (b"IDAT", body[:10]), _png.text("x", "y"), (b"IDAT", body[10:]), *ch[i + 1:]])
+        if what == "apng":  # an animation control chunk: frames ric would not read
+            return _png.join([ch[0], (b"acTL", struct.pack(">II", 1, 0)), *ch[1:]])
         return _png.join([(b"IHDR", struct.pack(">II", 1 << 15, 1 << 15) + ihdr[8:]), *ch[1:]])  # huge
 
     p, _ = _file(tmp_path, key, edit)

@@ -302,6 +302,7 @@ def message_digest(ct: Ciphertext) -> bytes:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 _CRITICAL_OK = (b"IHDR", b"IDAT", b"IEND")
+_ANIMATION = (b"acTL", b"fcTL", b"fdAT")  # APNG: frames ric would not read, which a viewer might show
 
 
 @dataclass
@@ -346,9 +347,9 @@ def parse_png(data: bytes, name: str, max_pixels: int | None = None, keep: bool 
         raise CiphertextError(f"{name}: corrupt PNG (no IHDR header first)")
     types = [t for t, _ in chunks]
     for t in set(types):
-        if t[:1].isupper() and t not in _CRITICAL_OK:
+        if (t[:1].isupper() and t not in _CRITICAL_OK) or t in _ANIMATION:
             raise CiphertextError(f"{name}: PNG chunk {t.decode('ascii')} is not allowed in a ciphertext "
-                                  "(8-bit grey or RGB only)")
+                                  "(8-bit grey or RGB only, one frame)")
         if t in (b"IHDR", b"IEND") and types.count(t) != 1:
             raise CiphertextError(f"{name}: corrupt PNG ({types.count(t)} {t.decode('ascii')} chunks)")
     idat = [i for i, t in enumerate(types) if t == b"IDAT"]

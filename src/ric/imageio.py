@@ -221,7 +221,7 @@ def unfiltered_png(pixels: np.ndarray, text: dict[str, str] | None = None, level
             out.append(_chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode("latin-1")))
         except UnicodeEncodeError:
             out.append(_chunk(b"iTXt", k.encode("latin-1") + b"\0\0\0\0\0" + v.encode("utf-8")))
-    out += [_chunk(b"IDAT", z.compress(rows.tobytes()) + z.flush()), _chunk(b"IEND", b"")]
+    out += [_chunk(b"IDAT", z.compress(rows) + z.flush()), _chunk(b"IEND", b"")]
     return b"".join(out)
 
 

@@ -189,3 +189,21 @@ def test_verify_batches_the_fp32_stacks_without_changing_them(cifar):
     for n in ("torch", "pil-bicubic", "opencv-area", "crop-1.15-shift2", "fp16", "bf16"):
         alone = lead(STACKS[n].logits(cifar, x), t)
         assert torch.allclose(v.margins[n], alone, atol=1e-3), n
+
+
+def test_the_attack_keeps_nothing_of_a_model_after_it_goes():
+    """Without a robustness set the smooth attack runs the declared preprocessing as one member, kept on the model:
+    it must not keep the model alive (ric.api loads a classifier per call)."""
+    import gc
+    import weakref
+
+    clf = load_classifier("cifar10-resnet18")
+    g = torch.Generator().manual_seed(2)
+    m = torch.randint(0, 64, (1, 3, 48, 64), generator=g)
+    q, steps = DigitAttack(steps=2).smooth(clf, m, torch.rand(1, 3, 32, 42, generator=g) * 0.5 + 0.25,
+                                            torch.tensor([1]), 6)
+    assert q.shape == m.shape
+    ref = weakref.ref(clf)
+    del clf
+    gc.collect()
+    assert ref() is None

@@ -10,7 +10,6 @@ grid instead of each digit, so that every resizer sees about the same image.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, fields
 
 import torch
@@ -156,13 +155,12 @@ class DigitAttack(Attack):
         return q, steps
 
 
-_OWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _own_path(model):
-    """The classifier's own declared preprocessing as a one-member :class:`ric.stacks.Ensemble` (kept per model)."""
-    if model not in _OWN:
+    """The classifier's own declared preprocessing as a one-member :class:`ric.stacks.Ensemble`, kept on the model
+    itself (so it goes when the model goes)."""
+    own = model.__dict__.get("_ric_own_path")
+    if own is None:
         from ric.stacks.robust import Ensemble, Member
 
-        _OWN[model] = Ensemble(model, (Member(),), "")
-    return _OWN[model]
+        own = model.__dict__["_ric_own_path"] = Ensemble(model, (Member(),), "")
+    return own

@@ -88,8 +88,9 @@ def to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
     word = np.zeros(groups, dtype=u)
     for j, col in enumerate(raw.reshape(groups, nbytes).T):
         word |= col.astype(u) << u(span - 8 * (j + 1))
-    out = np.stack([(word >> u(span - bits * (i + 1))) & u((1 << bits) - 1) for i in range(per)], 1)
-    return out.reshape(-1)[:count].astype(np.uint8)
+    out = np.stack([((word >> u(span - bits * (i + 1))) & u((1 << bits) - 1)).astype(np.uint8) for i in range(per)],
+                   1)
+    return out.reshape(-1)[:count]
 
 
 def from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
@@ -104,7 +105,7 @@ def from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
         part = digits[s:s + piece]
         full = len(part) // per * per
         u = np.uint32 if span <= 32 else np.uint64
-        d = part[:full].reshape(-1, per).astype(u)
+        d = (part[:full] & np.uint8((1 << bits) - 1)).reshape(-1, per).astype(u)
         word = np.zeros(len(d), dtype=u)
         for i in range(per):
             word |= d[:, i] << u(span - bits * (i + 1))

@@ -81,18 +81,23 @@ class Stack:
 
     def inputs(self, clf, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         """The network's input (N×C×H×W float in [0,1]) for images ``x`` (N×C×h×w, 8-bit values /255) as this
-        stack makes it. ``cache``: a dict shared by calls on the same ``x`` (its 8-bit array is made once)."""
+        stack makes it. ``cache``: a dict shared by calls on the same ``x`` (its 8-bit array and the declared
+        resizes are made once); the returned tensor may be shared with other stacks through it (do not modify it)."""
         pre = declared(clf)
+        cache = {} if cache is None else cache
         if self.resizer == DECLARED and self.scale == 1.0 and self.offset == (0, 0):
-            return pre(x) if clf.preprocess is not None else x
+            if "declared" not in cache:  # the same input for every runtime's stack
+                cache["declared"] = pre(x) if clf.preprocess is not None else x
+            return cache["declared"]
         (rh, rw), (top, left) = plan(pre, *x.shape[-2:], self.scale, self.offset)
         H, W = pre.size
         if self.resizer == DECLARED:
-            y = declared_resize(pre, x, (rh, rw))
+            if ("declared", rh, rw) not in cache:  # crops of one resize share it
+                cache[("declared", rh, rw)] = declared_resize(pre, x, (rh, rw))
+            y = cache[("declared", rh, rw)]
         elif self.resizer.startswith("torch-"):
             y = rs.resize(x, (rh, rw), self.resizer)
         else:  # the real library, on the 8-bit image
-            cache = {} if cache is None else cache
             if "uint8" not in cache:
                 cache["uint8"] = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             a = cache["uint8"]

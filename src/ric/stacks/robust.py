@@ -206,7 +206,7 @@ class _Plan:
         rounds between its passes (Pillow's)."""
         if "pil" in self.quant:
             return None
-        key = (tuple(up_h.shape), tuple(up_w.shape))
+        key = (tuple(up_h.shape), tuple(up_w.shape), str(up_h.device))
         if key not in self.composed:
             self.composed.clear()  # one carrier size at a time
             self.composed[key] = (self.cols.to(up_w.device) @ up_w, [wh.to(up_h.device) @ up_h for wh in self.rows])
@@ -334,11 +334,25 @@ def lead(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _CANNOT_RUN: set[tuple[str, str]] = set()  # (classifier ident, stack) pairs that raised: not tried again
 
 
+def _batched(clf, inputs: dict, target: torch.Tensor) -> dict:
+    """stack -> leads of the fp32 torch stacks whose network ``inputs`` are given, a few stacks per forward pass
+    (at most :data:`CHUNK` images)."""
+    names, out = list(inputs), {}
+    per = max(1, CHUNK // len(target))
+    for s in range(0, len(names), per):
+        part = names[s:s + per]
+        z = runtimes.run("torch", clf, torch.cat([inputs[n] for n in part])).cpu()
+        out.update({n: lead(zk, target) for n, zk in zip(part, z.split(len(target)), strict=True)})
+    return out
+
+
 def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: float = 0.0) -> Verdict:
     """Check images ``x`` (N×C×h×w, 8-bit values /255, one size) against the real stacks ``stacks`` (names;
     default every stack in :data:`ric.stacks.STACKS` whose libraries are installed). A stack whose library is
     missing, or that cannot run this classifier (no ONNX export of its network), is listed in ``skipped``."""
     names = list(stacks or STACKS)
+    if len(x) == 0:
+        return Verdict(torch.ones(0, dtype=torch.bool), torch.zeros(0), {}, [])
     skipped = [n for n in names if any(importlib.util.find_spec(m) is None for m in STACKS[n].modules)]
     target = target.to(torch.long).cpu()
     margins, cache, fp32 = {}, {}, {}
@@ -349,18 +363,15 @@ def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: 
             skipped.append(n)
             continue
         s = STACKS[n]
-        if s.runtime == "torch":  # the fp32 torch stacks differ in their inputs only: one forward pass for all
-            fp32[n] = s.inputs(clf, x, cache)
-            continue
         try:
-            margins[n] = lead(s.logits(clf, x, cache).cpu(), target)
+            if s.runtime == "torch":  # the fp32 torch stacks differ in their inputs only: batched together below
+                fp32[n] = s.inputs(clf, x, cache)
+            else:
+                margins[n] = lead(s.logits(clf, x, cache).cpu(), target)
         except InputError:  # this classifier cannot run on that stack (e.g. its network has no ONNX export)
             _CANNOT_RUN.add((clf.ident, n))
             skipped.append(n)
-    if fp32:
-        inputs = torch.cat(list(fp32.values()))
-        z = torch.cat([runtimes.run("torch", clf, inputs[s:s + CHUNK]).cpu() for s in range(0, len(inputs), CHUNK)])
-        margins.update({n: lead(zk, target) for n, zk in zip(fp32, z.split(len(x)), strict=True)})
+    margins.update(_batched(clf, fp32, target))
     margins = {n: margins[n] for n in names if n in margins}  # in the order of the stacks
     worst = torch.stack(list(margins.values())).min(0).values if margins else torch.full((len(x),), float("inf"))
     return Verdict(worst > min_margin, worst, margins, skipped, min_margin)

@@ -79,7 +79,8 @@ def run(runtime: str, clf, x: torch.Tensor) -> torch.Tensor:
             finally:
                 torch.set_num_threads(threads)
         if runtime in ("fp16", "bf16"):  # torch autocast (mixed precision, as AMP serving runs), channels-last
-            net = _cached(clf, "channels-last", lambda: copy.deepcopy(clf.net).to(memory_format=torch.channels_last))
+            net = _cached(clf, f"channels-last-{x.device}",
+                          lambda: copy.deepcopy(clf.net).to(x.device, memory_format=torch.channels_last))
             y = ((x - clf.mean) / clf.std).contiguous(memory_format=torch.channels_last)
             with torch.autocast(x.device.type, dtype=torch.float16 if runtime == "fp16" else torch.bfloat16):
                 return net(y).float()
