@@ -336,14 +336,18 @@ _CANNOT_RUN: set[tuple[str, str]] = set()  # (classifier ident, stack) pairs tha
 
 def _batched(clf, inputs: dict, target: torch.Tensor) -> dict:
     """stack -> leads of the fp32 torch stacks whose network ``inputs`` are given, a few stacks per forward pass
-    (at most :data:`CHUNK` images)."""
-    names, out = list(inputs), {}
+    (at most :data:`CHUNK` images); stacks whose inputs are equal (every resizer, on an image already at the
+    network's size) share one."""
+    same: dict[str, str] = {}
+    for n in inputs:
+        same[n] = next((k for k in dict.fromkeys(same.values()) if torch.equal(inputs[k], inputs[n])), n)
+    names, out = list(dict.fromkeys(same.values())), {}
     per = max(1, CHUNK // len(target))
     for s in range(0, len(names), per):
         part = names[s:s + per]
         z = runtimes.run("torch", clf, torch.cat([inputs[n] for n in part])).cpu()
         out.update({n: lead(zk, target) for n, zk in zip(part, z.split(len(target)), strict=True)})
-    return out
+    return {n: out[same[n]] for n in inputs}
 
 
 def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: float = 0.0) -> Verdict:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import torch
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # classifier -> {variant: model or session}
-# ONNX sessions by what they are made from (the classifier's ident covers its weights), so that a job that loads the
-# same classifier again (each ric.api call does) does not export and quantize it again; the last few are kept
+# ONNX sessions and channels-last copies by what they are made from (_shared)
 _SESSIONS: OrderedDict = OrderedDict()
-KEEP_SESSIONS = 8
+KEEP_SESSIONS = 12
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,22 @@ def _net(clf, x: torch.Tensor) -> torch.Tensor:
     return clf.net((x - clf.mean) / clf.std)
 
 
+def _shared(clf, variant: str, make):
+    """``make()`` for this classifier, made once per process: kept by what it is made from (the classifier's ident
+    covers its weights), so that a job that loads the same classifier again (each ric.api call does) does not
+    export, quantize or copy it again; the last few are kept."""
+    def shared():
+        key = (clf.ident, type(clf.net).__module__, type(clf.net).__qualname__, tuple(clf.input_shape),
+               tuple(clf.mean.flatten().tolist()), tuple(clf.std.flatten().tolist()), variant)
+        if key not in _SESSIONS:
+            _SESSIONS[key] = make()
+            while len(_SESSIONS) > KEEP_SESSIONS:
+                _SESSIONS.popitem(last=False)
+        _SESSIONS.move_to_end(key)
+        return _SESSIONS[key]
+    return _cached(clf, variant, shared)
+
+
 def _session(clf, variant: str):
     def make():
         import onnxruntime as ort
@@ -54,16 +69,13 @@ def _session(clf, variant: str):
         opts.log_severity_level = 3
         return ort.InferenceSession(onnx_model(clf, variant), opts, providers=["CPUExecutionProvider"])
 
-    def shared():
-        key = (clf.ident, type(clf.net).__module__, type(clf.net).__qualname__, tuple(clf.input_shape),
-               tuple(clf.mean.flatten().tolist()), tuple(clf.std.flatten().tolist()), variant)
-        if key not in _SESSIONS:
-            _SESSIONS[key] = make()
-            while len(_SESSIONS) > KEEP_SESSIONS:
-                _SESSIONS.popitem(last=False)
-        _SESSIONS.move_to_end(key)
-        return _SESSIONS[key]
-    return _cached(clf, "onnxruntime-" + variant, shared)
+    return _shared(clf, "onnxruntime-" + variant, make)
+
+
+def _channels_last(clf, device: torch.device):
+    """A channels-last copy of the classifier's network on ``device`` (what autocast runs)."""
+    return _shared(clf, f"channels-last-{device}",
+                   lambda: copy.deepcopy(clf.net).to(device, memory_format=torch.channels_last).eval())
 
 
 def run(runtime: str, clf, x: torch.Tensor) -> torch.Tensor:
@@ -79,8 +91,7 @@ def run(runtime: str, clf, x: torch.Tensor) -> torch.Tensor:
             finally:
                 torch.set_num_threads(threads)
         if runtime in ("fp16", "bf16"):  # torch autocast (mixed precision, as AMP serving runs), channels-last
-            net = _cached(clf, f"channels-last-{x.device}",
-                          lambda: copy.deepcopy(clf.net).to(x.device, memory_format=torch.channels_last))
+            net = _channels_last(clf, x.device)
             y = ((x - clf.mean) / clf.std).contiguous(memory_format=torch.channels_last)
             with torch.autocast(x.device.type, dtype=torch.float16 if runtime == "fp16" else torch.bfloat16):
                 return net(y).float()
