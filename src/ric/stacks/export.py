@@ -109,7 +109,11 @@ def _fold_identities(model: bytes) -> bytes:
 def onnx_model(clf, variant: str = "fp32") -> bytes:
     """``to_onnx(clf)`` as ``fp32``, converted to ``fp16`` (inputs and outputs stay float32) or dynamically
     quantized to ``int8`` (ONNX Runtime's ``quantize_dynamic``, unsigned 8-bit weights)."""
-    model = _fold_identities(to_onnx(clf))
+    return convert(_fold_identities(to_onnx(clf)), variant)
+
+
+def convert(model: bytes, variant: str) -> bytes:
+    """An fp32 model of :func:`onnx_model` as ``variant`` (``fp32``: unchanged), so that one export serves all."""
     if variant == "fp32":
         return model
     import onnx

@@ -62,12 +62,13 @@ def _session(clf, variant: str):
     def make():
         import onnxruntime as ort
 
-        from ric.stacks.export import onnx_model
+        from ric.stacks.export import convert, onnx_model
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         opts.log_severity_level = 3
-        return ort.InferenceSession(onnx_model(clf, variant), opts, providers=["CPUExecutionProvider"])
+        fp32 = _shared(clf, "onnx-export", lambda: onnx_model(clf, "fp32"))  # one export for the three variants
+        return ort.InferenceSession(convert(fp32, variant), opts, providers=["CPUExecutionProvider"])
 
     return _shared(clf, "onnxruntime-" + variant, make)
 
