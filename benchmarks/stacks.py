@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -152,9 +153,16 @@ def one_set(name: str, n: int, key: SecretKey, data_root=None, log=print, robust
     return row
 
 
+def _load(rep: dict) -> str:
+    """The 1-minute load average at the start and the end (older reports did not record it)."""
+    if "load" not in rep:
+        return ""
+    return f"; 1-minute load average {rep['load'][0]:.2f} at the start, {rep['load'][-1]:.2f} at the end"
+
+
 def _md(rep: dict) -> str:
     lines = ["# Labels under the cloud's serving stack", "", f"Command: `{rep['command']}`  ",
-             f"Machine: {rep['machine']} ({rep['wall_minutes']:.1f} min, shared with other jobs)  ",
+             f"Machine: {rep['machine']} ({rep['wall_minutes']:.1f} min{_load(rep)})  ",
              f"Robust: the product's default, `ExactScheme()`: robustness set `{rep['robust_set_name']}` "
              f"({rep['robust_set']}), at most {rep['robust_steps']} attack steps, every ciphertext verified on every "
              f"installed stack, at most 3 fresh-nonce retries. Today: `ExactScheme(robust_set=None)`. "
@@ -231,12 +239,14 @@ def main(argv: list[str] | None = None) -> None:
            "robust_steps": ROBUST_STEPS,
            "stacks": {k: s.help for k, s in STACKS.items()}}
     t0 = time.perf_counter()
+    rep["load"] = [os.getloadavg()[0]]
     for name in a.sets:
         n = max(2, round(SETS[name][2] * a.scale))
         rep["sets"][name] = one_set(name, n, key, a.data_root, robust_set=a.robust_set)
         print(name, json.dumps({k: v for k, v in rep["sets"][name].items() if k in ("images", "classifier")}),
               f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     rep["wall_minutes"] = (time.perf_counter() - t0) / 60
+    rep["load"].append(os.getloadavg()[0])
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "stacks" if a.robust_set == ROBUST else f"stacks-{a.robust_set}"
