@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import hmac as chmac
 from ric import imageio
 from ric.errors import AuthenticationError, CiphertextError, InputError, NotACiphertextError, quote
 from ric.files import atomic_write_bytes
-from ric.imageio import unfiltered_png
+from ric.imageio import PNG_SIGNATURE, unfiltered_png
 from ric.keys import NONCE_BYTES, SecretKey
 
 FORMAT = "RIC-1"
@@ -299,7 +299,6 @@ def message_digest(ct: Ciphertext) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ strict reader
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 _CRITICAL_OK = (b"IHDR", b"IDAT", b"IEND")
 _ANIMATION = (b"acTL", b"fcTL", b"fdAT")  # APNG: frames ric would not read, which a viewer might show

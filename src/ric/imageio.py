@@ -189,18 +189,19 @@ def read_native(path: str | Path, channels: int, convert: str = "strict", size: 
     return to_array(img, 1 if have in (1, 2) else 3, "auto", name=str(path))
 
 
-def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 6,
-              strategy: int = -1) -> bytes:
-    """Encode uint8 H×W×C (C = 1 or 3) as PNG, with optional tEXt chunks, at zlib ``compress_level`` and zlib
-    ``strategy`` (−1: zlib's default; 2: Huffman coding only)."""
+def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 6) -> bytes:
+    """Encode uint8 H×W×C (C = 1 or 3) as PNG, with optional tEXt chunks, at zlib ``compress_level``."""
     a = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
     img = Image.fromarray(np.ascontiguousarray(a), mode="L" if a.ndim == 2 else "RGB")
     info = PngImagePlugin.PngInfo()
     for k, v in (text or {}).items():
         info.add_text(k, v)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info, compress_level=compress_level, compress_type=strategy)
+    img.save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
     return buf.getvalue()
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def unfiltered_png(pixels: np.ndarray, text: dict[str, str] | None = None, level: int = 1,
@@ -215,7 +216,7 @@ def unfiltered_png(pixels: np.ndarray, text: dict[str, str] | None = None, level
     rows = np.zeros((h, 1 + w * c), dtype=np.uint8)  # a 0 filter byte in front of each row
     rows[:, 1:] = pixels.reshape(h, w * c)
     z = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
-    out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0))]
+    out = [PNG_SIGNATURE, _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0))]
     for k, v in (text or {}).items():
         try:
             out.append(_chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode("latin-1")))
@@ -230,8 +231,8 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def write_png(path: str | Path, pixels: np.ndarray, text: dict[str, str] | None = None,
-              compress_level: int = 6, strategy: int = -1) -> Path:
-    atomic_write_bytes(path, png_bytes(pixels, text, compress_level, strategy))
+              compress_level: int = 6) -> Path:
+    atomic_write_bytes(path, png_bytes(pixels, text, compress_level))
     return Path(path)
 
 

@@ -68,10 +68,11 @@ ROBUST_STEPS = 200  # attack steps with a robustness set (the median image stops
 
 
 # ---------------------------------------------------------------------------------------- digits
-def _group(bits: int) -> tuple[int, int]:
-    """(digits, bytes) of the smallest run of whole digits that is whole bytes: lcm(bits, 8) bits, ≤ 56."""
+def _group(bits: int) -> tuple[int, int, type]:
+    """(digits, bytes, word type) of the smallest run of whole digits that is whole bytes: lcm(bits, 8) bits, ≤ 56,
+    held in one unsigned machine word."""
     span = bits * 8 // math.gcd(bits, 8)
-    return span // bits, span // 8
+    return span // bits, span // 8, (np.uint32 if span <= 32 else np.uint64)
 
 
 def to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
@@ -79,12 +80,11 @@ def to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
     whole bytes at a time in 64-bit words (:func:`_group`), not bit by bit."""
     if len(data) * 8 > count * bits:
         raise AssertionError("digit stream longer than its room")
-    per, nbytes = _group(bits)
+    per, nbytes, u = _group(bits)
     groups = -(-count // per)
     room = groups * nbytes
     raw = np.frombuffer(data + np.random.default_rng().bytes(room - len(data)), dtype=np.uint8)
     span = 8 * nbytes
-    u = np.uint32 if span <= 32 else np.uint64
     word = np.zeros(groups, dtype=u)
     for j, col in enumerate(raw.reshape(groups, nbytes).T):
         word |= col.astype(u) << u(span - 8 * (j + 1))
@@ -96,7 +96,7 @@ def to_digits(data: bytes, bits: int, count: int) -> np.ndarray:
 def from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
     """Inverse of :func:`to_digits`: the whole bytes the digits hold, a group of whole bytes at a time in 64-bit
     words, ``piece`` digits at a time (so the words never take more than ``piece`` bytes)."""
-    per, nbytes = _group(bits)
+    per, nbytes, u = _group(bits)
     span = 8 * nbytes
     piece = max(per, piece - piece % per)  # whole groups per piece
     digits = np.asarray(digits, dtype=np.uint8).reshape(-1)
@@ -104,7 +104,6 @@ def from_digits(digits: np.ndarray, bits: int, piece: int = 1 << 20) -> bytes:
     for s in range(0, len(digits), piece):
         part = digits[s:s + piece]
         full = len(part) // per * per
-        u = np.uint32 if span <= 32 else np.uint64
         d = (part[:full] & np.uint8((1 << bits) - 1)).reshape(-1, per).astype(u)
         word = np.zeros(len(d), dtype=u)
         for i in range(per):

@@ -187,16 +187,23 @@ class _Plan:
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
         if any(self.quant):
             x = rs.round8(x * 255) / 255  # the libraries take 8-bit images (x is already one: exact but for float)
-        y = x @ self.cols.to(x.device).T
+        return self._passes(x @ self.cols.to(x.device).T)
+
+    def _passes(self, y: torch.Tensor, ys: torch.Tensor | None = None, rows: list | None = None) -> list:
+        """Each resize's vertical pass over its part of the stacked horizontal product ``y`` (plus, for
+        :meth:`split`, ``rows[r] @`` its part of ``ys``), its rounding, and each member's crop."""
         outs, at = [], 0
-        for wh, width, q in zip(self.rows, self.widths, self.quant, strict=True):
+        for r, (wh, width, q) in enumerate(zip(self.rows, self.widths, self.quant, strict=True)):
             part = y[..., at:at + width]
-            at += width
             if q == "pil":
                 part = rs.round8(part * 255) / 255
-            part = wh.to(x.device) @ part
+            part = wh.to(y.device) @ part
+            if ys is not None:
+                part = part + rows[r] @ ys[..., at:at + width]
+            at += width
             outs.append(rs.round8(part * 255) / 255 if q else part)
-        return self._crop(outs)
+        H, W = self.size
+        return [outs[r][..., top:top + H, left:left + W] for r, top, left in self.crops]
 
     def split(self, fixed: torch.Tensor, small: torch.Tensor, up_h: torch.Tensor,
               up_w: torch.Tensor) -> list[torch.Tensor] | None:
@@ -211,21 +218,9 @@ class _Plan:
             self.composed.clear()  # one carrier size at a time
             self.composed[key] = (self.cols.to(up_w.device) @ up_w, [wh.to(up_h.device) @ up_h for wh in self.rows])
         cols, rows = self.composed[key]
-        with torch.no_grad():
+        with torch.no_grad():  # the full-size part carries no gradient: nothing of it is kept for a backward pass
             y = fixed @ self.cols.to(fixed.device).T
-        ys = small @ cols.T
-        outs, at = [], 0
-        for wh, whc, width, q in zip(self.rows, rows, self.widths, self.quant, strict=True):
-            with torch.no_grad():
-                part = wh.to(fixed.device) @ y[..., at:at + width]
-            part = part + whc @ ys[..., at:at + width]
-            at += width
-            outs.append(rs.round8(part * 255) / 255 if q else part)
-        return self._crop(outs)
-
-    def _crop(self, outs: list[torch.Tensor]) -> list[torch.Tensor]:
-        H, W = self.size
-        return [outs[r][..., top:top + H, left:left + W] for r, top, left in self.crops]
+        return self._passes(y, small @ cols.T, rows)
 
 
 def _kind(pre, resizer: str) -> tuple[str | None, str]:
