@@ -11,14 +11,16 @@ Photos are made from real CIFAR-10 test images: upscaled (bicubic) to phone size
   the file's bytes, the ciphertext's bytes and their ratio, the sha256 of the decrypted file against the original,
   the cloud's label against the plaintext's, and the seconds of each step. ``encrypt`` is the product's default
   (the robustness set ``serving-v1``, every ciphertext verified on the installed serving stacks); beside it the
-  same photo encrypted with ``robust_set=None`` (ric's own torch path only). The speed targets are ratios against
+  same photo encrypted with the attack in fp32 throughout (the default runs it in bf16 where the CPU has native
+  bf16) and with ``robust_set=None`` (ric's own torch path only). The speed targets are ratios against
   ``classify`` on the same photo in the same run.
 * Peak memory: ``ric encrypt`` / ``ric decrypt`` / ``ric classify`` on the largest photo, each in a fresh process
   (``ru_maxrss`` of the child: the whole process, torch included).
 * A folder: ``ric encrypt`` and ``ric decrypt`` of ``--folder`` small photos end to end in fresh processes (photos
   per second, peak memory, every file byte-identical), the same with ``--robust-set none``, and the format-1
   carrier (the photo's own grid, a lossless pixel payload) on the first ``--old`` of the same photos through
-  ``ExactScheme.encrypt`` (default robustness set, as the compact carrier).
+  ``ExactScheme.encrypt`` (default robustness set, as the compact carrier); the first 200 photos again in this
+  process, with the default attack and with it in fp32.
 
 Writes docs/results/photos.{json,md}.
 """
@@ -91,6 +93,8 @@ def per_photo(work: Path, srcs: np.ndarray, scale: float = 1.0) -> list[dict]:
     key = api.keygen(work / "k")
     warm = make_photo(work / "warm.jpg", srcs[0], 800, 600, "JPEG", 0)
     api.encrypt_files([warm], work / "warm-ct", key, classifier=CLASSIFIER)
+    fp32 = fp32_scheme()
+    api.encrypt_files([warm], work / "warm-ct-fp32", key, scheme=fp32)
     rows = []
     for i, (label, w, h, fmt) in enumerate(PHOTOS):
         w, h = int(w * scale), int(h * scale)
@@ -100,6 +104,7 @@ def per_photo(work: Path, srcs: np.ndarray, scale: float = 1.0) -> list[dict]:
         plain, t_cls = best(api.classify_files, [f], classifier=CLASSIFIER)
         enc, t_enc = best(api.encrypt_files, [f], key, out=d / "ct", classifier=CLASSIFIER)
         _, t_none = best(api.encrypt_files, [f], key, out=d / "ct-none", classifier=CLASSIFIER, robust_set=None)
+        _, t_fp32 = best(api.encrypt_files, [f], key, out=d / "ct-fp32", scheme=fp32)
         jxl, t_jxl = best(api.encrypt_files, [f], key, out=d / "ct-jxl", classifier=CLASSIFIER, robust_set=None,
                           transcode=JXL)
         jct = Path(jxl[0]["output"])
@@ -115,11 +120,30 @@ def per_photo(work: Path, srcs: np.ndarray, scale: float = 1.0) -> list[dict]:
                      "unchecked_stacks": enc[0].get("unchecked_stacks", []),
                      "encrypt_over_classify": t_enc / t_cls, "decrypt_over_classify": t_dec / t_cls,
                      "encrypt_no_set_over_classify": t_none / t_cls,
+                     "encrypt_fp32_attack_s": t_fp32, "encrypt_fp32_attack_over_classify": t_fp32 / t_cls,
                      "jxl_ciphertext_bytes": jct.stat().st_size, "jxl_ratio": jct.stat().st_size / f.stat().st_size,
                      "jxl_encrypt_no_set_s": t_jxl, "jxl_decrypt_s": t_jdec,
                      "jxl_sha256_equal": sha(f) == sha(jdec[0]["output"])})
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def attack_precision() -> str:
+    """What the default attack runs its members in on this machine's CPU (bf16 where it is native)."""
+    import torch
+
+    from ric.nae import DigitAttack
+
+    return DigitAttack().precision_on(torch.device("cpu"))
+
+
+def fp32_scheme():
+    """The default scheme with its attack in fp32 throughout (``DigitAttack(precision="fp32")``), the baseline of the
+    bf16 surrogate the default runs where the CPU has native bf16."""
+    from ric.classifiers import load_classifier
+    from ric.schemes.exact import ExactScheme
+
+    return ExactScheme(load_classifier(CLASSIFIER), attack={"precision": "fp32"})
 
 
 def child(argv: list[str]) -> tuple[float, float]:
@@ -147,7 +171,11 @@ def memory(work: Path, big: Path) -> dict:
     return row
 
 
+IN_PROCESS = 200  # folder photos encrypted again in this process, with the attack in bf16 (default) and fp32
+
+
 def folder(work: Path, srcs: np.ndarray, n: int, n_old: int) -> dict:
+    from ric import api
     from ric.classifiers import load_classifier
     from ric.imageio import read_native
     from ric.keys import SecretKey
@@ -165,6 +193,11 @@ def folder(work: Path, srcs: np.ndarray, n: int, n_old: int) -> dict:
     t_dec, m_dec = child(["decrypt", str(work / "folder-ct"), "-o", str(work / "folder-rec"), "-k", key, "-q"])
     t_none, _ = child(["encrypt", str(d), "-o", str(work / "folder-ct-none"), "-k", key, "-c", CLASSIFIER, "-q",
                        "--robust-set", "none"])
+    part = files[:IN_PROCESS]
+    api.encrypt_files(part[:4], work / "folder-warm", SecretKey.load(key), classifier=CLASSIFIER)
+    _, t_part = timed(api.encrypt_files, part, work / "folder-part", SecretKey.load(key), classifier=CLASSIFIER)
+    _, t_part_fp32 = timed(api.encrypt_files, part, work / "folder-part-fp32", SecretKey.load(key),
+                           scheme=fp32_scheme())
     same = sum(sha(f) == sha(work / "folder-rec" / f.name) for f in files)
     ct_bytes = sum(p.stat().st_size for p in (work / "folder-ct").iterdir())
     sch = ExactScheme(load_classifier(CLASSIFIER))
@@ -177,6 +210,7 @@ def folder(work: Path, srcs: np.ndarray, n: int, n_old: int) -> dict:
             "decrypt_s": t_dec, "classify_peak_mib": m_cls, "encrypt_peak_mib": m_enc, "decrypt_peak_mib": m_dec,
             "encrypt_photos_per_s": new_rate, "decrypt_photos_per_s": n / t_dec,
             "encrypt_no_set_s": t_none, "encrypt_no_set_photos_per_s": n / t_none,
+            "in_process_photos": len(part), "in_process_encrypt_s": t_part, "in_process_encrypt_fp32_attack_s": t_part_fp32,
             "old_photos": n_old, "old_encrypt_photos_per_s": n_old / t_old,
             "old_ciphertext_bytes_per_photo": old_bytes / max(1, n_old),
             "new_ciphertext_bytes_per_photo": ct_bytes / n, "speedup_vs_old": new_rate / (n_old / t_old)}
@@ -224,14 +258,17 @@ def render(out: dict) -> str:
              f"load average {out['load'][0]:.2f} at the start, {out['load'][1]:.2f} at the end); the ratios compare "
              "steps on the same photo in the same run. "
              "Encrypt is the default, robustness set `serving-v1` with every ciphertext verified on the installed "
-             "serving stacks; beside it `robust_set=None`.", "",
+             "serving stacks, its attack in bf16 where the CPU runs bf16 natively (`DigitAttack(precision=\"auto\")`: "
+             f"{out.get('attack_precision', '?')} on this machine); beside it the same with the attack in fp32 "
+             "throughout, and `robust_set=None`.", "",
              "| photo | format | file bytes | ciphertext bytes | ratio | carrier | sha256 equal | label kept | classify s "
-             "| encrypt s (x classify) | without a robustness set | decrypt s (x classify) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| encrypt s (x classify) | attack in fp32 | without a robustness set | decrypt s (x classify) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["photos"]:
         lines.append(f"| {r['photo']} | {r['format']} | {r['file_bytes']:,} | {r['ciphertext_bytes']:,} | "
                      f"{r['ratio']:.3f} | {'x'.join(map(str, r['carrier'] or []))} | {r['sha256_equal']} | "
                      f"{r['label_kept']} | {r['classify_s']:.2f} | {r['encrypt_s']:.2f} ({r['encrypt_over_classify']:.2f}x)"
+                     f" | {r['encrypt_fp32_attack_s']:.2f} ({r['encrypt_fp32_attack_over_classify']:.2f}x)"
                      f" | {r['encrypt_no_set_s']:.2f} ({r['encrypt_no_set_over_classify']:.2f}x)"
                      f" | {r['decrypt_s']:.2f} ({r['decrypt_over_classify']:.2f}x) |")
     lines += ["", "With JPEG XL's JPEG recompression (`--transcode zlib,jpegxl-jpeg`, opt-in), no robustness set, against "
@@ -252,10 +289,14 @@ def render(out: dict) -> str:
               f"{f['photos']} photos ({f['size']}, {f['file_bytes']:,} bytes): `ric encrypt` {f['encrypt_s']:.1f} s "
               f"({f['encrypt_photos_per_s']:.2f} photos/s, peak {f['encrypt_peak_mib']:.0f} MiB), `ric decrypt` "
               f"{f['decrypt_s']:.1f} s ({f['decrypt_photos_per_s']:.2f} photos/s, peak {f['decrypt_peak_mib']:.0f} MiB), "
-              f"`ric classify` {f['classify_s']:.1f} s (peak {f['classify_peak_mib']:.0f} MiB); `ric encrypt "
+              f"`ric classify` {f['classify_s']:.1f} s (peak {f['classify_peak_mib']:.0f} MiB; encrypt "
+              f"{f['encrypt_s'] / f['classify_s']:.1f}x classify, start-up included); `ric encrypt "
               f"--robust-set none` {f['encrypt_no_set_s']:.1f} s ({f['encrypt_no_set_photos_per_s']:.2f} photos/s); "
               f"{f['byte_identical']}/{f['photos']} files byte-identical; ciphertexts {f['ciphertext_bytes']:,} bytes "
               f"({f['ciphertext_bytes'] / f['file_bytes']:.3f}x the files).", "",
+              f"In this process, the first {f['in_process_photos']} of them: {f['in_process_encrypt_s']:.1f} s with the "
+              f"default attack, {f['in_process_encrypt_fp32_attack_s']:.1f} s with it in fp32 throughout "
+              f"({f['in_process_encrypt_fp32_attack_s'] / f['in_process_encrypt_s']:.2f}x).", "",
               f"The format-1 carrier (the photo's own grid, lossless pixel payload) on the first {f['old_photos']} of "
               f"the same photos: {f['old_encrypt_photos_per_s']:.2f} photos/s and "
               f"{f['old_ciphertext_bytes_per_photo']:,.0f} bytes per ciphertext, against "
@@ -293,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         out = {"command": "python benchmarks/photos.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": machine(), "load": [os.getloadavg()[0]], "repeat": REPEAT,
-               "photos": per_photo(work, srcs, args.scale)}
+               "attack_precision": attack_precision(), "photos": per_photo(work, srcs, args.scale)}
         big = next((work / "p0").glob("IMG_*"))
         out["memory"] = memory(work, big)
         out["zlib_levels"] = zlib_levels(work)

@@ -113,7 +113,7 @@ def test_a_ciphertext_that_never_verifies_is_reported_not_written(svhn, grid, tm
     import ric.schemes.exact as ex
     from ric.stacks.robust import Verdict
 
-    def reject(clf, x, target, stacks=None, min_margin=0.0):
+    def reject(clf, x, target, stacks=None, min_margin=0.0, pixels=None):
         n = len(x)
         return Verdict(torch.zeros(n, dtype=torch.bool), torch.full((n,), -1.0),
                        {"opencv-linear": torch.full((n,), -1.0)}, [])

@@ -119,6 +119,26 @@ def test_digit_attack_default_unchanged_and_ensemble_settings(cifar):
     assert "ensemble=None" in repr(DigitAttack())
     with pytest.raises(ValueError, match="reduce"):
         DigitAttack(reduce="median", steps=1)(cifar, m, q0, off, t, 6)
+    with pytest.raises(ValueError, match="precision"):
+        DigitAttack(precision="fp8", steps=1, ensemble="serving-v1")(cifar, m, q0, off, t, 6)
+
+
+def test_a_bf16_surrogate_makes_carriers_the_real_stacks_keep(cifar):
+    """The attack may run its members in bf16 (the default where the device runs it natively): what it makes is
+    checked by the real stacks in their own precisions, and it holds there as the fp32 attack's does."""
+    from ric.stacks.runtimes import native_bf16
+
+    g = torch.Generator().manual_seed(3)
+    m = torch.randint(0, 64, (2, 3, 96, 128), generator=g)
+    v0 = torch.rand(2, 3, 32, 42, generator=g) * 0.5 + 0.25
+    t = torch.tensor([2, 7])
+    for precision in ("fp32", "bf16"):
+        q, steps = DigitAttack(steps=30, ensemble="serving-v1", precision=precision).smooth(cifar, m, v0, t, 6)
+        x = (q.float() * 64 + m) / 255
+        assert (steps >= 0).all() and bool(verify(cifar, x, t).ok.all()), precision
+    cpu = torch.device("cpu")
+    assert DigitAttack().precision_on(cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert DigitAttack(precision="fp32").precision_on(cpu) == "fp32"
 
 
 def test_classify_with_a_stack(tmp_path, capsys, samples):
@@ -186,6 +206,8 @@ def test_verify_batches_the_fp32_stacks_without_changing_them(cifar):
     t = torch.tensor([0, 1, 2])
     v = verify(cifar, x, t)
     assert list(v.margins) == [n for n in STACKS if n not in v.skipped]  # in the order of the stacks
+    given = verify(cifar, x, t, pixels=(x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    assert all(torch.equal(given.margins[n], v.margins[n]) for n in v.margins)  # the caller's uint8 array: the same
     for n in ("torch", "pil-bicubic", "opencv-area", "crop-1.15-shift2", "fp16", "bf16"):
         alone = lead(STACKS[n].logits(cifar, x), t)
         assert torch.allclose(v.margins[n], alone, atol=1e-3), n

@@ -30,13 +30,20 @@ class DigitAttack(Attack):
 
     ``ensemble``: ``None`` (the model as given), the name of a set in :data:`ric.stacks.ROBUST_SETS`, or a list
     of callables ``x -> logits``; an image then stops once the target leads by ``kappa`` on every member, and
-    ``reduce`` (``"mean"`` or ``"max"``) combines the members' clamped margins into the loss."""
+    ``reduce`` (``"mean"`` or ``"max"``) combines the members' clamped margins into the loss.
+
+    ``precision``: what a robustness set's members (:class:`ric.stacks.Ensemble`) run the network in during the
+    attack: ``"fp32"``, ``"bf16"`` (autocast, channels-last) or ``"auto"`` (bf16 where the device runs it natively,
+    :func:`ric.stacks.runtimes.native_bf16`, else fp32). The attack is a surrogate: what decides is the check
+    after it (the scheme's own label, :func:`ric.stacks.verify` on the real stacks in their own precisions), so a
+    bf16 margin that does not hold in fp32 costs a retry, never a wrong ciphertext."""
 
     steps: int = 100
     lr: float = 0.3
     kappa: float = 2.0
     ensemble: object = None
     reduce: str = "mean"
+    precision: str = "auto"
 
     def _settings(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -50,6 +57,16 @@ class DigitAttack(Attack):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._settings().items())})"
 
+    def precision_on(self, device: torch.device) -> str:
+        """The precision the members run in on ``device`` (``"auto"`` resolved)."""
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision is 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision == "auto":
+            from ric.stacks.runtimes import native_bf16
+
+            return "bf16" if native_bf16(device) else "fp32"
+        return self.precision
+
     def _members(self, model):
         if self.reduce not in ("mean", "max"):
             raise ValueError(f"reduce is 'mean' or 'max', got {self.reduce!r}")
@@ -59,11 +76,14 @@ class DigitAttack(Attack):
             return ensemble(model, self.ensemble)
         return self.ensemble
 
-    def _loss(self, model, members, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, model, members, x: torch.Tensor, target: torch.Tensor,
+              precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, worst margin) per image; the worst margin decides when an image is done."""
         if members is None:
             loss = margin(model(x), target, self.kappa)
             return loss, loss.detach()
+        if hasattr(members, "split"):  # a robustness set (ric.stacks.Ensemble): one batched pass in ``precision``
+            return self._combine(members(x, precision), target)
         return self._combine(members(x) if callable(members) else torch.stack([f(x) for f in members]), target)
 
     def _combine(self, z: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,13 +97,13 @@ class DigitAttack(Attack):
         reach the margin leave the batch, so the cost follows the median image, not the slowest."""
         big = float(1 << (8 - bits))
         p = ((q0.float() + 0.5 + offset) / big).clamp(1e-4, 1 - 1e-4)
-        members = self._members(model)
+        members, prec = self._members(model), self.precision_on(m.device)
 
         def evaluate(wl: torch.Tensor, live: torch.Tensor):
             soft = big * torch.sigmoid(wl) - 0.5
             hard = soft + (soft.detach().round().clamp(0, big - 1) - soft).detach()
             x = (hard * (1 << bits) + m[live].float()) / 255
-            return (*self._loss(model, members, x, target[live]), hard)
+            return (*self._loss(model, members, x, target[live], prec), hard)
 
         return self._run(m, torch.log(p / (1 - p)), evaluate)
 
@@ -107,8 +127,7 @@ class DigitAttack(Attack):
         members = members.smooth() if hasattr(members, "smooth") else members
         if members is None and getattr(model, "preprocess", None) is not None:
             members = _own_path(model)  # the declared preprocessing as the one member: split() applies
-
-        mf = m.float()
+        mf, prec = m.float(), self.precision_on(m.device)
 
         def evaluate(wl: torch.Tensor, live: torch.Tensor):
             v = lo + (hi - lo) * torch.sigmoid(wl)
@@ -117,13 +136,13 @@ class DigitAttack(Attack):
                 u = up_h @ v @ up_w.T
                 hard = (u - low).div_(1 << bits).round_().clamp_(0, big - 1)
                 fixed = (hard * (1 << bits)).add_(low).sub_(u).div_(255)  # the rounding error: c = u + error
-            z = members.split(fixed, v / 255, up_h, up_w) if hasattr(members, "split") else None
+            z = members.split(fixed, v / 255, up_h, up_w, prec) if hasattr(members, "split") else None
             if z is not None:
                 return (*self._combine(z, target[live]), hard)
             u = up_h @ v @ up_w.T
             soft = (u - low) / (1 << bits)
             hard = soft + (hard - soft).detach()
-            return (*self._loss(model, members, (hard * (1 << bits) + low) / 255, target[live]), hard)
+            return (*self._loss(model, members, (hard * (1 << bits) + low) / 255, target[live], prec), hard)
 
         p = v0.float().clamp(1e-4, 1 - 1e-4)
         return self._run(m, torch.log(p / (1 - p)), evaluate)

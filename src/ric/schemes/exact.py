@@ -499,7 +499,7 @@ class ExactScheme(Scheme):
         if self.robust_set is None:
             ok = self._predict(c) == target.cpu()
         else:
-            ok = verify(self.classifier, to_tensor(c).to(self.device), target.cpu()).ok
+            ok = verify(self.classifier, to_tensor(c).to(self.device), target.cpu(), pixels=c).ok
         return (ok & (steps.cpu() >= 0)).numpy()
 
     def _verified(self, c: np.ndarray, hits: list[int], targets: list[int], pending, missed
@@ -509,7 +509,8 @@ class ExactScheme(Scheme):
         A rejected one's failing stacks go to ``missed``."""
         if self.robust_set is None or not hits:
             return set(hits), ()
-        v = verify(self.classifier, to_tensor(c[hits]).to(self.device), torch.tensor(targets))
+        c = c[hits]
+        v = verify(self.classifier, to_tensor(c).to(self.device), torch.tensor(targets), pixels=c)
         for k, j in enumerate(hits):
             missed[pending[j]] = v.failing(k)
         return {j for k, j in enumerate(hits) if bool(v.ok[k])}, tuple(v.skipped)

@@ -82,7 +82,8 @@ class Stack:
     def inputs(self, clf, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         """The network's input (N×C×H×W float in [0,1]) for images ``x`` (N×C×h×w, 8-bit values /255) as this
         stack makes it. ``cache``: a dict shared by calls on the same ``x`` (its 8-bit array and the declared
-        resizes are made once); the returned tensor may be shared with other stacks through it (do not modify it)."""
+        resizes are made once; a caller that holds the 8-bit N×h×w×C array may put it there as ``"uint8"``); the
+        returned tensor may be shared with other stacks through it (do not modify it)."""
         pre = declared(clf)
         cache = {} if cache is None else cache
         if self.resizer == DECLARED and self.scale == 1.0 and self.offset == (0, 0):
@@ -98,8 +99,9 @@ class Stack:
         elif self.resizer.startswith("torch-"):
             y = rs.resize(x, (rh, rw), self.resizer)
         else:  # the real library, on the 8-bit image
-            if "uint8" not in cache:
-                cache["uint8"] = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            if "uint8" not in cache:  # contiguous: Pillow and OpenCV would each copy a strided view again
+                cache["uint8"] = np.ascontiguousarray(
+                    (x * 255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
             a = cache["uint8"]
             out = np.stack([rs.library_resize(img, (rh, rw), self.resizer) for img in a])
             y = torch.from_numpy(out).permute(0, 3, 1, 2).float().div(255).to(x.device)

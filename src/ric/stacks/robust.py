@@ -77,7 +77,9 @@ class Ensemble:
     def __iter__(self):
         return iter([lambda x, m=m: self._net(self._input(m, x)) for m in self.members])
 
-    def _net(self, x):
+    def _net(self, x, precision: str = "fp32"):
+        if precision == "bf16":
+            return runtimes.autocast_net(self.clf, x, torch.bfloat16)
         return self.clf.net((x - self.clf.mean) / self.clf.std)
 
     def _resized(self, m: Member, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -124,28 +126,28 @@ class Ensemble:
             self._plans[(h, w)] = _Plan.make(declared(self.clf), self.distinct(h, w), h, w)
         return self._plans[(h, w)]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
         ms, p = self.distinct(*x.shape[-2:]), self._plan(*x.shape[-2:])
         if p is None:
             cache: dict = {}
             inputs = [self._input(m, x, cache) for m in ms]
         else:
             inputs = p(x)
-        return self._logits(inputs, len(x))
+        return self._logits(inputs, len(x), precision)
 
-    def split(self, fixed: torch.Tensor, small: torch.Tensor, up_h: torch.Tensor,
-              up_w: torch.Tensor) -> torch.Tensor | None:
+    def split(self, fixed: torch.Tensor, small: torch.Tensor, up_h: torch.Tensor, up_w: torch.Tensor,
+              precision: str = "fp32") -> torch.Tensor | None:
         """The logits of :meth:`__call__` at the 8-bit images ``fixed + up_h · small · up_wᵀ``, with gradients
         through ``small`` only (:meth:`_Plan.split`): the full-size part is resized without autograd, so an
         attack on a small image pays no backward pass over the carrier. ``None`` where the members' resizes are
         not linear up to their last rounding (Pillow rounds between its passes; nearest has no matrix)."""
         p = self._plan(*fixed.shape[-2:])
         inputs = None if p is None else p.split(fixed, small, up_h, up_w)
-        return None if inputs is None else self._logits(inputs, len(fixed))
+        return None if inputs is None else self._logits(inputs, len(fixed), precision)
 
-    def _logits(self, inputs: list[torch.Tensor], n: int) -> torch.Tensor:
+    def _logits(self, inputs: list[torch.Tensor], n: int, precision: str = "fp32") -> torch.Tensor:
         per = max(1, CHUNK // n)  # members per forward pass: CPU convolutions slow down on larger batches
-        z = torch.cat([self._net(torch.cat(inputs[s:s + per])) for s in range(0, len(inputs), per)])
+        z = torch.cat([self._net(torch.cat(inputs[s:s + per]), precision) for s in range(0, len(inputs), per)])
         return z.view(len(inputs), n, -1)
 
 
@@ -345,16 +347,20 @@ def _batched(clf, inputs: dict, target: torch.Tensor) -> dict:
     return {n: out[same[n]] for n in inputs}
 
 
-def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: float = 0.0) -> Verdict:
+def verify(clf, x: torch.Tensor, target: torch.Tensor, stacks=None, min_margin: float = 0.0,
+           pixels: np.ndarray | None = None) -> Verdict:
     """Check images ``x`` (N×C×h×w, 8-bit values /255, one size) against the real stacks ``stacks`` (names;
     default every stack in :data:`ric.stacks.STACKS` whose libraries are installed). A stack whose library is
-    missing, or that cannot run this classifier (no ONNX export of its network), is listed in ``skipped``."""
+    missing, or that cannot run this classifier (no ONNX export of its network), is listed in ``skipped``.
+    ``pixels``: the same images as the uint8 N×h×w×C array, where the caller has it (the libraries' resizers take
+    it as it is instead of converting ``x`` back)."""
     names = list(stacks or STACKS)
     if len(x) == 0:
         return Verdict(torch.ones(0, dtype=torch.bool), torch.zeros(0), {}, [])
     skipped = [n for n in names if any(importlib.util.find_spec(m) is None for m in STACKS[n].modules)]
     target = target.to(torch.long).cpu()
-    margins, cache, fp32 = {}, {}, {}
+    margins, fp32 = {}, {}
+    cache = {} if pixels is None else {"uint8": np.ascontiguousarray(pixels).reshape(len(x), *pixels.shape[-3:])}
     for n in names:
         if n in skipped:
             continue
